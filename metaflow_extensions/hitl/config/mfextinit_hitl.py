@@ -1,0 +1,11 @@
+"""metaflow-hitl settings, readable as ``metaflow.metaflow_config.HITL_*``.
+
+Each is set by the environment variable ``METAFLOW_HITL_<NAME>`` or the Metaflow profile.
+"""
+
+from metaflow.metaflow_config_funcs import from_conf
+
+#: Where ``metaflow-hitl`` looks for gates when no --store is given.
+HITL_STORE = from_conf("HITL_STORE")
+#: Identity recorded for CLI decisions when --as is not given.
+HITL_ACTOR = from_conf("HITL_ACTOR")

@@ -1,0 +1,315 @@
+"""The ``hitl`` commands: list, show, approve, reject, audit.
+
+One definition serves two front ends: ``python flow.py hitl ...`` (a Metaflow CLI plugin,
+where gates can be named ``RUN/STEP``) and the ``metaflow-hitl`` console script (for
+approvers without the flow file, pointed at a store). Both use Metaflow's vendored click,
+as Metaflow's plugin loader requires.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from metaflow._vendor import click
+
+from metaflow_hitl.cli.identity import resolve_actor_login
+from metaflow_hitl.cli.tables import ago, render_table, truncate
+from metaflow_hitl.errors import ConfigError, GateNotFound, HitlError
+from metaflow_hitl.gate_id import GateId, parse_gate_ref
+from metaflow_hitl.gates import GateStatus, decide, expire_gate, gate_status
+from metaflow_hitl.ports import ApprovalStore
+from metaflow_hitl.records import Actor
+from metaflow_hitl.schema import example_input, parse_input_json
+from metaflow_hitl.timestamps import format_ts, utc_now
+
+__all__ = ["CliContext", "build_hitl_group", "fail"]
+
+
+@dataclass
+class CliContext:
+    """What every command needs: the store and, inside a flow, which flow."""
+
+    store: ApprovalStore
+    flow: str | None = None
+
+
+def fail(error: HitlError) -> NoReturn:
+    """Print a refusal (headline, message, next command) to stderr and exit 1."""
+    click.secho(f"Error ({error.headline}): {error.message}", fg="red", err=True)
+    if error.hint:
+        click.echo(error.hint, err=True)
+    sys.exit(1)
+
+
+def _handled(func: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except HitlError as exc:
+            fail(exc)
+
+    return wrapper
+
+
+def _emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=True))
+
+
+def _resolve(ctx: CliContext, gate: str | None, latest: bool, *, pending: bool) -> GateId:
+    if bool(gate) == bool(latest):
+        raise ConfigError(
+            "name exactly one gate: GATE (FLOW/RUN/STEP"
+            + (" or RUN/STEP" if ctx.flow else "")
+            + ") or --latest.",
+            hint="List the gates with: hitl list",
+        )
+    if gate:
+        return parse_gate_ref(gate, flow=ctx.flow)
+    ids = list(ctx.store.list_gates(pending_only=pending, flow=ctx.flow))
+    requests = [r for r in (ctx.store.get_request(g) for g in ids) if r is not None]
+    if not requests:
+        what = "pending gate" if pending else "gate"
+        raise GateNotFound(
+            f"no {what} in store {ctx.store.location}"
+            + (f" for flow {ctx.flow}" if ctx.flow else ""),
+            hint="List every gate with: hitl list --all",
+        )
+    return max(requests, key=lambda r: (r.created_at, str(r.gate_id))).gate_id
+
+
+def _status_json(status: GateStatus) -> dict[str, Any]:
+    return {
+        "gate_id": str(status.request.gate_id),
+        "state": status.state,
+        "request": status.request.to_dict(),
+        "decision": status.decision.to_dict() if status.decision else None,
+        "votes": [v.to_dict() for v in status.votes],
+        "approvals": len(status.tally.approvals),
+        "needed": status.tally.needed,
+    }
+
+
+def _gates(ctx: CliContext, *, pending_only: bool, run_id: str | None) -> list[GateStatus]:
+    out = []
+    for gate_id in ctx.store.list_gates(pending_only=pending_only, flow=ctx.flow):
+        if run_id and gate_id.run_id != run_id:
+            continue
+        out.append(gate_status(ctx.store, gate_id))
+    order = {"pending": 0}
+    out.sort(key=lambda s: (order.get(s.state, 1), -s.request.created_at.timestamp()))
+    return out
+
+
+def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
+    """Build the ``hitl`` click group.
+
+    Parameters
+    ----------
+    make_context
+        Called with the parent click context's ``obj``; returns the :class:`CliContext`
+        the subcommands receive.
+    """
+
+    @click.group(name="hitl", help="Human approval gates: list, show, approve, reject, audit.")
+    @click.pass_context
+    def hitl(click_ctx: Any) -> None:
+        try:
+            click_ctx.obj = make_context(click_ctx.obj)
+        except HitlError as exc:
+            fail(exc)
+
+    @hitl.command(name="list", help="List gates, pending first (only pending without --all).")
+    @click.option("--all", "show_all", is_flag=True, help="Include decided gates.")
+    @click.option("--run-id", default=None, help="Only gates of this run.")
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+    @click.pass_obj
+    @_handled
+    def list_cmd(ctx: CliContext, show_all: bool, run_id: str | None, as_json: bool) -> None:
+        statuses = _gates(ctx, pending_only=not show_all, run_id=run_id)
+        if as_json:
+            _emit_json([_status_json(s) for s in statuses])
+            return
+        if not statuses:
+            click.echo("No pending gates." if not show_all else "No gates.")
+            return
+        now = utc_now()
+        rows = []
+        for s in statuses:
+            r = s.request
+            rows.append(
+                [
+                    str(r.gate_id) if not ctx.flow else r.gate_id.short,
+                    s.state
+                    if s.decision
+                    else f"pending {len(s.tally.approvals)}/{r.min_approvals}",
+                    ago(r.created_at, now),
+                    format_ts(r.expires_at)[:16] + "Z",
+                    ", ".join(r.approvers) or "-",
+                    truncate(r.message, 48),
+                ]
+            )
+        click.echo(render_table(["GATE", "STATE", "AGE", "EXPIRES", "APPROVERS", "MESSAGE"], rows))
+
+    @hitl.command(name="show", help="Show one gate: its request, votes and decision.")
+    @click.argument("gate", required=False)
+    @click.option("--latest", is_flag=True, help="The most recently opened gate.")
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+    @click.pass_obj
+    @_handled
+    def show_cmd(ctx: CliContext, gate: str | None, latest: bool, as_json: bool) -> None:
+        status = gate_status(ctx.store, _resolve(ctx, gate, latest, pending=False))
+        if as_json:
+            _emit_json(_status_json(status))
+            return
+        r = status.request
+        lines = [
+            f"Gate:        {r.gate_id}",
+            f"State:       {status.state}",
+            f"Message:     {r.message}",
+            f"Started by:  {r.started_by}",
+            f"Created:     {format_ts(r.created_at)}",
+            f"Expires:     {format_ts(r.expires_at)} (then {r.on_timeout})",
+            f"Approvers:   {', '.join(r.approvers) or 'anyone'}"
+            f"{'' if r.allow_self_approval else ' (not the run starter)'}",
+            f"Quorum:      {len(status.tally.approvals)}/{r.min_approvals} approvals",
+            f"Input:       {json.dumps(r.input_schema.get('properties', {}))}",
+        ]
+        example = example_input(r.input_schema)
+        if example:
+            lines.append(f"Example:     --input '{json.dumps(example)}'")
+        for v in status.votes:
+            lines.append(
+                f"Vote:        {format_ts(v.actor.at)} {v.actor.login} ({v.actor.channel}, "
+                f"{v.actor.source or 'unknown'}): {v.intent}"
+                + (f" {json.dumps(v.input)}" if v.input else "")
+                + (f" - {v.reason}" if v.reason else "")
+            )
+        if status.decision:
+            d = status.decision
+            lines.append(f"Decision:    {d.summary()} at {format_ts(d.decided_at)}")
+            if d.input:
+                lines.append(f"With input:  {json.dumps(d.input)}")
+        click.echo("\n".join(lines))
+
+    def _act(
+        ctx: CliContext,
+        gate_id: GateId,
+        intent: str,
+        login_flag: str | None,
+        payload: dict[str, Any],
+        reason: str | None,
+        as_json: bool,
+    ) -> None:
+        login, source = resolve_actor_login(login_flag)
+        actor = Actor(login=login, channel="cli", at=utc_now(), source=source)
+        result = decide(
+            ctx.store,
+            gate_id,
+            actor=actor,
+            intent=intent,  # type: ignore[arg-type]
+            input=payload,
+            reason=reason,
+        )
+        if as_json:
+            _emit_json(
+                {
+                    "gate_id": str(gate_id),
+                    "recorded": "decision" if result.decision else "vote",
+                    "decision": result.decision.to_dict() if result.decision else None,
+                    "approvals": len(result.tally.approvals),
+                    "needed": result.tally.needed,
+                }
+            )
+        elif result.decision:
+            click.echo(f"Gate {gate_id}: {result.decision.summary()}.")
+        else:
+            click.echo(
+                f"Approval by {login} recorded for gate {gate_id}; "
+                f"{result.tally.missing} more approval(s) needed."
+            )
+
+    @hitl.command(name="approve", help="Approve a gate, optionally with input (JSON).")
+    @click.argument("gate", required=False)
+    @click.option("--latest", is_flag=True, help="The most recently opened pending gate.")
+    @click.option("--input", "input_json", default=None, help="Approval input as a JSON object.")
+    @click.option("--as", "login", default=None, help="Your login (default: git/OS user).")
+    @click.option("--reason", default=None, help="An optional remark kept with the approval.")
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+    @click.pass_obj
+    @_handled
+    def approve_cmd(
+        ctx: CliContext,
+        gate: str | None,
+        latest: bool,
+        input_json: str | None,
+        login: str | None,
+        reason: str | None,
+        as_json: bool,
+    ) -> None:
+        gate_id = _resolve(ctx, gate, latest, pending=True)
+        _act(ctx, gate_id, "approve", login, parse_input_json(input_json), reason, as_json)
+
+    @hitl.command(name="reject", help="Reject a gate; the gated step fails with your reason.")
+    @click.argument("gate", required=False)
+    @click.option("--latest", is_flag=True, help="The most recently opened pending gate.")
+    @click.option("--reason", required=True, help="Why it must not proceed.")
+    @click.option("--as", "login", default=None, help="Your login (default: git/OS user).")
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+    @click.pass_obj
+    @_handled
+    def reject_cmd(
+        ctx: CliContext,
+        gate: str | None,
+        latest: bool,
+        reason: str,
+        login: str | None,
+        as_json: bool,
+    ) -> None:
+        if not reason.strip():
+            raise ConfigError("--reason must not be empty; say why the step must not run.")
+        gate_id = _resolve(ctx, gate, latest, pending=True)
+        _act(ctx, gate_id, "reject", login, {}, reason.strip(), as_json)
+
+    @hitl.command(name="audit", help="Every decision: gate, outcome, who, when, channel.")
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+    @click.option(
+        "--expire", is_flag=True, help="First record the expiry of gates whose time is up."
+    )
+    @click.pass_obj
+    @_handled
+    def audit_cmd(ctx: CliContext, as_json: bool, expire: bool) -> None:
+        if expire:
+            for gate_id in list(ctx.store.list_gates(pending_only=True, flow=ctx.flow)):
+                expire_gate(ctx.store, gate_id)
+        decisions = []
+        for gate_id in ctx.store.list_gates(pending_only=False, flow=ctx.flow):
+            d = ctx.store.get_decision(gate_id)
+            if d is not None:
+                decisions.append(d)
+        decisions.sort(key=lambda d: (d.decided_at, str(d.gate_id)))
+        if as_json:
+            _emit_json([d.to_dict() for d in decisions])
+            return
+        if not decisions:
+            click.echo("No decisions yet.")
+            return
+        rows = [
+            [
+                str(d.gate_id),
+                d.outcome,
+                ", ".join(a.login for a in d.deciders),
+                d.channel,
+                format_ts(d.decided_at),
+                truncate(json.dumps(d.input) if d.input else (d.reason or "-"), 40),
+            ]
+            for d in decisions
+        ]
+        click.echo(render_table(["GATE", "OUTCOME", "BY", "CHANNEL", "WHEN", "INPUT/REASON"], rows))
+
+    return hitl

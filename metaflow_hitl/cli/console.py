@@ -1,0 +1,68 @@
+"""``metaflow-hitl``: the same commands for people without the flow file.
+
+The store is ``--store PATH``, else ``METAFLOW_HITL_STORE``, else the ``_hitl`` folder of
+Metaflow's local datastore root (``METAFLOW_DATASTORE_SYSROOT_LOCAL``, or the nearest
+``.metaflow`` folder above the current directory, as Metaflow itself finds it).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from metaflow._vendor import click
+
+from metaflow_hitl import __version__
+from metaflow_hitl.cli.commands import CliContext, build_hitl_group, fail
+from metaflow_hitl.errors import ConfigError, HitlError
+from metaflow_hitl.stores import STORE_DIRNAME, open_store
+
+__all__ = ["main"]
+
+
+def _default_store() -> str:
+    configured = os.environ.get("METAFLOW_HITL_STORE")
+    if configured:
+        return configured
+    sysroot = os.environ.get("METAFLOW_DATASTORE_SYSROOT_LOCAL")
+    if sysroot:
+        return os.path.join(sysroot, ".metaflow", STORE_DIRNAME)
+    here = os.path.realpath(os.getcwd())
+    while True:
+        candidate = os.path.join(here, ".metaflow")
+        if os.path.isdir(candidate):
+            return os.path.join(candidate, STORE_DIRNAME)
+        parent = os.path.dirname(here)
+        if parent == here:
+            raise ConfigError(
+                "no store found: no .metaflow folder here or above, and neither --store nor "
+                "METAFLOW_HITL_STORE is set.",
+                hint="Pass the store explicitly: metaflow-hitl --store /path/.metaflow/_hitl list",
+            )
+        here = parent
+
+
+def _context(location: str | None) -> CliContext:
+    return CliContext(store=open_store(location or _default_store()), flow=None)
+
+
+@click.group(help="Human approval gates for Metaflow.")
+@click.version_option(__version__, prog_name="metaflow-hitl")
+@click.option(
+    "--store",
+    default=None,
+    metavar="PATH",
+    help="The approval store (default: METAFLOW_HITL_STORE, or .metaflow/_hitl).",
+)
+@click.pass_context
+def main(ctx: Any, store: str | None) -> None:
+    """The ``metaflow-hitl`` console script."""
+    try:
+        ctx.obj = _context(store)
+    except HitlError as exc:
+        fail(exc)
+
+
+# The same commands as `python flow.py hitl ...`, at the top level of this script.
+for _name, _command in build_hitl_group(lambda obj: obj).commands.items():
+    main.add_command(_command, _name)

@@ -1,0 +1,36 @@
+"""Plain-text tables and durations for people reading a terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+__all__ = ["ago", "render_table", "truncate"]
+
+
+def truncate(text: str, width: int) -> str:
+    """One line of at most ``width`` characters, ending in ``…`` when cut."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= width else line[: max(0, width - 1)] + "…"
+
+
+def ago(then: datetime, now: datetime) -> str:
+    """``3m``, ``2h``, ``4d``: how long ago (or, negative, how far ahead) ``then`` is."""
+    seconds = int((now - then).total_seconds())
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{sign}{seconds // size}{unit}"
+    return f"{sign}{seconds}s"
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns separated by two spaces, with a header line."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(str(c))) for w, c in zip(widths, row, strict=True)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for row in rows:
+        lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)

@@ -1,0 +1,136 @@
+"""The slash-command grammar of review comments.
+
+Parsing never raises: :func:`parse_comment` returns a :class:`Command` to act on, a
+:class:`Reply` to post (the text looked like a command but was malformed), or an
+:class:`Ignore` with the reason it was not a command.
+
+Grammar (the first non-blank line of the comment must start with the command)::
+
+    comment  := blank* command
+    command  := "/approve" [ws (json | fence | note)] | "/reject" ws reason
+    json     := a JSON object, possibly over several lines, and nothing after it
+    fence    := "```json" newline JSON-object newline "```" and nothing after it
+    note     := any other text: a free-form remark kept with the approval
+    reason   := any non-blank text
+
+Examples::
+
+    /approve
+    /approve {"deploy_target": "staging"}
+    /approve
+    ```json
+    {"deploy_target": "staging", "replicas": 3}
+    ```
+    /approve looks good to me
+    /reject accuracy regressed on the holdout set
+
+Not commands (ignored): ``> /approve`` (a quote), ``/approved``, a command in the middle of
+a comment or inside a code block, look-alike characters such as a full-width ``／approve``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from metaflow_hitl.schema import MAX_INPUT_BYTES
+
+__all__ = ["MAX_COMMENT_BYTES", "Command", "Ignore", "Reply", "parse_comment"]
+
+#: Comments longer than this are answered with an error instead of being parsed.
+MAX_COMMENT_BYTES = 65_536
+
+_HEAD = re.compile(r"/(approve|reject)(?=\s|$)")
+_FENCE = re.compile(r"```(?:json)?[ \t]*\n(?P<body>.*?)\n[ \t]*```", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A well-formed command."""
+
+    intent: Literal["approve", "reject"]
+    input: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The comment is a command but malformed: tell the author how to fix it."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Ignore:
+    """Not a command; the reason is logged."""
+
+    reason: str
+
+
+def _json_object(text: str) -> dict[str, Any] | Reply:
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_INPUT_BYTES:
+        return Reply(f"The approval input is over {MAX_INPUT_BYTES // 1024} KiB; shorten it.")
+    try:
+        value, end = json.JSONDecoder().raw_decode(text)
+    except json.JSONDecodeError as exc:
+        return Reply(
+            f"The input after /approve is not valid JSON ({exc.msg} at line {exc.lineno} "
+            f"column {exc.colno}). Write it as " + '/approve {"deploy_target": "staging"}.'
+        )
+    if not isinstance(value, dict):
+        kind = type(value).__name__
+        return Reply(f"The input after /approve must be a JSON object, not a {kind}.")
+    if text[end:].strip():
+        return Reply(
+            "There is text after the JSON input of /approve; put remarks in a separate comment."
+        )
+    return value
+
+
+def parse_comment(body: str | None) -> Command | Reply | Ignore:
+    """Parse a comment body.
+
+    Parameters
+    ----------
+    body
+        The comment text exactly as GitHub delivered it.
+
+    Returns
+    -------
+    Command, Reply or Ignore
+    """
+    if not body or not body.strip():
+        return Ignore("empty comment")
+    if len(body.encode("utf-8", "surrogatepass")) > MAX_COMMENT_BYTES:
+        if _HEAD.match(body.lstrip()):
+            return Reply(f"This comment is over {MAX_COMMENT_BYTES // 1024} KiB; it was not read.")
+        return Ignore("comment too large to be a command")
+    text = body.replace("\r\n", "\n").replace("\r", "\n").lstrip("\n \t")
+    head = _HEAD.match(text)
+    if head is None:
+        return Ignore("the comment does not start with /approve or /reject")
+    intent = head.group(1)
+    rest = text[head.end() :].strip()
+    if intent == "reject":
+        if not rest:
+            return Reply("Add a reason: /reject <why this must not proceed>.")
+        return Command("reject", reason=rest)
+    if not rest:
+        return Command("approve")
+    if rest.startswith("```"):
+        fence = _FENCE.fullmatch(rest)
+        if fence is None:
+            return Reply(
+                "The code block after /approve must be a single ```json block holding one "
+                "JSON object, with nothing after it."
+            )
+        parsed = _json_object(fence.group("body"))
+    elif rest.startswith("{"):
+        parsed = _json_object(rest)
+    else:
+        return Command("approve", reason=rest)
+    if isinstance(parsed, Reply):
+        return parsed
+    return Command("approve", input=parsed)

@@ -1,0 +1,89 @@
+"""Durations as people write them: ``30s``, ``15m``, ``4h``, ``2d``, ``1h30m``.
+
+Used for ``timeout``, ``poll_interval`` and, later, reminder intervals.
+"""
+
+from __future__ import annotations
+
+import re
+
+from metaflow_hitl.errors import ConfigError
+
+__all__ = ["format_duration", "parse_duration"]
+
+_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+_TERM = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
+_WHOLE = re.compile(r"(?:\d+(?:\.\d+)?[dhms])+")
+_EXAMPLES = "'30s', '15m', '4h', '2d' or '1h30m'"
+
+
+def parse_duration(value: str | int | float, *, what: str = "duration") -> float:
+    """Parse a duration into seconds.
+
+    Parameters
+    ----------
+    value
+        A string of one or more ``<number><unit>`` terms with units ``d``, ``h``, ``m``,
+        ``s`` in that order (``1h30m``), or a number of seconds.
+    what
+        The option name, used in the error message.
+
+    Returns
+    -------
+    float
+        The duration in seconds, greater than zero.
+
+    Raises
+    ------
+    ConfigError
+        If the value is not a positive duration; the message lists the valid forms.
+    """
+    if isinstance(value, bool):
+        raise ConfigError(f"{what} must be a duration such as {_EXAMPLES}, not {value!r}.")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = str(value).strip().lower()
+        if re.fullmatch(r"\d+(?:\.\d+)?", text):
+            seconds = float(text)
+        elif _WHOLE.fullmatch(text):
+            units = [u for _, u in _TERM.findall(text)]
+            order = [k for k in _UNITS if k in units]
+            if units != order:
+                raise ConfigError(
+                    f"{what} {value!r} repeats or misorders its units; write the largest unit "
+                    f"first, each once, as in {_EXAMPLES}."
+                )
+            seconds = sum(float(n) * _UNITS[u] for n, u in _TERM.findall(text))
+        else:
+            raise ConfigError(
+                f"{what} {value!r} is not a duration. Use numbers with the units d, h, m, s, "
+                f"as in {_EXAMPLES}."
+            )
+    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
+        raise ConfigError(f"{what} must be longer than zero, got {value!r}.")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """Format seconds as a compact duration (``1h30m``; ``0.25s`` below a second).
+
+    Parameters
+    ----------
+    seconds
+        A non-negative number of seconds.
+
+    Returns
+    -------
+    str
+        The shortest ``d/h/m/s`` spelling, which :func:`parse_duration` reads back.
+    """
+    if seconds < 1:
+        return f"{seconds:g}s"
+    rest = round(seconds)
+    parts = []
+    for unit, size in _UNITS.items():
+        count, rest = divmod(rest, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"

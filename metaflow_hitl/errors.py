@@ -1,0 +1,157 @@
+"""The one exception tree of metaflow-hitl.
+
+Every error the library raises on purpose is a :class:`HitlError`. Adapters translate
+transport errors (filesystem, HTTP, S3) into it; the Metaflow glue re-raises it as a
+``MetaflowException`` whose headline starts with ``@hitl``.
+
+::
+
+    HitlError                      anything we raise on purpose
+    ├── ConfigError                a decorator option or setting is invalid (before any task runs)
+    ├── MessageRenderError         the gate message could not be formatted from the artifacts
+    ├── GateNotFound               no request recorded under that gate id
+    ├── GateRefError               a gate reference (id, RUN/STEP) is malformed
+    ├── RecordError                a stored record is unreadable, of an unknown version, or invalid
+    ├── StoreError                 the store could not be read or written
+    └── DecisionRefused            a decision attempt was refused; nothing was written
+        ├── NotAllowed             this person may not make this decision (policy)
+        ├── InvalidInput           approval input fails the gate's input schema
+        └── AlreadyDecided         the gate has a decision already (first decision wins)
+            └── TooLate            the gate expired before this decision arrived
+
+Every message says what happened, the value involved and, where there is one, the next
+command to run (:attr:`HitlError.hint`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from metaflow_hitl.records import Decision
+
+__all__ = [
+    "AlreadyDecided",
+    "ConfigError",
+    "DecisionRefused",
+    "GateNotFound",
+    "GateRefError",
+    "HitlError",
+    "InvalidInput",
+    "MessageRenderError",
+    "NotAllowed",
+    "RecordError",
+    "StoreError",
+    "TooLate",
+]
+
+
+class HitlError(Exception):
+    """Base class of every error metaflow-hitl raises on purpose.
+
+    Parameters
+    ----------
+    message
+        What happened, naming the value involved.
+    hint
+        What to do next (often the exact command), or ``None``.
+    """
+
+    headline = "@hitl error"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\n{self.hint}"
+        return self.message
+
+
+class ConfigError(HitlError):
+    """A decorator option, setting or CLI argument is invalid."""
+
+    headline = "@hitl: invalid configuration"
+
+
+class MessageRenderError(HitlError):
+    """The gate's message could not be rendered from the step's input artifacts."""
+
+    headline = "@hitl: message could not be rendered"
+
+
+class GateNotFound(HitlError):
+    """No request is recorded under the given gate id."""
+
+    headline = "@hitl: no such gate"
+
+
+class GateRefError(HitlError):
+    """A gate reference is malformed (bad id, unsafe path component)."""
+
+    headline = "@hitl: bad gate reference"
+
+
+class RecordError(HitlError):
+    """A stored record cannot be decoded (corrupt, unknown format version, invalid)."""
+
+    headline = "@hitl: unreadable record"
+
+
+class StoreError(HitlError):
+    """The approval store could not be read or written."""
+
+    headline = "@hitl: store error"
+
+
+class DecisionRefused(HitlError):
+    """A decision attempt was refused and nothing was written."""
+
+    headline = "@hitl: decision refused"
+
+
+class NotAllowed(DecisionRefused):
+    """The person may not make this decision on this gate."""
+
+    headline = "@hitl: not allowed to decide"
+
+
+class InvalidInput(DecisionRefused):
+    """Approval input does not satisfy the gate's input schema.
+
+    Parameters
+    ----------
+    problems
+        Every problem found, one line each, so all can be fixed at once.
+    """
+
+    headline = "@hitl: invalid approval input"
+
+    def __init__(self, message: str, *, problems: list[str], hint: str | None = None) -> None:
+        self.problems = list(problems)
+        detail = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{message}\n{detail}" if detail else message, hint=hint)
+
+
+class AlreadyDecided(DecisionRefused):
+    """The gate already has a decision; the first decision wins.
+
+    Parameters
+    ----------
+    decision
+        The decision that won.
+    """
+
+    headline = "@hitl: gate already decided"
+
+    def __init__(self, message: str, *, decision: Decision, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.decision = decision
+
+
+class TooLate(AlreadyDecided):
+    """The gate expired before this decision arrived; the expiry is the decision."""
+
+    headline = "@hitl: too late, the gate expired"

@@ -1,0 +1,341 @@
+"""The life of a gate: open it, vote on it, decide it, let it expire, wait for it.
+
+These functions hold the rules every channel shares (CLI, GitHub events, the waiting task),
+over an :class:`~metaflow_hitl.ports.ApprovalStore`:
+
+* opening is idempotent: a retried or resumed task finds the existing request;
+* the first decision wins: decisions are created atomically by the store, and everyone who
+  loses the race is told who won (:class:`~metaflow_hitl.errors.AlreadyDecided`);
+* a decision after expiry is refused (:class:`~metaflow_hitl.errors.TooLate`) and the expiry
+  itself is recorded as the decision, ``decided_by: timeout``;
+* nothing is written for a refused attempt.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from metaflow_hitl.errors import (
+    AlreadyDecided,
+    ConfigError,
+    GateNotFound,
+    InvalidInput,
+    NotAllowed,
+    TooLate,
+)
+from metaflow_hitl.gate_id import GateId
+from metaflow_hitl.policy import Tally, check_decider, tally
+from metaflow_hitl.ports import ApprovalStore
+from metaflow_hitl.records import Actor, Decision, Intent, Request, Vote
+from metaflow_hitl.schema import timeout_input, validate_input
+from metaflow_hitl.timestamps import format_ts, utc_now
+
+__all__ = [
+    "DecideResult",
+    "GateStatus",
+    "decide",
+    "expire_gate",
+    "gate_status",
+    "open_gate",
+    "wait_for_decision",
+]
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class DecideResult:
+    """What a vote did: the decision it completed (if it did), and the standing."""
+
+    vote: Vote
+    tally: Tally
+    decision: Decision | None
+
+
+@dataclass(frozen=True)
+class GateStatus:
+    """Everything known about one gate."""
+
+    request: Request
+    decision: Decision | None
+    votes: tuple[Vote, ...]
+    tally: Tally
+
+    @property
+    def state(self) -> str:
+        """``pending``, ``approved``, ``rejected`` or ``timed_out``."""
+        return self.decision.outcome if self.decision else "pending"
+
+
+def open_gate(store: ApprovalStore, request: Request) -> tuple[Request, bool]:
+    """Record a gate's request unless it exists.
+
+    Returns
+    -------
+    (Request, bool)
+        The stored request (the existing one on a retry) and whether this call created it.
+        Callers notify people only when it is True, so retries never re-notify.
+    """
+    created = store.create_request(request)
+    if created:
+        return request, True
+    existing = store.get_request(request.gate_id)
+    if existing is None:  # pragma: no cover - a store that lost a record it just refused
+        raise GateNotFound(f"gate {request.gate_id} vanished while being opened")
+    return existing, False
+
+
+def _require_request(store: ApprovalStore, gate_id: GateId) -> Request:
+    request = store.get_request(gate_id)
+    if request is None:
+        raise GateNotFound(
+            f"no gate {gate_id} in store {store.location}",
+            hint="List the gates with: hitl list --all",
+        )
+    return request
+
+
+def _already(decision: Decision) -> AlreadyDecided:
+    return AlreadyDecided(
+        f"gate {decision.gate_id} was already decided: {decision.summary()} at "
+        f"{format_ts(decision.decided_at)}. The first decision wins; nothing was changed.",
+        decision=decision,
+        hint=f"See it with: hitl show {decision.gate_id}",
+    )
+
+
+def _timeout_decision(request: Request, at: datetime) -> Decision:
+    proceed = request.on_timeout == "approve"
+    return Decision(
+        gate_id=request.gate_id,
+        outcome="timed_out",
+        proceed=proceed,
+        decided_by="timeout",
+        channel="timeout",
+        deciders=(Actor(login="timeout", channel="timeout", at=at),),
+        decided_at=at,
+        request_digest=request.digest(),
+        reason=f"no decision before {format_ts(request.expires_at)}; "
+        f"on_timeout={request.on_timeout}",
+        input=timeout_input(request.input_schema) if proceed else {},
+    )
+
+
+def expire_gate(
+    store: ApprovalStore, gate_id: GateId, *, now: datetime | None = None
+) -> Decision | None:
+    """Record the expiry of a gate whose time is up.
+
+    Returns
+    -------
+    Decision or None
+        The gate's decision (the timeout, or whatever won before it), or ``None`` if the gate
+        has not expired and is undecided.
+    """
+    request = _require_request(store, gate_id)
+    existing = store.get_decision(gate_id)
+    if existing is not None:
+        return existing
+    now = now or utc_now()
+    if now < request.expires_at:
+        return None
+    return store.create_decision(_timeout_decision(request, now))
+
+
+def decide(
+    store: ApprovalStore,
+    gate_id: GateId,
+    *,
+    actor: Actor,
+    intent: Intent,
+    input: dict[str, Any] | None = None,
+    reason: str | None = None,
+    permission: str | None = None,
+    teams: list[str] | None = None,
+    require_permission: bool = False,
+    now: datetime | None = None,
+) -> DecideResult:
+    """Cast a vote and, when it settles the gate, record the decision.
+
+    Parameters
+    ----------
+    store
+        The approval store.
+    gate_id
+        Which gate.
+    actor
+        Who acts, through which channel.
+    intent
+        ``approve``, ``reject`` or ``withdraw``.
+    input
+        Approval input; validated against the gate's schema (approvals only).
+    reason
+        Why (rejections; optional for approvals).
+    permission, teams, require_permission
+        Facts the channel established about the actor (see
+        :func:`metaflow_hitl.policy.check_decider`).
+    now
+        The current time (tests); defaults to the clock.
+
+    Returns
+    -------
+    DecideResult
+        With ``decision`` set when this vote decided the gate; ``None`` while a quorum is
+        still short.
+
+    Raises
+    ------
+    GateNotFound, NotAllowed, InvalidInput
+        Refused; nothing was written.
+    AlreadyDecided
+        The gate was decided already (by anyone, including a racing writer that won).
+    TooLate
+        The gate expired; its expiry was recorded (if it was not yet) and is the decision.
+    """
+    request = _require_request(store, gate_id)
+    existing = store.get_decision(gate_id)
+    if existing is not None:
+        raise _already(existing)
+    now = now or utc_now()
+    if now >= request.expires_at:
+        winner = store.create_decision(_timeout_decision(request, now))
+        if winner.outcome != "timed_out":
+            raise _already(winner)
+        raise TooLate(
+            f"gate {gate_id} expired at {format_ts(request.expires_at)} and was "
+            f"{'approved' if winner.proceed else 'rejected'} by its timeout "
+            f"(on_timeout={request.on_timeout}); {actor.login}'s {intent} came too late and "
+            "was not recorded.",
+            decision=winner,
+            hint=f"See it with: hitl show {gate_id}",
+        )
+    refusal = check_decider(
+        request,
+        actor.login,
+        intent,
+        permission=permission,
+        teams=teams,
+        require_permission=require_permission,
+    )
+    if refusal is not None:
+        raise NotAllowed(f"{refusal.reason}; nothing was recorded.", hint=refusal.hint)
+    value = dict(input or {})
+    if intent == "approve":
+        problems = validate_input(request.input_schema, value)
+        if problems:
+            raise InvalidInput(
+                f"approval input for gate {gate_id} does not match its input_schema; "
+                "nothing was recorded, the gate stays open",
+                problems=problems,
+                hint=f"See the schema with: hitl show {gate_id}",
+            )
+    elif value:
+        raise InvalidInput(
+            f"only approvals carry input; a {intent} takes a reason",
+            problems=[f"unexpected input {sorted(value)}"],
+        )
+    vote = Vote(gate_id=gate_id, intent=intent, actor=actor, input=value, reason=reason)
+    store.add_vote(vote)
+    standing = tally(request, store.list_votes(gate_id))
+    decision = _decision_from(request, standing, now)
+    if decision is None:
+        return DecideResult(vote=vote, tally=standing, decision=None)
+    winner = store.create_decision(decision)
+    if winner.nonce != decision.nonce or vote.nonce not in _settling_votes(standing):
+        # Someone else's vote settled the gate (or their decision was stored first).
+        raise _already(winner)
+    return DecideResult(vote=vote, tally=standing, decision=winner)
+
+
+def _decision_from(request: Request, standing: Tally, now: datetime) -> Decision | None:
+    outcome = standing.outcome
+    if outcome is None:
+        return None
+    if outcome == "rejected":
+        rejecter = standing.rejection
+        assert rejecter is not None
+        return Decision(
+            gate_id=request.gate_id,
+            outcome="rejected",
+            proceed=False,
+            decided_by=rejecter.actor.login,
+            channel=rejecter.actor.channel,
+            deciders=(rejecter.actor,),
+            decided_at=now,
+            request_digest=request.digest(),
+            reason=rejecter.reason,
+            evidence_url=rejecter.actor.evidence_url,
+        )
+    approvals = standing.approvals
+    final = approvals[-1]
+    reasons = [v.reason for v in approvals if v.reason]
+    return Decision(
+        gate_id=request.gate_id,
+        outcome="approved",
+        proceed=True,
+        decided_by=final.actor.login,
+        channel=final.actor.channel,
+        deciders=tuple(v.actor for v in approvals),
+        decided_at=now,
+        request_digest=request.digest(),
+        reason="; ".join(reasons) or None,
+        input=final.input,
+        evidence_url=final.actor.evidence_url,
+    )
+
+
+def _settling_votes(standing: Tally) -> set[str]:
+    votes = [standing.rejection] if standing.rejection else list(standing.approvals)
+    return {v.nonce for v in votes if v is not None}
+
+
+def gate_status(store: ApprovalStore, gate_id: GateId) -> GateStatus:
+    """Read a gate's request, decision and votes."""
+    request = _require_request(store, gate_id)
+    votes = tuple(sorted(store.list_votes(gate_id), key=lambda v: (v.actor.at, v.nonce)))
+    return GateStatus(
+        request=request,
+        decision=store.get_decision(gate_id),
+        votes=votes,
+        tally=tally(request, votes),
+    )
+
+
+def wait_for_decision(
+    store: ApprovalStore,
+    gate_id: GateId,
+    *,
+    poll_interval: float,
+    clock: Clock = utc_now,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Decision:
+    """Block until the gate is decided, recording its expiry when the time is up.
+
+    Parameters
+    ----------
+    poll_interval
+        Seconds between reads of the decision; the wait never overshoots the expiry.
+
+    Returns
+    -------
+    Decision
+        The gate's decision (possibly its timeout).
+    """
+    if poll_interval <= 0:
+        raise ConfigError(f"poll_interval must be positive, got {poll_interval!r}")
+    request = _require_request(store, gate_id)
+    while True:
+        decision = store.get_decision(gate_id)
+        if decision is not None:
+            return decision
+        now = clock()
+        remaining = (request.expires_at - now).total_seconds()
+        if remaining <= 0:
+            expired = expire_gate(store, gate_id, now=now)
+            assert expired is not None
+            return expired
+        sleep(min(poll_interval, remaining))

@@ -1,0 +1,65 @@
+"""What a waiting task prints: where the gate is and exactly how to decide it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+
+from metaflow_hitl.records import Decision, Request
+from metaflow_hitl.schema import example_input
+from metaflow_hitl.timestamps import format_ts
+
+__all__ = ["approve_command", "print_decided", "print_rejoined", "print_waiting"]
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _script(flow_file: str) -> str:
+    if not os.path.isabs(flow_file):
+        return flow_file
+    relative = os.path.relpath(flow_file)
+    return flow_file if relative.startswith("..") else relative
+
+
+def approve_command(request: Request, flow_file: str) -> str:
+    """The exact CLI command that approves ``request`` (with example input if needed)."""
+    script = _script(flow_file)
+    parts = ["python", script, "hitl", "approve", request.gate_id.short]
+    example = example_input(request.input_schema)
+    if example:
+        parts += ["--input", json.dumps(example)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def print_waiting(request: Request, *, flow_file: str) -> None:
+    """Announce a newly opened gate and how to decide it."""
+    script = _script(flow_file)
+    who = ", ".join(request.approvers) or "anyone but the person who started the run"
+    if request.allow_self_approval and not request.approvers:
+        who = "anyone"
+    _say(f"[@hitl] Gate {request.gate_id} is waiting for approval.")
+    for line in request.message.splitlines() or [""]:
+        _say(f"[@hitl]   {line}")
+    _say(
+        f"[@hitl] Expires {format_ts(request.expires_at)} (then: {request.on_timeout}). "
+        f"Approvers: {who}; {request.min_approvals} approval(s) needed."
+    )
+    _say(f"[@hitl] Approve: {approve_command(request, flow_file)}")
+    reject = ["python", script, "hitl", "reject", request.gate_id.short, "--reason", "why"]
+    _say(f"[@hitl] Reject:  {' '.join(shlex.quote(p) for p in reject)}")
+
+
+def print_rejoined(request: Request, retry_count: int) -> None:
+    """A retried or resumed task found its gate open: wait again, notify no one."""
+    _say(
+        f"[@hitl] Gate {request.gate_id} is still waiting (attempt {retry_count}); "
+        "no new request or notification was made."
+    )
+
+
+def print_decided(decision: Decision) -> None:
+    """Report the decision the task proceeds (or stops) with."""
+    _say(f"[@hitl] Gate {decision.gate_id}: {decision.summary()}.")

@@ -1,0 +1,310 @@
+"""The ``@hitl`` step decorator: Metaflow glue over :mod:`metaflow_hitl.gates`.
+
+Validation happens in ``step_init`` (before any task runs, also for ``hitl ...`` commands and
+``argo-workflows create``); the gate opens and waits in ``task_pre_step``, before the step's
+code, so a rejected gate never runs it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, ClassVar
+
+from metaflow.decorators import StepDecorator
+from metaflow.exception import MetaflowException
+
+from metaflow_hitl.errors import HitlError
+from metaflow_hitl.gate_id import GateId
+from metaflow_hitl.gates import open_gate, wait_for_decision
+from metaflow_hitl.message import render_message
+from metaflow_hitl.plugin.artifacts import ArtifactView, InputsView
+from metaflow_hitl.plugin.console import print_decided, print_rejoined, print_waiting
+from metaflow_hitl.ports import ApprovalStore
+from metaflow_hitl.records import Decision
+from metaflow_hitl.spec import GateSpec
+from metaflow_hitl.stores import store_for_datastore_root
+from metaflow_hitl.timestamps import utc_now
+
+__all__ = ["HitlDecorator", "HitlException", "HitlRejected"]
+
+#: Default seconds between reads of the local store while a task waits.
+LOCAL_POLL_INTERVAL = 0.1
+
+
+class HitlException(MetaflowException):
+    """A ``@hitl`` error as Metaflow shows it: ``headline`` names what failed."""
+
+    headline = "@hitl"
+
+    def __init__(self, msg: str = "", headline: str | None = None) -> None:
+        super().__init__(msg)
+        if headline:
+            self.headline = headline
+
+    @classmethod
+    def from_error(cls, error: HitlError, prefix: str = "") -> HitlException:
+        return cls(f"{prefix}{error}", headline=error.headline)
+
+
+class HitlRejected(HitlException):
+    """The gate was rejected (or timed out with ``on_timeout="reject"``)."""
+
+
+class HitlDecorator(StepDecorator):
+    """
+    Pause before this step until a person approves it.
+
+    The step's code runs only after approval. Approve or reject with
+    ``python flow.py hitl approve|reject RUN/STEP``; the decision is recorded (first decision
+    wins) and is readable in the step as ``self.hitl_decision``.
+
+    Parameters
+    ----------
+    message : str
+        What is being approved; a format string over the step's inputs, e.g.
+        ``"Accuracy {self.accuracy:.1%}: deploy?"``. On a join step use
+        ``{inputs.STEP.NAME}``. A message that cannot be rendered fails the step.
+    timeout : str, default "24h"
+        How long to wait: ``30s``, ``15m``, ``4h``, ``2d``, ``1h30m``.
+    on_timeout : str, default "reject"
+        ``"reject"`` fails the step at expiry; ``"approve"`` proceeds.
+    on_reject : str, default "fail"
+        ``"fail"`` fails the step on rejection; ``"continue"`` runs it anyway, with
+        ``self.hitl_decision`` telling it what happened.
+    input_schema : dict, optional
+        The input an approval must carry: ``{"deploy_target": "str", "notes": "str?"}`` or a
+        JSON Schema object. Available in the step as ``self.hitl_input``.
+    approvers : List[str], optional
+        GitHub logins or ``@org/team`` entries allowed to decide; anyone by default.
+    min_approvals : int, default 1
+        Distinct approvals needed; one rejection rejects.
+    allow_self_approval : bool, default False
+        Whether the person who started the run may approve it.
+    notifier : str, optional
+        Reserved for notifications (Apprise); not used by this release.
+    review : str, optional
+        Reserved for the review repo (``"github:org/repo"``, ``"git:URL"``); not used by this
+        release.
+    poll_interval : str, optional
+        How often a local run checks for a decision (default ``0.1s``).
+    """
+
+    name = "hitl"
+    defaults: ClassVar[dict[str, Any]] = {
+        "message": None,
+        "timeout": "24h",
+        "on_timeout": "reject",
+        "on_reject": "fail",
+        "input_schema": None,
+        "approvers": None,
+        "min_approvals": 1,
+        "allow_self_approval": False,
+        "notifier": None,
+        "review": None,
+        "poll_interval": None,
+    }
+
+    # -- validation, in every process, before any task runs --------------------------------
+    def step_init(
+        self,
+        flow: Any,
+        graph: Any,
+        step_name: str,
+        decorators: list[Any],
+        environment: Any,
+        flow_datastore: Any,
+        logger: Any,
+    ) -> None:
+        where = f"@hitl on step {step_name!r}: "
+        try:
+            self.spec = GateSpec.from_options(**self.attributes)
+        except HitlError as exc:
+            raise HitlException.from_error(exc, where) from None
+        names = {d.name for d in decorators}
+        if "catch" in names:
+            raise HitlException(
+                where + "cannot be combined with @catch: @catch would swallow a rejection and "
+                'run the step anyway. Use @hitl(on_reject="continue") and branch on '
+                "self.hitl_decision instead.",
+                headline="@hitl: unsupported combination",
+            )
+        if "parallel" in names:
+            raise HitlException(
+                where + "cannot gate a @parallel step; gate the step before it.",
+                headline="@hitl: unsupported combination",
+            )
+        if _inside_foreach(graph, step_name):
+            raise HitlException(
+                where + "cannot gate a step inside a foreach (one gate per split is not "
+                "supported). Gate the step before the foreach, or the join after it.",
+                headline="@hitl: unsupported combination",
+            )
+        for deco in decorators:
+            if deco.name == "timeout":
+                limit = _timeout_seconds(deco.attributes)
+                if limit and limit < self.spec.timeout_seconds:
+                    raise HitlException(
+                        where + f"@timeout allows the task {limit:g}s but the gate waits up "
+                        f"to {self.spec.timeout_seconds:g}s; the task would be killed while "
+                        "waiting. Raise @timeout or lower the gate's timeout.",
+                        headline="@hitl: unsupported combination",
+                    )
+        self._datastore_type = flow_datastore.TYPE
+        self._datastore_root = flow_datastore.datastore_root
+
+    # -- the gate, in the task, before the step's code -----------------------------------
+    def task_pre_step(
+        self,
+        step_name: str,
+        task_datastore: Any,
+        metadata: Any,
+        run_id: str,
+        task_id: str,
+        flow: Any,
+        graph: Any,
+        retry_count: int,
+        max_user_code_retries: int,
+        ubf_context: Any,
+        inputs: Any,
+    ) -> None:
+        where = f"@hitl on step {step_name!r}: "
+        try:
+            store = self._store()
+            decision = self._run_gate(
+                store, step_name, run_id, task_id, flow, graph, inputs, retry_count
+            )
+        except HitlError as exc:
+            raise HitlException.from_error(exc, where) from None
+        flow.hitl_decision = decision.to_dict()
+        flow.hitl_input = dict(decision.input) if decision.proceed else {}
+        if not decision.proceed and self.spec.on_reject == "fail":
+            raise _rejection(decision, step_name, run_id)
+
+    def _store(self) -> ApprovalStore:
+        if os.environ.get("ARGO_WORKFLOW_NAME") or (
+            os.environ.get("METAFLOW_RUNTIME_NAME") == "argo-workflows"
+        ):
+            raise HitlException(
+                "this release of metaflow-hitl does not compile gates into Argo Workflows; "
+                "refusing to run a gated step on Argo without a recorded approval.",
+                headline="@hitl: Argo Workflows not supported yet",
+            )
+        if self._datastore_type != "local":
+            raise HitlException(
+                f"this release keeps gates in Metaflow's local datastore only; this run uses "
+                f"the {self._datastore_type!r} datastore. Run with --datastore=local.",
+                headline="@hitl: datastore not supported",
+            )
+        return store_for_datastore_root(self._datastore_root)
+
+    def _run_gate(
+        self,
+        store: ApprovalStore,
+        step_name: str,
+        run_id: str,
+        task_id: str,
+        flow: Any,
+        graph: Any,
+        inputs: Any,
+        retry_count: int,
+    ) -> Decision:
+        from metaflow import current
+
+        gate_id = _reuse_origin_gate(
+            store, flow.name, step_name, run_id, getattr(current, "origin_run_id", None)
+        )
+        request = store.get_request(gate_id)
+        created = False
+        if request is None:
+            message = self._render(flow, graph, step_name, inputs)
+            started_by = getattr(current, "username", None) or "unknown"
+            request = self.spec.request_for(
+                gate_id,
+                message=message,
+                started_by=started_by,
+                runtime="local",
+                now=utc_now(),
+                store=store.location,
+                review={"backend": "none"},
+                origin={
+                    "task": f"{flow.name}/{run_id}/{step_name}/{task_id}",
+                    "flow_file": os.path.abspath(sys.argv[0]),
+                    "cwd": os.getcwd(),
+                },
+            )
+            request, created = open_gate(store, request)
+        decided = store.get_decision(gate_id)
+        if decided is None:
+            if created:
+                print_waiting(request, flow_file=sys.argv[0])
+            else:
+                print_rejoined(request, retry_count)
+        interval = self.spec.poll_interval or LOCAL_POLL_INTERVAL
+        decision = decided or wait_for_decision(store, gate_id, poll_interval=interval)
+        print_decided(decision)
+        return decision
+
+    def _render(self, flow: Any, graph: Any, step_name: str, inputs: Any) -> str:
+        node = graph[step_name]
+        datastores = list(inputs or [])
+        where = f"the inputs of step {step_name!r}"
+        if node.type == "join":
+            self_view = ArtifactView(None, flow, where)
+        else:
+            self_view = ArtifactView(datastores[0] if datastores else None, flow, where)
+        return render_message(
+            self.spec.message,
+            step=step_name,
+            self=self_view,
+            inputs=InputsView(datastores, flow),
+        )
+
+
+def _reuse_origin_gate(
+    store: ApprovalStore, flow: str, step: str, run_id: str, origin_run_id: str | None
+) -> GateId:
+    """On ``resume``, wait on the origin run's gate unless it ended in a rejection."""
+    own = GateId(flow, str(run_id), step)
+    if not origin_run_id or str(origin_run_id) == str(run_id):
+        return own
+    origin = GateId(flow, str(origin_run_id), step)
+    if store.get_request(origin) is None:
+        return own
+    decision = store.get_decision(origin)
+    if decision is not None and not decision.proceed:
+        return own  # a rejected gate stays rejected; the resumed run asks again
+    return origin
+
+
+def _inside_foreach(graph: Any, step_name: str) -> bool:
+    node = graph[step_name]
+    inside = getattr(node, "is_inside_foreach", None)
+    if inside is None:  # older Metaflow: derive it from the enclosing splits
+        inside = any(graph[p].type == "foreach" for p in node.split_parents)
+    return bool(inside)
+
+
+def _timeout_seconds(attributes: dict[str, Any]) -> float:
+    total = 0.0
+    for key, size in (("seconds", 1), ("minutes", 60), ("hours", 3600)):
+        try:
+            total += float(attributes.get(key) or 0) * size
+        except (TypeError, ValueError):
+            continue
+    return total
+
+
+def _rejection(decision: Decision, step_name: str, run_id: str) -> HitlRejected:
+    if decision.outcome == "timed_out":
+        return HitlRejected(
+            f"Step {step_name!r} of run {run_id} was not approved in time: {decision.reason}. "
+            f"(gate {decision.gate_id})",
+            headline="@hitl: gate timed out, rejected",
+        )
+    why = decision.reason or "no reason given"
+    return HitlRejected(
+        f"Step {step_name!r} of run {run_id} was rejected by {decision.decided_by} "
+        f"({decision.channel}): {why}. (gate {decision.gate_id})",
+        headline=f"@hitl: rejected by {decision.decided_by}",
+    )

@@ -1,0 +1,478 @@
+"""The records a gate leaves behind: its request, the votes cast on it, and its decision.
+
+Each record is a frozen dataclass and serialises to one JSON document carrying its format
+name and version (``{"format": "metaflow-hitl/request", "version": 1, ...}``). The formats
+are a public contract, documented in the README's *Record formats* section; a reader refuses
+a record of an unknown format or a newer version with a clear error instead of guessing.
+
+Decoding validates each document against the JSON Schema in :data:`RECORD_SCHEMAS`, so a
+hand-edited or truncated record is reported as a :class:`~metaflow_hitl.errors.RecordError`,
+never half-read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any, Literal, TypeVar, cast
+
+from jsonschema import Draft202012Validator
+
+from metaflow_hitl.errors import RecordError
+from metaflow_hitl.gate_id import GateId
+from metaflow_hitl.timestamps import format_ts, parse_ts
+
+__all__ = [
+    "CHANNELS",
+    "FORMAT_VERSION",
+    "RECORD_SCHEMAS",
+    "Actor",
+    "Channel",
+    "Decision",
+    "Intent",
+    "Outcome",
+    "Request",
+    "Vote",
+    "decode_record",
+    "encode_record",
+    "new_nonce",
+]
+
+#: The version written by this release for every record format.
+FORMAT_VERSION = 1
+
+Outcome = Literal["approved", "rejected", "timed_out"]
+Intent = Literal["approve", "reject", "withdraw"]
+Channel = Literal["cli", "github-review", "comment", "merge", "close", "timeout"]
+CHANNELS: tuple[str, ...] = ("cli", "github-review", "comment", "merge", "close", "timeout")
+
+_TS = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"}
+_STR = {"type": "string", "maxLength": 100_000}
+_OPT_STR = {"type": ["string", "null"], "maxLength": 100_000}
+_LOGIN = {"type": "string", "minLength": 1, "maxLength": 100}
+_ACTOR = {
+    "type": "object",
+    "required": ["login", "channel", "at"],
+    "properties": {
+        "login": _LOGIN,
+        "channel": {"enum": list(CHANNELS)},
+        "at": _TS,
+        "evidence_url": _OPT_STR,
+        "source": _OPT_STR,
+    },
+    "additionalProperties": False,
+}
+
+
+def _envelope(name: str, props: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "required": ["format", "version", *required],
+        "properties": {
+            "format": {"const": f"metaflow-hitl/{name}"},
+            "version": {"const": FORMAT_VERSION},
+            **props,
+        },
+        "additionalProperties": False,
+    }
+
+
+#: JSON Schemas of the version-1 record formats, keyed by format name.
+RECORD_SCHEMAS: dict[str, dict[str, Any]] = {
+    "request": _envelope(
+        "request",
+        {
+            "gate_id": _STR,
+            "message": _STR,
+            "input_schema": {"type": "object"},
+            "approvers": {"type": "array", "items": _LOGIN, "maxItems": 100},
+            "min_approvals": {"type": "integer", "minimum": 1, "maximum": 100},
+            "allow_self_approval": {"type": "boolean"},
+            "on_timeout": {"enum": ["reject", "approve"]},
+            "on_reject": {"enum": ["fail", "continue"]},
+            "timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
+            "created_at": _TS,
+            "expires_at": _TS,
+            "started_by": _LOGIN,
+            "runtime": {"enum": ["local", "argo-workflows"]},
+            "review": {"type": "object", "additionalProperties": _OPT_STR},
+            "links": {"type": "object", "additionalProperties": _STR},
+            "origin": {"type": "object", "additionalProperties": _OPT_STR},
+            "store": _STR,
+            "nonce": _STR,
+        },
+        [
+            "gate_id",
+            "message",
+            "input_schema",
+            "approvers",
+            "min_approvals",
+            "allow_self_approval",
+            "on_timeout",
+            "on_reject",
+            "timeout_seconds",
+            "created_at",
+            "expires_at",
+            "started_by",
+            "runtime",
+            "review",
+            "links",
+            "origin",
+            "store",
+            "nonce",
+        ],
+    ),
+    "vote": _envelope(
+        "vote",
+        {
+            "gate_id": _STR,
+            "intent": {"enum": ["approve", "reject", "withdraw"]},
+            "actor": _ACTOR,
+            "input": {"type": "object"},
+            "reason": _OPT_STR,
+            "nonce": _STR,
+        },
+        ["gate_id", "intent", "actor", "input", "reason", "nonce"],
+    ),
+    "decision": _envelope(
+        "decision",
+        {
+            "gate_id": _STR,
+            "outcome": {"enum": ["approved", "rejected", "timed_out"]},
+            "proceed": {"type": "boolean"},
+            "decided_by": _LOGIN,
+            "channel": {"enum": list(CHANNELS)},
+            "deciders": {"type": "array", "items": _ACTOR, "maxItems": 100},
+            "reason": _OPT_STR,
+            "input": {"type": "object"},
+            "decided_at": _TS,
+            "evidence_url": _OPT_STR,
+            "request_digest": _STR,
+            "nonce": _STR,
+        },
+        [
+            "gate_id",
+            "outcome",
+            "proceed",
+            "decided_by",
+            "channel",
+            "deciders",
+            "reason",
+            "input",
+            "decided_at",
+            "evidence_url",
+            "request_digest",
+            "nonce",
+        ],
+    ),
+}
+_VALIDATORS = {name: Draft202012Validator(s) for name, s in RECORD_SCHEMAS.items()}
+
+
+def new_nonce() -> str:
+    """A fresh random id, used to tell which writer's record won a race."""
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, kw_only=True)
+class Actor:
+    """A person (or the clock) acting on a gate.
+
+    Parameters
+    ----------
+    login
+        GitHub login, CLI identity, or ``"timeout"``.
+    channel
+        How they acted: ``cli``, ``github-review``, ``comment``, ``merge``, ``close``,
+        ``timeout``.
+    at
+        When (UTC).
+    evidence_url
+        A link to the review, comment or commit that shows the act, if any.
+    source
+        How the login was established (``github``, ``flag``, ``env``, ``git-config``,
+        ``os-user``): CLI identities are asserted, GitHub ones authenticated.
+    """
+
+    login: str
+    channel: Channel
+    at: datetime
+    evidence_url: str | None = None
+    source: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "login": self.login,
+            "channel": self.channel,
+            "at": format_ts(self.at),
+            "evidence_url": self.evidence_url,
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Actor:
+        return cls(
+            login=data["login"],
+            channel=data["channel"],
+            at=parse_ts(data["at"]),
+            evidence_url=data.get("evidence_url"),
+            source=data.get("source"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Request:
+    """What a gate asks, of whom, until when. Written once when the gate opens.
+
+    The request is the authority: deciders check policy against the stored request, never
+    against text in a pull request. :meth:`digest` pins its content.
+    """
+
+    gate_id: GateId
+    message: str
+    input_schema: dict[str, Any]
+    approvers: tuple[str, ...]
+    min_approvals: int
+    allow_self_approval: bool
+    on_timeout: Literal["reject", "approve"]
+    on_reject: Literal["fail", "continue"]
+    timeout_seconds: float
+    created_at: datetime
+    expires_at: datetime
+    started_by: str
+    runtime: Literal["local", "argo-workflows"]
+    review: dict[str, str | None] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+    origin: dict[str, str | None] = field(default_factory=dict)
+    store: str = ""
+    nonce: str = field(default_factory=new_nonce)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": "metaflow-hitl/request",
+            "version": FORMAT_VERSION,
+            "gate_id": str(self.gate_id),
+            "message": self.message,
+            "input_schema": self.input_schema,
+            "approvers": list(self.approvers),
+            "min_approvals": self.min_approvals,
+            "allow_self_approval": self.allow_self_approval,
+            "on_timeout": self.on_timeout,
+            "on_reject": self.on_reject,
+            "timeout_seconds": self.timeout_seconds,
+            "created_at": format_ts(self.created_at),
+            "expires_at": format_ts(self.expires_at),
+            "started_by": self.started_by,
+            "runtime": self.runtime,
+            "review": dict(self.review),
+            "links": dict(self.links),
+            "origin": dict(self.origin),
+            "store": self.store,
+            "nonce": self.nonce,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Request:
+        return cls(
+            gate_id=GateId.parse(data["gate_id"]),
+            message=data["message"],
+            input_schema=data["input_schema"],
+            approvers=tuple(data["approvers"]),
+            min_approvals=data["min_approvals"],
+            allow_self_approval=data["allow_self_approval"],
+            on_timeout=data["on_timeout"],
+            on_reject=data["on_reject"],
+            timeout_seconds=data["timeout_seconds"],
+            created_at=parse_ts(data["created_at"]),
+            expires_at=parse_ts(data["expires_at"]),
+            started_by=data["started_by"],
+            runtime=data["runtime"],
+            review=dict(data["review"]),
+            links=dict(data["links"]),
+            origin=dict(data["origin"]),
+            store=data["store"],
+            nonce=data["nonce"],
+        )
+
+    def digest(self) -> str:
+        """``sha256:<hex>`` of the canonical JSON of this request (sorted keys, no spaces)."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Vote:
+    """One person's latest intent on a gate (approve, reject, or withdraw an approval)."""
+
+    gate_id: GateId
+    intent: Intent
+    actor: Actor
+    input: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+    nonce: str = field(default_factory=new_nonce)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": "metaflow-hitl/vote",
+            "version": FORMAT_VERSION,
+            "gate_id": str(self.gate_id),
+            "intent": self.intent,
+            "actor": self.actor.to_dict(),
+            "input": self.input,
+            "reason": self.reason,
+            "nonce": self.nonce,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Vote:
+        return cls(
+            gate_id=GateId.parse(data["gate_id"]),
+            intent=data["intent"],
+            actor=Actor.from_dict(data["actor"]),
+            input=data["input"],
+            reason=data["reason"],
+            nonce=data["nonce"],
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Decision:
+    """The final word on a gate. Created once; the first decision wins.
+
+    Parameters
+    ----------
+    outcome
+        ``approved``, ``rejected`` or ``timed_out``.
+    proceed
+        Whether the gated step runs its body: true for ``approved`` and for ``timed_out``
+        when the gate says ``on_timeout="approve"``.
+    decided_by
+        The login whose act made the decision final (``"timeout"`` for an expiry).
+    deciders
+        Everyone whose act counts: the approvers forming the quorum, or the rejecter.
+    """
+
+    gate_id: GateId
+    outcome: Outcome
+    proceed: bool
+    decided_by: str
+    channel: Channel
+    deciders: tuple[Actor, ...]
+    decided_at: datetime
+    request_digest: str
+    reason: str | None = None
+    input: dict[str, Any] = field(default_factory=dict)
+    evidence_url: str | None = None
+    nonce: str = field(default_factory=new_nonce)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": "metaflow-hitl/decision",
+            "version": FORMAT_VERSION,
+            "gate_id": str(self.gate_id),
+            "outcome": self.outcome,
+            "proceed": self.proceed,
+            "decided_by": self.decided_by,
+            "channel": self.channel,
+            "deciders": [a.to_dict() for a in self.deciders],
+            "reason": self.reason,
+            "input": self.input,
+            "decided_at": format_ts(self.decided_at),
+            "evidence_url": self.evidence_url,
+            "request_digest": self.request_digest,
+            "nonce": self.nonce,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
+        return cls(
+            gate_id=GateId.parse(data["gate_id"]),
+            outcome=data["outcome"],
+            proceed=data["proceed"],
+            decided_by=data["decided_by"],
+            channel=data["channel"],
+            deciders=tuple(Actor.from_dict(a) for a in data["deciders"]),
+            reason=data["reason"],
+            input=data["input"],
+            decided_at=parse_ts(data["decided_at"]),
+            evidence_url=data["evidence_url"],
+            request_digest=data["request_digest"],
+            nonce=data["nonce"],
+        )
+
+    def summary(self) -> str:
+        """One line for people: ``approved by alice (cli)``, ``rejected by bob (comment): why``."""
+        who = ", ".join(a.login for a in self.deciders) or self.decided_by
+        if self.outcome == "timed_out":
+            text = "timed out (" + ("approved by timeout" if self.proceed else "rejected") + ")"
+        else:
+            text = f"{self.outcome} by {who} ({self.channel})"
+        return f"{text}: {self.reason}" if self.reason else text
+
+
+_R = TypeVar("_R", Request, Vote, Decision)
+_KINDS: dict[str, type[Request] | type[Vote] | type[Decision]] = {
+    "request": Request,
+    "vote": Vote,
+    "decision": Decision,
+}
+
+
+def encode_record(record: Request | Vote | Decision) -> bytes:
+    """Serialise a record to UTF-8 JSON bytes (sorted keys, one trailing newline)."""
+    return (json.dumps(record.to_dict(), sort_keys=True, indent=2) + "\n").encode("utf-8")
+
+
+def decode_record(data: bytes | str, kind: type[_R], *, where: str = "record") -> _R:
+    """Parse and validate a record.
+
+    Parameters
+    ----------
+    data
+        The JSON document.
+    kind
+        :class:`Request`, :class:`Vote` or :class:`Decision`.
+    where
+        A location for error messages (a path or key).
+
+    Raises
+    ------
+    RecordError
+        For invalid JSON, the wrong format, an unknown version, or a schema violation.
+    """
+    name = next(k for k, v in _KINDS.items() if v is kind)
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RecordError(f"{where} is not valid JSON ({exc}); it may be truncated.") from None
+    if not isinstance(doc, dict):
+        raise RecordError(f"{where} is not a JSON object.")
+    fmt, version = doc.get("format"), doc.get("version")
+    if fmt != f"metaflow-hitl/{name}":
+        raise RecordError(f"{where} has format {fmt!r}, expected 'metaflow-hitl/{name}'.")
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        raise RecordError(
+            f"{where} is version {version} of {fmt}, newer than this release reads "
+            f"({FORMAT_VERSION}).",
+            hint="Upgrade metaflow-hitl: pip install -U metaflow-hitl",
+        )
+    errors = sorted(_VALIDATORS[name].iter_errors(doc), key=lambda e: list(map(str, e.path)))
+    if errors:
+        detail = "; ".join(
+            f"{'.'.join(map(str, e.path)) or '(top)'}: {e.message}" for e in errors[:5]
+        )
+        raise RecordError(f"{where} is not a valid {fmt} record: {detail}")
+    try:
+        return cast(_R, kind.from_dict(doc))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RecordError(f"{where} is not a valid {fmt} record: {exc}") from None
+
+
+def record_fields(kind: type[Request] | type[Vote] | type[Decision]) -> list[str]:
+    """The dataclass field names of a record type (for docs and tests)."""
+    return [f.name for f in fields(kind)]

@@ -1,0 +1,172 @@
+"""An approval store on the local filesystem, under Metaflow's local datastore root.
+
+Layout (``<root>`` is ``<datastore root>/_hitl``, e.g. ``./.metaflow/_hitl``)::
+
+    <root>/v1/gates/<flow>/<run>/<step>/request.json
+    <root>/v1/gates/<flow>/<run>/<step>/decision.json
+    <root>/v1/gates/<flow>/<run>/<step>/votes/<time>-<nonce>.json
+    <root>/v1/pending/<flow>/<run>/<step>          empty marker while undecided
+
+Records are created, never rewritten: each is written to a temporary file in the same
+directory, flushed to disk, then ``os.link``-ed to its final name. ``link`` fails if the name
+exists, so creation is atomic and exactly one of any number of racing writers wins, and a
+reader never sees a half-written file. Listing pending gates reads only the ``pending`` tree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from metaflow_hitl.errors import GateRefError, StoreError
+from metaflow_hitl.gate_id import GateId
+from metaflow_hitl.records import Decision, Request, Vote, decode_record, encode_record, new_nonce
+from metaflow_hitl.timestamps import format_ts
+
+__all__ = ["LocalApprovalStore"]
+
+_LAYOUT = "v1"
+
+
+class LocalApprovalStore:
+    """The :class:`~metaflow_hitl.ports.ApprovalStore` for local runs.
+
+    Parameters
+    ----------
+    root
+        The store directory (``<datastore root>/_hitl``); created on first write.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.location = str(self.root)
+
+    def __repr__(self) -> str:
+        return f"LocalApprovalStore({self.location!r})"
+
+    # -- paths ------------------------------------------------------------------------------
+    def _gate_dir(self, gate_id: GateId) -> Path:
+        return self.root / _LAYOUT / "gates" / gate_id.flow / gate_id.run_id / gate_id.step
+
+    def _pending(self, gate_id: GateId) -> Path:
+        return self.root / _LAYOUT / "pending" / gate_id.flow / gate_id.run_id / gate_id.step
+
+    # -- primitives -------------------------------------------------------------------------
+    def _create(self, path: Path, data: bytes) -> bool:
+        """Create ``path`` with ``data`` unless it exists; True if this call created it."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.parent / f".tmp-{path.name}-{new_nonce()}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    return False
+                self._sync_dir(path.parent)
+                return True
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        except OSError as exc:
+            raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+    @staticmethod
+    def _sync_dir(path: Path) -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:  # pragma: no cover - platforms without directory fds
+            return
+        try:
+            os.fsync(fd)
+        except OSError:  # pragma: no cover
+            pass
+        finally:
+            os.close(fd)
+
+    def _read(self, path: Path) -> bytes | None:
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+    # -- ApprovalStore ----------------------------------------------------------------------
+    def create_request(self, request: Request) -> bool:
+        created = self._create(
+            self._gate_dir(request.gate_id) / "request.json", encode_record(request)
+        )
+        if created:
+            marker = self._pending(request.gate_id)
+            try:
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.touch(exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot write {marker}: {exc.strerror or exc}") from exc
+        return created
+
+    def get_request(self, gate_id: GateId) -> Request | None:
+        path = self._gate_dir(gate_id) / "request.json"
+        data = self._read(path)
+        return None if data is None else decode_record(data, Request, where=str(path))
+
+    def add_vote(self, vote: Vote) -> None:
+        name = f"{format_ts(vote.actor.at)}-{vote.nonce}.json".replace(":", "")
+        self._create(self._gate_dir(vote.gate_id) / "votes" / name, encode_record(vote))
+
+    def list_votes(self, gate_id: GateId) -> list[Vote]:
+        folder = self._gate_dir(gate_id) / "votes"
+        try:
+            names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
+        except FileNotFoundError:
+            return []
+        votes = []
+        for name in names:
+            data = self._read(folder / name)
+            if data is not None:
+                votes.append(decode_record(data, Vote, where=str(folder / name)))
+        return votes
+
+    def create_decision(self, decision: Decision) -> Decision:
+        path = self._gate_dir(decision.gate_id) / "decision.json"
+        if self._create(path, encode_record(decision)):
+            with contextlib.suppress(FileNotFoundError):
+                self._pending(decision.gate_id).unlink()
+            return decision
+        winner = self.get_decision(decision.gate_id)
+        if winner is None:  # pragma: no cover - link said it exists
+            raise StoreError(f"{path} exists but cannot be read back")
+        return winner
+
+    def get_decision(self, gate_id: GateId) -> Decision | None:
+        path = self._gate_dir(gate_id) / "decision.json"
+        data = self._read(path)
+        return None if data is None else decode_record(data, Decision, where=str(path))
+
+    def list_gates(self, *, pending_only: bool, flow: str | None = None) -> Iterator[GateId]:
+        base = self.root / _LAYOUT / ("pending" if pending_only else "gates")
+        flows = [flow] if flow else _listdir(base)
+        for flow_name in flows:
+            for run_id in _listdir(base / flow_name):
+                for step in _listdir(base / flow_name / run_id):
+                    try:
+                        gate_id = GateId(flow_name, run_id, step)
+                    except GateRefError:
+                        continue  # not ours (a stray file); never a path trick
+                    if pending_only and (self._gate_dir(gate_id) / "decision.json").exists():
+                        continue  # decided; its marker is being removed
+                    yield gate_id
+
+
+def _listdir(path: Path) -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(path) if not n.startswith("."))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
