@@ -66,35 +66,34 @@ def render_message(template: str, *, step: str, **namespace: Any) -> str:
     except MissingArtifact as exc:
         avail = ", ".join(exc.available) or "none"
         raise MessageRenderError(
-            f"the @hitl message of step {step!r} references {exc.name!r}, but {exc.where} has "
-            f"no artifact of that name (available: {avail}). Message: {template!r}",
+            f"the message references {exc.name!r}, which is not an artifact in {exc.where} "
+            f"(available: {avail}). Message: {template!r}",
             hint="Set the artifact in an earlier step, or fix the name in the message.",
         ) from None
     except AttributeError as exc:
         name = getattr(exc, "name", None) or str(exc)
         raise MessageRenderError(
-            f"the @hitl message of step {step!r} could not be rendered: {name!r} is not "
-            f"available ({exc}). Message: {template!r}",
+            f"the message could not be rendered: {name!r} is not available in the inputs of "
+            f"step {step!r} ({exc}). Message: {template!r}",
             hint="Set the artifact in an earlier step, or fix the name in the message. On a "
             "join step, read artifacts through inputs: {inputs.STEP.NAME}.",
         ) from None
     except KeyError as exc:
         fields = ", ".join(_fields(template)) or "none"
         raise MessageRenderError(
-            f"the @hitl message of step {step!r} uses the name {exc.args[0]!r}, which is not "
-            f"defined; only self and inputs are (fields: {fields}). Message: {template!r}",
+            f"the message uses the name {exc.args[0]!r}, which is not defined; only self and "
+            f"inputs are (fields: {fields}). Message: {template!r}",
             hint="Write {self.NAME} for an artifact, {inputs.STEP.NAME} on a join step.",
         ) from None
     except (ValueError, TypeError, IndexError) as exc:
         raise MessageRenderError(
-            f"the @hitl message of step {step!r} could not be rendered: {exc}. "
-            f"Message: {template!r}",
+            f"the message could not be rendered: {exc}. Message: {template!r}",
             hint="Check the format specs, e.g. {self.accuracy:.1%} needs a number.",
         ) from None
     if len(text) > MAX_MESSAGE_CHARS:
         raise MessageRenderError(
-            f"the @hitl message of step {step!r} renders to {len(text)} characters, over the "
-            f"{MAX_MESSAGE_CHARS} limit. Message: {template!r}",
+            f"the message renders to {len(text)} characters, over the {MAX_MESSAGE_CHARS} "
+            f"limit. Message: {template!r}",
             hint="Summarise large artifacts in an earlier step and reference the summary.",
         )
     return text

@@ -70,7 +70,7 @@ class InputsView(Sequence[ArtifactView]):
         by_step = self.__dict__.get("_by_step", {})
         if name in by_step:
             return by_step[name]
-        raise MissingArtifact(name, "the join's inputs (steps)", by_step)
+        raise MissingArtifact(name, "the join's inputs (by step name)", by_step)
 
     def __getitem__(self, index: int) -> ArtifactView:  # type: ignore[override]
         return self._views[index]

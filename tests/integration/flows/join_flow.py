@@ -1,0 +1,35 @@
+from metaflow import FlowSpec, hitl, step
+
+
+class JoinFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.train_a, self.train_b)
+
+    @step
+    def train_a(self):
+        self.score = 0.91
+        self.next(self.pick)
+
+    @step
+    def train_b(self):
+        self.score = 0.87
+        self.next(self.pick)
+
+    @hitl(
+        message="a={inputs.train_a.score:.2f} b={inputs[1].score:.2f}: ship a?",
+        allow_self_approval=True,
+        timeout="10m",
+    )
+    @step
+    def pick(self, inputs):
+        self.best = max(i.score for i in inputs)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        print("best", self.best)
+
+
+if __name__ == "__main__":
+    JoinFlow()
