@@ -149,7 +149,7 @@ def test_concurrent_approve_and_reject_leave_one_decision(workspace):
         if i % 2:
             return ws.console("reject", gate, "--as", f"user{i}", "--reason", f"no {i}")
         return ws.console(
-            "approve", gate, "--as", f"user{i}", "--input", '{"deploy_target": "t%d"}' % i
+            "approve", gate, "--as", f"user{i}", "--input", json.dumps({"deploy_target": f"t{i}"})
         )
 
     with ThreadPoolExecutor(max_workers=12) as pool:
