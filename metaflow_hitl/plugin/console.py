@@ -52,12 +52,13 @@ def print_waiting(request: Request, *, flow_file: str) -> None:
     _say(f"[@hitl] Reject:  {' '.join(shlex.quote(p) for p in reject)}")
 
 
-def print_rejoined(request: Request, retry_count: int) -> None:
+def print_rejoined(request: Request, *, run_id: str, retry_count: int) -> None:
     """A retried or resumed task found its gate open: wait again, notify no one."""
-    _say(
-        f"[@hitl] Gate {request.gate_id} is still waiting (attempt {retry_count}); "
-        "no new request or notification was made."
-    )
+    if request.gate_id.run_id != str(run_id):
+        why = f"this run resumes run {request.gate_id.run_id} and waits on its gate"
+    else:
+        why = f"attempt {retry_count} waits on the gate opened by an earlier attempt"
+    _say(f"[@hitl] Gate {request.gate_id} is still waiting; {why}. Nobody was notified again.")
 
 
 def print_decided(decision: Decision) -> None:

@@ -239,7 +239,7 @@ class HitlDecorator(StepDecorator):
             if created:
                 print_waiting(request, flow_file=sys.argv[0])
             else:
-                print_rejoined(request, retry_count)
+                print_rejoined(request, run_id=run_id, retry_count=retry_count)
         interval = self.spec.poll_interval or LOCAL_POLL_INTERVAL
         decision = decided or wait_for_decision(store, gate_id, poll_interval=interval)
         print_decided(decision)

@@ -5,9 +5,11 @@ Runs start as ``alice`` (USER) so that approvals ``--as reviewer`` are not self-
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -51,6 +53,22 @@ class FlowWorkspace:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=True,  # so the run and its task processes can be killed together
+        )
+        self.procs.append(proc)
+        return proc
+
+    def start_command(self, *args: str) -> subprocess.Popen[str]:
+        """Start ``python flow.py ARGS`` with output in ``<root>/<first arg>.log``."""
+        log = open(self.root / f"{args[0]}.log", "w")  # noqa: SIM115 - closed with the run
+        proc = subprocess.Popen(
+            self.command(*args),
+            cwd=self.root,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
         )
         self.procs.append(proc)
         return proc
@@ -115,11 +133,15 @@ class FlowWorkspace:
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout.strip().splitlines()[-1])
 
+    def kill(self, proc: subprocess.Popen[str]) -> None:
+        """Kill a run and every task process it started."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
     def kill_all(self) -> None:
         for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            self.kill(proc)
 
 
 @pytest.fixture
