@@ -18,12 +18,12 @@ import subprocess
 import sys
 import textwrap
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import pytest
-from hitl_builders import T0, actor, build_request
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -48,7 +48,7 @@ from metaflow_hitl.markers import (
     sole_marker,
     verify_marker,
 )
-from metaflow_hitl.records import Decision, Request, decode_record
+from metaflow_hitl.records import Actor, Decision, Request, decode_record
 from metaflow_hitl.rendering import (
     TEMPLATES_DIR_ENV,
     ArtifactSummary,
@@ -66,6 +66,7 @@ from metaflow_hitl.rendering import (
     summarize_value,
     template_environment,
 )
+from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.timestamps import add_seconds
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "rendering"
@@ -108,6 +109,28 @@ def check_golden(name: str, text: str) -> None:
 
 
 # --- requests and values ----------------------------------------------------------------
+
+# Self-contained on purpose: golden files pin every byte, so the requests are built here.
+T0 = datetime(2026, 11, 25, 10, 0, 0, 123000, tzinfo=timezone.utc)
+GATE = GateId("TrainAndDeploy", "1732", "gate")
+
+
+def build_request(*, gate: GateId = GATE, **options: Any) -> Request:
+    options.setdefault("timeout", "1h")
+    spec = GateSpec.from_options(**options)
+    return spec.request_for(
+        gate,
+        message=spec.message,
+        started_by="starter",
+        runtime="local",
+        now=T0,
+        store="/tmp/hitl-test-store",
+    )
+
+
+def actor(login: str, at: datetime = T0, channel: Any = "cli") -> Actor:
+    return Actor(login=login, channel=channel, at=at)
+
 
 SCHEMA = {
     "type": "object",
