@@ -79,6 +79,8 @@ def _json_object(text: str) -> dict[str, Any] | Reply:
             f"The input after /approve is not valid JSON ({exc.msg} at line {exc.lineno} "
             f"column {exc.colno}). Write it as " + '/approve {"deploy_target": "staging"}.'
         )
+    except RecursionError:
+        return Reply("The input after /approve is not valid JSON: it is nested too deeply.")
     if not isinstance(value, dict):
         kind = type(value).__name__
         return Reply(f"The input after /approve must be a JSON object, not a {kind}.")

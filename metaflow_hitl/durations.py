@@ -41,7 +41,10 @@ def parse_duration(value: str | int | float, *, what: str = "duration") -> float
     if isinstance(value, bool):
         raise ConfigError(f"{what} must be a duration such as {_EXAMPLES}, not {value!r}.")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int beyond float range: too long, refused below
+            seconds = float("inf")
     else:
         text = str(value).strip().lower()
         if re.fullmatch(r"\d+(?:\.\d+)?", text):
@@ -61,7 +64,10 @@ def parse_duration(value: str | int | float, *, what: str = "duration") -> float
                 f"as in {_EXAMPLES}."
             )
     if not seconds > 0 or seconds != seconds or seconds == float("inf"):
-        raise ConfigError(f"{what} must be longer than zero, got {value!r}.")
+        raise ConfigError(
+            f"{what} must be longer than zero, got {value!r}; write a finite duration such as "
+            f"{_EXAMPLES}."
+        )
     return seconds
 
 

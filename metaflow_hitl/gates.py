@@ -184,8 +184,8 @@ def decide(
     Returns
     -------
     DecideResult
-        With ``decision`` set when this vote decided the gate; ``None`` while a quorum is
-        still short.
+        With ``decision`` set when this vote decided the gate (the stored decision counts it
+        among its deciders); ``None`` while a quorum is still short.
 
     Raises
     ------
@@ -242,13 +242,14 @@ def decide(
     store.add_vote(vote)
     standing = tally(request, store.list_votes(gate_id))
     decision = _decision_from(request, standing, now)
-    if decision is None:
+    # Racing writers may each store a decision computed from their own snapshot of the votes;
+    # whichever is stored wins, and this vote succeeded iff that decision counts it.
+    stored = store.get_decision(gate_id) if decision is None else store.create_decision(decision)
+    if stored is None:
         return DecideResult(vote=vote, tally=standing, decision=None)
-    winner = store.create_decision(decision)
-    if winner.nonce != decision.nonce or vote.nonce not in _settling_votes(standing):
-        # Someone else's vote settled the gate (or their decision was stored first).
-        raise _already(winner)
-    return DecideResult(vote=vote, tally=standing, decision=winner)
+    if not _counts(stored, vote):
+        raise _already(stored)
+    return DecideResult(vote=vote, tally=standing, decision=stored)
 
 
 def _decision_from(request: Request, standing: Tally, now: datetime) -> Decision | None:
@@ -288,9 +289,11 @@ def _decision_from(request: Request, standing: Tally, now: datetime) -> Decision
     )
 
 
-def _settling_votes(standing: Tally) -> set[str]:
-    votes = [standing.rejection] if standing.rejection else list(standing.approvals)
-    return {v.nonce for v in votes if v is not None}
+def _counts(decision: Decision, vote: Vote) -> bool:
+    """Whether the stored decision is this vote's outcome and names its act as a decider."""
+    outcome = {"approve": "approved", "reject": "rejected"}.get(vote.intent)
+    mine = vote.actor.to_dict()
+    return decision.outcome == outcome and any(a.to_dict() == mine for a in decision.deciders)
 
 
 def gate_status(store: ApprovalStore, gate_id: GateId) -> GateStatus:

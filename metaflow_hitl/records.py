@@ -22,7 +22,7 @@ from typing import Any, Literal, TypeVar, cast
 
 from jsonschema import Draft202012Validator
 
-from metaflow_hitl.errors import RecordError
+from metaflow_hitl.errors import GateRefError, RecordError
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.timestamps import format_ts, parse_ts
 
@@ -450,6 +450,8 @@ def decode_record(data: bytes | str, kind: type[_R], *, where: str = "record") -
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RecordError(f"{where} is not valid JSON ({exc}); it may be truncated.") from None
+    except RecursionError:
+        raise RecordError(f"{where} is not valid JSON (nested too deeply).") from None
     if not isinstance(doc, dict):
         raise RecordError(f"{where} is not a JSON object.")
     fmt, version = doc.get("format"), doc.get("version")
@@ -469,7 +471,7 @@ def decode_record(data: bytes | str, kind: type[_R], *, where: str = "record") -
         raise RecordError(f"{where} is not a valid {fmt} record: {detail}")
     try:
         return cast(_R, kind.from_dict(doc))
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, GateRefError) as exc:
         raise RecordError(f"{where} is not a valid {fmt} record: {exc}") from None
 
 

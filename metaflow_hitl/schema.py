@@ -160,6 +160,11 @@ def parse_input_json(text: str | None) -> dict[str, Any]:
             problems=[f"{exc.msg} at line {exc.lineno} column {exc.colno}"],
             hint='Pass a JSON object, e.g. --input \'{"deploy_target": "staging"}\'.',
         ) from None
+    except RecursionError:
+        raise InvalidInput(
+            "approval input is not valid JSON",
+            problems=["it is nested too deeply to read"],
+        ) from None
     if not isinstance(value, dict):
         raise InvalidInput(
             "approval input must be a JSON object",

@@ -38,7 +38,10 @@ def parse_ts(text: str) -> datetime:
     """
     if not isinstance(text, str) or not _TS.fullmatch(text):
         raise ValueError(f"{text!r} is not a UTC timestamp like 2026-11-25T10:53:10.123Z")
-    return datetime.fromisoformat(text[:-1]).replace(tzinfo=timezone.utc)
+    try:
+        return datetime.fromisoformat(text[:-1]).replace(tzinfo=timezone.utc)
+    except ValueError as exc:  # matches the pattern but is no date, e.g. month 13
+        raise ValueError(f"{text!r} is not a valid UTC timestamp: {exc}") from None
 
 
 def add_seconds(value: datetime, seconds: float) -> datetime:

@@ -1,0 +1,379 @@
+"""One behaviour suite for every :class:`~metaflow_hitl.ports.ApprovalStore`.
+
+Each store is described by a :class:`StoreKind` in :data:`STORE_KINDS`; add a kind (an S3
+store against a local S3 server, say) and every test below runs against it too. A kind says
+how to make an empty store, how to reopen it in a forked process, and how to list what a
+writer may have left behind, so the tests themselves only call the port's methods.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from metaflow_hitl import gates
+from metaflow_hitl.errors import AlreadyDecided, RecordError
+from metaflow_hitl.gate_id import GateId
+from metaflow_hitl.ports import ApprovalStore
+from metaflow_hitl.records import Actor, Decision, Request, Vote
+from metaflow_hitl.spec import GateSpec
+from metaflow_hitl.stores.local import LocalApprovalStore
+from metaflow_hitl.timestamps import utc_now
+
+# -- store kinds ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoreKind:
+    """How the suite drives one store implementation."""
+
+    name: str
+    #: A new, empty store using ``tmp_path`` for anything it needs locally.
+    make: Callable[[Path], ApprovalStore]
+    #: A store on the same data, for use inside a forked child process.
+    reopen: Callable[[ApprovalStore], ApprovalStore]
+    #: Temporary objects (partial uploads, temp files) a writer left behind.
+    leftovers: Callable[[ApprovalStore], list[str]]
+    #: The physical objects holding a gate's decision (one once decided).
+    decision_objects: Callable[[ApprovalStore, GateId], list[str]]
+
+
+def _local_leftovers(store: ApprovalStore) -> list[str]:
+    assert isinstance(store, LocalApprovalStore)
+    return [
+        os.path.join(folder, name)
+        for folder, _, names in os.walk(store.root)
+        for name in names
+        if name.startswith(".tmp")
+    ]
+
+
+def _local_decision_objects(store: ApprovalStore, gate_id: GateId) -> list[str]:
+    assert isinstance(store, LocalApprovalStore)
+    folder = store.root / "v1" / "gates" / gate_id.flow / gate_id.run_id / gate_id.step
+    return sorted(n for n in os.listdir(folder) if "decision" in n)
+
+
+STORE_KINDS = [
+    StoreKind(
+        name="local",
+        make=lambda tmp: LocalApprovalStore(tmp / "_hitl"),
+        reopen=lambda store: LocalApprovalStore(store.location),
+        leftovers=_local_leftovers,
+        decision_objects=_local_decision_objects,
+    ),
+]
+
+
+@pytest.fixture(params=STORE_KINDS, ids=[k.name for k in STORE_KINDS])
+def kind(request: pytest.FixtureRequest) -> StoreKind:
+    return request.param
+
+
+@pytest.fixture
+def store(kind: StoreKind, tmp_path: Path) -> ApprovalStore:
+    made = kind.make(tmp_path)
+    assert isinstance(made, ApprovalStore)
+    return made
+
+
+# -- records ----------------------------------------------------------------------------------
+
+T0 = datetime(2026, 11, 25, 10, 0, 0, 123000, tzinfo=timezone.utc)
+GATE = GateId("TrainAndDeploy", "1732", "gate")
+
+
+def make_request(gate: GateId = GATE, *, now: datetime = T0, **options: Any) -> Request:
+    options.setdefault("message", "Deploy model v7?")
+    spec = GateSpec.from_options(**options)
+    return spec.request_for(
+        gate, message=spec.message, started_by="starter", runtime="local", now=now, store="test"
+    )
+
+
+def make_vote(login: str, intent: Any = "approve", *, gate: GateId = GATE, second: int = 0) -> Vote:
+    at = T0 + timedelta(seconds=second)
+    return Vote(gate_id=gate, intent=intent, actor=Actor(login=login, channel="cli", at=at))
+
+
+def make_decision(
+    login: str, outcome: Any = "approved", *, gate: GateId = GATE, reason: str | None = None
+) -> Decision:
+    at = T0 + timedelta(minutes=1)
+    return Decision(
+        gate_id=gate,
+        outcome=outcome,
+        proceed=outcome == "approved",
+        decided_by=login,
+        channel="cli",
+        deciders=(Actor(login=login, channel="cli", at=at),),
+        decided_at=at,
+        request_digest=make_request(gate).digest(),
+        reason=reason,
+    )
+
+
+# -- requests ---------------------------------------------------------------------------------
+
+
+def test_empty_store_has_nothing(store: ApprovalStore) -> None:
+    assert store.get_request(GATE) is None
+    assert store.get_decision(GATE) is None
+    assert store.list_votes(GATE) == []
+    assert list(store.list_gates(pending_only=False)) == []
+    assert list(store.list_gates(pending_only=True)) == []
+
+
+def test_create_request_is_create_if_absent(store: ApprovalStore) -> None:
+    first = make_request()
+    second = make_request(now=T0 + timedelta(hours=1), message="a retry")
+
+    assert store.create_request(first) is True
+    assert store.create_request(second) is False
+    assert store.create_request(first) is False
+    assert store.get_request(GATE) == first
+
+
+def test_requests_of_different_gates_are_separate(store: ApprovalStore) -> None:
+    other = GateId("TrainAndDeploy", "1733", "gate")
+    assert store.create_request(make_request()) is True
+    assert store.create_request(make_request(other)) is True
+    stored = store.get_request(other)
+    assert stored is not None
+    assert stored.gate_id == other
+
+
+# -- decisions --------------------------------------------------------------------------------
+
+
+def test_create_decision_returns_the_winner(store: ApprovalStore) -> None:
+    store.create_request(make_request())
+    first = make_decision("alice")
+    second = make_decision("bob", "rejected", reason="no")
+
+    assert store.create_decision(first) == first
+    assert store.create_decision(second) == first
+    assert store.get_decision(GATE) == first
+
+
+def test_decision_round_trips_exactly(store: ApprovalStore) -> None:
+    store.create_request(make_request())
+    decision = replace(make_decision("alice"), input={"deploy_target": "prod", "n": [1, 2.5]})
+    store.create_decision(decision)
+    assert store.get_decision(GATE) == decision
+
+
+# -- listing ----------------------------------------------------------------------------------
+
+GATES = [
+    GateId("TrainAndDeploy", "1", "gate"),
+    GateId("TrainAndDeploy", "2", "gate"),
+    GateId("TrainAndDeploy", "2", "second_gate"),
+    GateId("Other", "argo-other-x7k2p", "gate"),
+]
+
+
+@pytest.fixture
+def listed(store: ApprovalStore) -> ApprovalStore:
+    for gate in GATES:
+        store.create_request(make_request(gate))
+    store.create_decision(make_decision("alice", gate=GATES[1]))
+    return store
+
+
+def test_list_gates_all(listed: ApprovalStore) -> None:
+    assert set(listed.list_gates(pending_only=False)) == set(GATES)
+
+
+def test_list_gates_pending_only_excludes_decided(listed: ApprovalStore) -> None:
+    assert set(listed.list_gates(pending_only=True)) == set(GATES) - {GATES[1]}
+
+
+@pytest.mark.parametrize(
+    ("flow", "pending_only", "expected"),
+    [
+        pytest.param("TrainAndDeploy", False, GATES[:3], id="one-flow-all"),
+        pytest.param("TrainAndDeploy", True, [GATES[0], GATES[2]], id="one-flow-pending"),
+        pytest.param("Other", True, GATES[3:], id="other-flow-pending"),
+        pytest.param("Missing", False, [], id="unknown-flow"),
+        pytest.param("..", False, [], id="dotdot-flow"),
+        pytest.param("../v1/gates", False, [], id="path-trick-flow"),
+    ],
+)
+def test_list_gates_flow_filter(
+    listed: ApprovalStore, flow: str, pending_only: bool, expected: list[GateId]
+) -> None:
+    assert set(listed.list_gates(pending_only=pending_only, flow=flow)) == set(expected)
+
+
+def test_list_gates_yields_gate_ids(listed: ApprovalStore) -> None:
+    assert all(isinstance(g, GateId) for g in listed.list_gates(pending_only=False))
+
+
+# -- votes ------------------------------------------------------------------------------------
+
+
+def test_votes_are_appended_and_listed(store: ApprovalStore) -> None:
+    other = GateId("TrainAndDeploy", "9", "gate")
+    store.create_request(make_request())
+    store.create_request(make_request(other))
+    votes = [
+        make_vote("alice", second=0),
+        make_vote("alice", "withdraw", second=1),
+        make_vote("bob", "reject", second=1),  # same instant as alice's withdraw
+    ]
+    for vote in votes:
+        store.add_vote(vote)
+    store.add_vote(make_vote("carol", gate=other))
+
+    listed = store.list_votes(GATE)
+    assert sorted(listed, key=lambda v: v.nonce) == sorted(votes, key=lambda v: v.nonce)
+    assert [v.actor.login for v in store.list_votes(other)] == ["carol"]
+
+
+def test_votes_after_a_decision_are_still_listed(store: ApprovalStore) -> None:
+    store.create_request(make_request())
+    store.add_vote(make_vote("alice"))
+    store.create_decision(make_decision("alice"))
+    store.add_vote(make_vote("bob", second=5))
+    assert {v.actor.login for v in store.list_votes(GATE)} == {"alice", "bob"}
+
+
+# -- atomicity --------------------------------------------------------------------------------
+
+
+def test_no_temporary_objects_are_left_behind(kind: StoreKind, store: ApprovalStore) -> None:
+    request = make_request()
+    store.create_request(request)
+    store.create_request(make_request(message="lost race"))
+    for i in range(5):
+        store.add_vote(make_vote(f"user{i}", second=i))
+    store.create_decision(make_decision("alice"))
+    store.create_decision(make_decision("bob"))  # loses
+    assert kind.leftovers(store) == []
+    assert kind.decision_objects(store, GATE) == kind.decision_objects(store, GATE)[:1]
+
+
+def test_readers_never_see_a_half_written_record(store: ApprovalStore) -> None:
+    """Readers poll while writers create large records; every read is None or whole."""
+    gate_ids = [GateId("Big", str(i), "gate") for i in range(40)]
+    for gate in gate_ids:
+        store.create_request(make_request(gate))
+    big = "x" * 90_000  # a large record takes several writes to land
+    done = threading.Event()
+    seen: dict[GateId, int] = dict.fromkeys(gate_ids, 0)
+    problems: list[str] = []
+
+    def read() -> None:
+        while not done.is_set():
+            for gate in gate_ids:
+                try:
+                    decision = store.get_decision(gate)
+                    votes = store.list_votes(gate)
+                except RecordError as exc:  # a torn read
+                    problems.append(str(exc)[:200])
+                    return
+                if decision is not None:
+                    assert decision.reason == big
+                    seen[gate] += 1
+                for vote in votes:
+                    assert vote.reason == big
+
+    def write(mine: list[GateId]) -> None:
+        for gate in mine:
+            store.add_vote(replace(make_vote("alice", gate=gate), reason=big))
+            store.create_decision(make_decision("alice", gate=gate, reason=big))
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    writers = [threading.Thread(target=write, args=(gate_ids[i::2],)) for i in range(2)]
+    for t in readers + writers:
+        t.start()
+    for t in writers:
+        t.join(timeout=30)
+    done.set()
+    for t in readers:
+        t.join(timeout=30)
+
+    assert problems == []
+    assert all(store.get_decision(g) is not None for g in gate_ids)
+
+
+# -- the race ---------------------------------------------------------------------------------
+
+RACERS = 50
+
+
+def _race(
+    store: ApprovalStore, login: str, intent: Any, barrier: Any, results: Any
+) -> None:  # runs in a forked child
+    try:
+        barrier.wait(timeout=60)
+        result = gates.decide(
+            store,
+            GATE,
+            actor=Actor(login=login, channel="cli", at=utc_now()),
+            intent=intent,
+            reason=f"{login} says {intent}",
+        )
+        decision = result.decision
+        results.put((login, "decided" if decision else "pending", decision and decision.nonce, ""))
+    except AlreadyDecided as exc:
+        results.put((login, "already", exc.decision.nonce, str(exc)))
+    except BaseException as exc:  # reported, not raised: the parent asserts
+        results.put((login, "error", None, repr(exc)))
+
+
+def test_concurrent_deciders_exactly_one_wins(kind: StoreKind, store: ApprovalStore) -> None:
+    store.create_request(make_request(now=utc_now(), timeout="1h"))  # open now, not at T0
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(RACERS)
+    results = ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=_race,
+            args=(
+                kind.reopen(store),
+                f"racer{i:02d}",
+                "approve" if i % 2 else "reject",
+                barrier,
+                results,
+            ),
+        )
+        for i in range(RACERS)
+    ]
+    for p in procs:
+        p.start()
+    outcomes = [results.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+
+    errors = [o for o in outcomes if o[1] not in {"decided", "already"}]
+    assert errors == []
+    stored = store.get_decision(GATE)
+    assert stored is not None
+    assert kind.decision_objects(store, GATE) == kind.decision_objects(store, GATE)[:1] != []
+    assert kind.leftovers(store) == []
+
+    winners = [o for o in outcomes if o[1] == "decided"]
+    assert len(winners) == 1, f"expected one winner, got {[w[0] for w in winners]}"
+    login, _, nonce, _ = winners[0]
+    assert nonce == stored.nonce
+    assert stored.decided_by == login
+    assert stored.outcome == ("approved" if int(login[-2:]) % 2 else "rejected")
+
+    for loser, state, loser_saw, message in outcomes:
+        if loser == login:
+            continue
+        assert state == "already"
+        assert loser_saw == stored.nonce, f"{loser} was told of another decision"
+        assert f"by {login}" in message, f"{loser} was not told who won: {message}"
+    assert list(store.list_gates(pending_only=True)) == []

@@ -1,0 +1,50 @@
+"""Builders shared by the unit tests: requests made the way the decorator makes them.
+
+Imported by name (``from hitl_builders import ...``): pytest puts this folder on ``sys.path``
+because the test folders have no ``__init__.py``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from metaflow_hitl.gate_id import GateId
+from metaflow_hitl.records import Actor, Request
+from metaflow_hitl.spec import GateSpec
+
+#: A fixed "now", millisecond precision like every stored timestamp.
+T0 = datetime(2026, 11, 25, 10, 0, 0, 123000, tzinfo=timezone.utc)
+GATE = GateId("TrainAndDeploy", "1732", "gate")
+STARTER = "starter"
+
+
+def build_request(
+    *,
+    gate: GateId = GATE,
+    started_by: str = STARTER,
+    now: datetime = T0,
+    review: dict[str, str | None] | None = None,
+    links: dict[str, str] | None = None,
+    origin: dict[str, str | None] | None = None,
+    **options: Any,
+) -> Request:
+    """A request as ``@hitl(**options)`` opens it at ``now`` (default timeout 1h)."""
+    options.setdefault("message", "Deploy model v7?")
+    options.setdefault("timeout", "1h")
+    spec = GateSpec.from_options(**options)
+    return spec.request_for(
+        gate,
+        message=spec.message,
+        started_by=started_by,
+        runtime="local",
+        now=now,
+        store="/tmp/hitl-test-store",
+        review=review,
+        links=links,
+        origin=origin,
+    )
+
+
+def actor(login: str, at: datetime = T0, channel: Any = "cli") -> Actor:
+    return Actor(login=login, channel=channel, at=at)
