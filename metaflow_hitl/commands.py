@@ -35,7 +35,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from metaflow_hitl.schema import MAX_INPUT_BYTES
+from metaflow_hitl.schema import MAX_INPUT_BYTES, reject_json_constant
 
 __all__ = ["MAX_COMMENT_BYTES", "Command", "Ignore", "Reply", "parse_comment"]
 
@@ -73,7 +73,7 @@ def _json_object(text: str) -> dict[str, Any] | Reply:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_INPUT_BYTES:
         return Reply(f"The approval input is over {MAX_INPUT_BYTES // 1024} KiB; shorten it.")
     try:
-        value, end = json.JSONDecoder().raw_decode(text)
+        value, end = json.JSONDecoder(parse_constant=reject_json_constant).raw_decode(text)
     except json.JSONDecodeError as exc:
         return Reply(
             f"The input after /approve is not valid JSON ({exc.msg} at line {exc.lineno} "

@@ -128,6 +128,12 @@ def normalize_schema(schema: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def reject_json_constant(name: str) -> Any:
+    """``parse_constant`` hook for :mod:`json`: refuse ``NaN`` and ``Infinity``."""
+    # NaN and Infinity are not JSON; records carrying them break strict readers.
+    raise json.JSONDecodeError(f"{name} is not valid JSON", name, 0)
+
+
 def parse_input_json(text: str | None) -> dict[str, Any]:
     """Parse approval input typed by a person (CLI ``--input`` or a comment).
 
@@ -153,7 +159,7 @@ def parse_input_json(text: str | None) -> dict[str, Any]:
             problems=[f"input is over {MAX_INPUT_BYTES // 1024} KiB of JSON"],
         )
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=reject_json_constant)
     except json.JSONDecodeError as exc:
         raise InvalidInput(
             "approval input is not valid JSON",

@@ -171,7 +171,7 @@ def test_join_step_message_reads_the_inputs(workspace):
     proc = ws.start()
     gate = ws.wait_for_gate(proc)
     shown = json.loads(ws.console("show", gate, "--json").stdout)
-    assert shown["request"]["message"] == "a=0.91 b=0.87: ship a?"
+    assert shown["request"]["message"] == "a=0.91 b=0.87 n=0.9: ship a?"
     assert ws.console("approve", gate, "--as", "alice").returncode == 0  # self allowed here
     code, out = ws.finish(proc)
     assert code == 0, out

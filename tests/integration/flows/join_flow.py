@@ -17,7 +17,9 @@ class JoinFlow(FlowSpec):
         self.next(self.pick)
 
     @hitl(
-        message="a={inputs.train_a.score:.2f} b={inputs[1].score:.2f}: ship a?",
+        # inputs[i] order is not fixed by Metaflow; both scores round to 0.9
+        message="a={inputs.train_a.score:.2f} b={inputs.train_b.score:.2f} "
+        "n={inputs[0].score:.1f}: ship a?",
         allow_self_approval=True,
         timeout="10m",
     )
