@@ -12,6 +12,7 @@ never half-read.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import uuid
@@ -19,8 +20,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal, TypeVar, cast
-
-from jsonschema import Draft202012Validator
 
 from metaflow_hitl.errors import GateRefError, RecordError
 from metaflow_hitl.gate_id import GateId
@@ -171,7 +170,15 @@ RECORD_SCHEMAS: dict[str, dict[str, Any]] = {
         ],
     ),
 }
-_VALIDATORS = {name: Draft202012Validator(s) for name, s in RECORD_SCHEMAS.items()}
+
+
+@functools.cache
+def _validator(name: str) -> Any:
+    # Imported on first use: jsonschema costs ~40 ms, paid otherwise by every Metaflow
+    # command (Metaflow imports all step decorators at start-up).
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(RECORD_SCHEMAS[name])
 
 
 def new_nonce() -> str:
@@ -463,7 +470,7 @@ def decode_record(data: bytes | str, kind: type[_R], *, where: str = "record") -
             f"({FORMAT_VERSION}).",
             hint="Upgrade metaflow-hitl: pip install -U metaflow-hitl",
         )
-    errors = sorted(_VALIDATORS[name].iter_errors(doc), key=lambda e: list(map(str, e.path)))
+    errors = sorted(_validator(name).iter_errors(doc), key=lambda e: list(map(str, e.path)))
     if errors:
         detail = "; ".join(
             f"{'.'.join(map(str, e.path)) or '(top)'}: {e.message}" for e in errors[:5]

@@ -20,9 +20,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-
 from metaflow_hitl.errors import ConfigError, InvalidInput
 
 __all__ = [
@@ -90,6 +87,9 @@ def normalize_schema(schema: Mapping[str, Any] | None) -> dict[str, Any]:
         )
     if _is_full_schema(schema):
         full = json.loads(json.dumps(schema))
+        from jsonschema import Draft202012Validator  # lazy: see records._validator
+        from jsonschema.exceptions import SchemaError
+
         try:
             Draft202012Validator.check_schema(full)
         except SchemaError as exc:
@@ -196,6 +196,8 @@ def validate_input(schema: Mapping[str, Any], value: Any) -> list[str]:
         One readable line per problem, ordered by field, e.g.
         ``"replicas: 'three' is not of type 'integer'"``.
     """
+    from jsonschema import Draft202012Validator  # lazy: see records._validator
+
     validator = Draft202012Validator(schema)
     problems = []
     for error in sorted(validator.iter_errors(value), key=lambda e: list(map(str, e.path))):

@@ -19,11 +19,13 @@ from metaflow._vendor import click
 
 from metaflow_hitl.cli.identity import resolve_actor_login
 from metaflow_hitl.cli.tables import ago, render_table, truncate
-from metaflow_hitl.errors import ConfigError, GateNotFound, HitlError
+from metaflow_hitl.errors import ConfigError, GateNotFound, HitlError, StoreError, TooLate
 from metaflow_hitl.gate_id import GateId, parse_gate_ref
 from metaflow_hitl.gates import GateStatus, decide, expire_gate, gate_status
 from metaflow_hitl.ports import ApprovalStore
-from metaflow_hitl.records import Actor
+from metaflow_hitl.records import Actor, Decision
+from metaflow_hitl.review.config import backend_for_request
+from metaflow_hitl.review.publish import publish_decision
 from metaflow_hitl.schema import example_input, parse_input_json
 from metaflow_hitl.timestamps import format_ts, utc_now
 
@@ -104,6 +106,21 @@ def _gates(ctx: CliContext, *, pending_only: bool, run_id: str | None) -> list[G
     order = {"pending": 0}
     out.sort(key=lambda s: (order.get(s.state, 1), -s.request.created_at.timestamp()))
     return out
+
+
+def _publish(ctx: CliContext, decision: Decision) -> dict[str, Any]:
+    """Commit a stored decision to the gate's review repo, or explain how to retry."""
+    request = ctx.store.get_request(decision.gate_id)
+    if request is None:  # pragma: no cover - decide() read it a moment ago
+        return {}
+    try:
+        return dict(publish_decision(request, decision))
+    except HitlError as exc:
+        raise StoreError(
+            f"the decision on {decision.gate_id} is recorded ({decision.summary()}), but the "
+            f"review repo was not updated: {exc.message}",
+            hint=f"Retry with: metaflow-hitl sync {decision.gate_id}",
+        ) from None
 
 
 def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
@@ -208,14 +225,19 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
     ) -> None:
         login, source = resolve_actor_login(login_flag)
         actor = Actor(login=login, channel="cli", at=utc_now(), source=source)
-        result = decide(
-            ctx.store,
-            gate_id,
-            actor=actor,
-            intent=intent,  # type: ignore[arg-type]
-            input=payload,
-            reason=reason,
-        )
+        try:
+            result = decide(
+                ctx.store,
+                gate_id,
+                actor=actor,
+                intent=intent,  # type: ignore[arg-type]
+                input=payload,
+                reason=reason,
+            )
+        except TooLate as exc:
+            _publish(ctx, exc.decision)  # the expiry may have been recorded by this call
+            raise
+        review = _publish(ctx, result.decision) if result.decision else {}
         if as_json:
             _emit_json(
                 {
@@ -224,10 +246,16 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
                     "decision": result.decision.to_dict() if result.decision else None,
                     "approvals": len(result.tally.approvals),
                     "needed": result.tally.needed,
+                    "review": review,
                 }
             )
         elif result.decision:
             click.echo(f"Gate {gate_id}: {result.decision.summary()}.")
+            if review.get("commit"):
+                click.echo(
+                    f"Committed to {review['location']} ({review['path']}, "
+                    f"commit {str(review['commit'])[:12]})."
+                )
         else:
             click.echo(
                 f"Approval by {login} recorded for gate {gate_id}; "
@@ -276,40 +304,137 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
         gate_id = _resolve(ctx, gate, latest, pending=True)
         _act(ctx, gate_id, "reject", login, {}, reason.strip(), as_json)
 
-    @hitl.command(name="audit", help="Every decision: gate, outcome, who, when, channel.")
+    def _store_decisions(ctx: CliContext) -> list[tuple[Any, Decision]]:
+        out = []
+        for gate_id in ctx.store.list_gates(pending_only=False, flow=ctx.flow):
+            decision = ctx.store.get_decision(gate_id)
+            request = ctx.store.get_request(gate_id)
+            if decision is not None and request is not None:
+                out.append((request, decision))
+        out.sort(key=lambda pair: (pair[1].decided_at, str(pair[1].gate_id)))
+        return out
+
+    @hitl.command(
+        name="audit",
+        help="Every decision from the review repo's git history, checked against "
+        "the store: gate, outcome, who, channel, when, evidence.",
+    )
     @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+    @click.option(
+        "--source",
+        type=click.Choice(["review", "store"]),
+        default="review",
+        show_default=True,
+        help="Read git history, or the store's records.",
+    )
     @click.option(
         "--expire", is_flag=True, help="First record the expiry of gates whose time is up."
     )
     @click.pass_obj
     @_handled
-    def audit_cmd(ctx: CliContext, as_json: bool, expire: bool) -> None:
+    def audit_cmd(ctx: CliContext, as_json: bool, source: str, expire: bool) -> None:
         if expire:
             for gate_id in list(ctx.store.list_gates(pending_only=True, flow=ctx.flow)):
-                expire_gate(ctx.store, gate_id)
-        decisions = []
-        for gate_id in ctx.store.list_gates(pending_only=False, flow=ctx.flow):
-            d = ctx.store.get_decision(gate_id)
-            if d is not None:
-                decisions.append(d)
-        decisions.sort(key=lambda d: (d.decided_at, str(d.gate_id)))
-        if as_json:
-            _emit_json([d.to_dict() for d in decisions])
-            return
-        if not decisions:
-            click.echo("No decisions yet.")
-            return
-        rows = [
-            [
-                str(d.gate_id),
-                d.outcome,
-                ", ".join(a.login for a in d.deciders),
-                d.channel,
-                format_ts(d.decided_at),
-                truncate(json.dumps(d.input) if d.input else (d.reason or "-"), 40),
+                decision = expire_gate(ctx.store, gate_id)
+                if decision is not None:
+                    _publish(ctx, decision)
+        pairs = _store_decisions(ctx)
+        rows: list[dict[str, Any]] = []
+        problems: list[str] = []
+        if source == "store":
+            rows = [
+                {
+                    "gate_id": str(d.gate_id),
+                    "outcome": d.outcome,
+                    "decided_by": d.decided_by,
+                    "deciders": [a.login for a in d.deciders],
+                    "channel": d.channel,
+                    "decided_at": format_ts(d.decided_at),
+                    "evidence": d.evidence_url,
+                    "input": d.input,
+                    "reason": d.reason,
+                    "source": "store",
+                }
+                for _, d in pairs
             ]
-            for d in decisions
-        ]
-        click.echo(render_table(["GATE", "OUTCOME", "BY", "CHANNEL", "WHEN", "INPUT/REASON"], rows))
+        else:
+            backends: dict[str, Any] = {}
+            for request, _ in pairs:
+                backend = backend_for_request(request)
+                if backend is not None:
+                    backends.setdefault(backend.location, backend)
+            seen: dict[str, dict[str, Any]] = {}
+            for backend in backends.values():
+                for entry in backend.audit():
+                    if ctx.flow and not entry.gate_id.startswith(ctx.flow + "/"):
+                        continue
+                    seen[entry.gate_id] = {**entry.to_dict(), "source": backend.location}
+            by_gate = {str(d.gate_id): (r, d) for r, d in pairs}
+            for gate, (request, d) in by_gate.items():
+                if backend_for_request(request) is None:
+                    continue
+                entry = seen.get(gate)
+                if entry is None:
+                    problems.append(
+                        f"{gate}: {d.outcome} in the store, missing from the review "
+                        f"repo (run: metaflow-hitl sync {gate})"
+                    )
+                elif (entry["outcome"], entry["decided_by"]) != (d.outcome, d.decided_by):
+                    problems.append(
+                        f"{gate}: the review repo says {entry['outcome']} by "
+                        f"{entry['decided_by']}, the store {d.outcome} by "
+                        f"{d.decided_by}"
+                    )
+                if entry is not None:
+                    entry.update(
+                        input=d.input, reason=d.reason, deciders=[a.login for a in d.deciders]
+                    )
+            for gate in seen:
+                if gate not in by_gate:
+                    problems.append(f"{gate}: in the review repo but not in the store")
+            rows = sorted(seen.values(), key=lambda r: (r["decided_at"], r["gate_id"]))
+        if as_json:
+            _emit_json(rows)
+        elif not rows:
+            click.echo("No decisions yet.")
+        else:
+            table = [
+                [
+                    r["gate_id"],
+                    r["outcome"],
+                    ", ".join(r.get("deciders") or [r["decided_by"]]),
+                    r["channel"],
+                    r["decided_at"],
+                    truncate(
+                        json.dumps(r["input"]) if r.get("input") else (r.get("reason") or "-"), 40
+                    ),
+                ]
+                + ([str(r.get("commit", ""))[:10]] if source == "review" else [])
+                for r in rows
+            ]
+            headers = ["GATE", "OUTCOME", "BY", "CHANNEL", "WHEN", "INPUT/REASON"]
+            click.echo(render_table(headers + (["COMMIT"] if source == "review" else []), table))
+        for problem in problems:
+            click.secho(f"Mismatch: {problem}", fg="red", err=True)
+        if problems:
+            sys.exit(1)
+
+    @hitl.command(
+        name="sync", help="Commit decisions the review repo is missing (after a failed push)."
+    )
+    @click.argument("gate", required=False)
+    @click.pass_obj
+    @_handled
+    def sync_cmd(ctx: CliContext, gate: str | None) -> None:
+        targets = [parse_gate_ref(gate, flow=ctx.flow)] if gate else None
+        count = 0
+        for request, decision in _store_decisions(ctx):
+            if targets is not None and request.gate_id not in targets:
+                continue
+            if backend_for_request(request) is None:
+                continue
+            _publish(ctx, decision)
+            count += 1
+        click.echo(f"{count} decision(s) in their review repos.")
 
     return hitl

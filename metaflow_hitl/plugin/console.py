@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import time
 
 from metaflow_hitl.records import Decision, Request
 from metaflow_hitl.schema import example_input
@@ -13,8 +14,15 @@ from metaflow_hitl.timestamps import format_ts
 __all__ = ["approve_command", "print_decided", "print_rejoined", "print_waiting"]
 
 
+#: Pause between lines of a notice. Metaflow's runtime reads one line of a task's output per
+#: poll event; lines written in one burst would sit in its buffer until the task writes again
+#: (for a waiting gate: until it is decided). Separate writes arrive as separate events.
+LINE_GAP_SECONDS = 0.03
+
+
 def _say(text: str) -> None:
     print(text, flush=True)
+    time.sleep(LINE_GAP_SECONDS)
 
 
 def _script(flow_file: str) -> str:
@@ -34,8 +42,10 @@ def approve_command(request: Request, flow_file: str) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def print_waiting(request: Request, *, flow_file: str) -> None:
-    """Announce a newly opened gate and how to decide it."""
+def print_waiting(
+    request: Request, *, flow_file: str, review: dict[str, str | None] | None = None
+) -> None:
+    """Announce a newly opened gate, where to review it and how to decide it."""
     script = _script(flow_file)
     who = ", ".join(request.approvers) or "anyone but the person who started the run"
     if request.allow_self_approval and not request.approvers:
@@ -47,6 +57,11 @@ def print_waiting(request: Request, *, flow_file: str) -> None:
         f"[@hitl] Expires {format_ts(request.expires_at)} (then: {request.on_timeout}). "
         f"Approvers: {who}; {request.min_approvals} approval(s) needed."
     )
+    if review and review.get("branch"):
+        _say(
+            f"[@hitl] Review: {review.get('path')} on branch {review.get('branch')} of "
+            f"{review.get('location')}"
+        )
     _say(f"[@hitl] Approve: {approve_command(request, flow_file)}")
     reject = ["python", script, "hitl", "reject", request.gate_id.short, "--reason", "why"]
     _say(f"[@hitl] Reject:  {' '.join(shlex.quote(p) for p in reject)}")

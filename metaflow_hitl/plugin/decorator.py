@@ -22,14 +22,17 @@ from metaflow_hitl.plugin.artifacts import ArtifactView, InputsView
 from metaflow_hitl.plugin.console import print_decided, print_rejoined, print_waiting
 from metaflow_hitl.ports import ApprovalStore
 from metaflow_hitl.records import Decision
+from metaflow_hitl.review.config import parse_review
 from metaflow_hitl.spec import GateSpec
-from metaflow_hitl.stores import store_for_datastore_root
+from metaflow_hitl.stores import STORE_DIRNAME, store_for_datastore_root
 from metaflow_hitl.timestamps import utc_now
 
 __all__ = ["HitlDecorator", "HitlException", "HitlRejected"]
 
 #: Default seconds between reads of the local store while a task waits.
 LOCAL_POLL_INTERVAL = 0.1
+#: Artifacts larger than this (serialized) are listed in the approval file without a value.
+ARTIFACT_PREVIEW_BYTES = 64 * 1024
 
 
 class HitlException(MetaflowException):
@@ -152,6 +155,12 @@ class HitlDecorator(StepDecorator):
                     )
         self._datastore_type = flow_datastore.TYPE
         self._datastore_root = flow_datastore.datastore_root
+        try:
+            self._review = parse_review(
+                self.spec.review, store_location=_store_location(flow_datastore)
+            )
+        except HitlError as exc:
+            raise HitlException.from_error(exc, where) from None
 
     # -- the gate, in the task, before the step's code -----------------------------------
     def task_pre_step(
@@ -226,7 +235,7 @@ class HitlDecorator(StepDecorator):
                 runtime="local",
                 now=utc_now(),
                 store=store.location,
-                review={"backend": "none"},
+                review=self._review,
                 origin={
                     "task": f"{flow.name}/{run_id}/{step_name}/{task_id}",
                     "flow_file": os.path.abspath(sys.argv[0]),
@@ -234,16 +243,38 @@ class HitlDecorator(StepDecorator):
                 },
             )
             request, created = open_gate(store, request)
+        from metaflow_hitl.review.publish import open_review, publish_decision
+
         decided = store.get_decision(gate_id)
         if decided is None:
+            # Idempotent: a retry re-opens a review that a crash left unopened.
+            refs = open_review(request, self._approval_file(request, graph, step_name, inputs))
             if created:
-                print_waiting(request, flow_file=sys.argv[0])
+                print_waiting(request, flow_file=sys.argv[0], review=refs)
             else:
                 print_rejoined(request, run_id=run_id, retry_count=retry_count)
         interval = self.spec.poll_interval or LOCAL_POLL_INTERVAL
-        decision = decided or wait_for_decision(store, gate_id, poll_interval=interval)
-        print_decided(decision)
-        return decision
+        if decided is None:
+            decided = wait_for_decision(store, gate_id, poll_interval=interval)
+            if decided.outcome == "timed_out":
+                publish_decision(request, decided)  # this task recorded the expiry
+        print_decided(decided)
+        return decided
+
+    def _approval_file(self, request: Any, graph: Any, step_name: str, inputs: Any) -> str:
+        from metaflow_hitl.rendering import render_approval_file, summarize_artifacts
+
+        values: dict[str, Any] = {}
+        datastores = list(inputs or [])
+        join = graph[step_name].type == "join"
+        for ds in datastores:
+            for name, value in ds.to_dict(max_value_size=ARTIFACT_PREVIEW_BYTES).items():
+                values[f"{ds.step_name}.{name}" if join else name] = value
+        return render_approval_file(
+            request,
+            artifacts=summarize_artifacts(values),
+            flow_file_hint=os.path.relpath(sys.argv[0]),
+        )
 
     def _render(self, flow: Any, graph: Any, step_name: str, inputs: Any) -> str:
         node = graph[step_name]
@@ -275,6 +306,12 @@ def _reuse_origin_gate(
     if decision is not None and not decision.proceed:
         return own  # a rejected gate stays rejected; the resumed run asks again
     return origin
+
+
+def _store_location(flow_datastore: Any) -> str:
+    if flow_datastore.TYPE != "local":
+        return f"{flow_datastore.TYPE}://"
+    return os.path.join(flow_datastore.datastore_root, STORE_DIRNAME)
 
 
 def _inside_foreach(graph: Any, step_name: str) -> bool:

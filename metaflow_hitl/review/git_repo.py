@@ -1,0 +1,349 @@
+"""A review repo on any git remote: a branch per gate, decisions as commits.
+
+Works with every remote git speaks — a local bare repo, ``file://``, ``git://``,
+``http(s)://``, ssh — through gitpython (which runs ``git`` with an argument list, never a
+shell). Each operation works in a fresh temporary clone, so concurrent writers never share a
+working tree; git's own rule (a push must fast-forward) arbitrates between them.
+
+* :meth:`GitReviewBackend.open_review` pushes ``hitl/<flow>/<run>/<step>`` with the approval
+  file at ``approvals/<flow>/<run>/<step>.md``, creating the branch only if it does not exist
+  (``--force-with-lease=<ref>:``), so a retried notify changes nothing.
+* :meth:`GitReviewBackend.record_decision` commits ``decisions/<flow>/<run>/<step>.json`` on the
+  gate branch with the decider as author and git trailers in the message
+  (``Hitl-Gate``, ``Hitl-Outcome``...), then merges the branch into the default branch.
+  A non-fast-forward rejection is retried from a fresh fetch; if the gate branch already holds a
+  different decision, the first one stands and :class:`ReviewConflict` is raised.
+* :meth:`GitReviewBackend.audit` reads the default branch's history: every decision commit.
+
+See https://git-scm.com/docs/git-push (push rules, ``--force-with-lease``).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+
+from metaflow_hitl.errors import HitlError, RecordError, StoreError
+from metaflow_hitl.gate_id import GateId
+from metaflow_hitl.records import Decision, Request, decode_record
+from metaflow_hitl.rendering import (
+    approval_path,
+    decision_path,
+    render_commit_message,
+    render_decision_record,
+)
+
+__all__ = ["AuditEntry", "GitReviewBackend", "ReviewConflict", "branch_for"]
+
+BOT_NAME = "metaflow-hitl"
+BOT_EMAIL = "metaflow-hitl@users.noreply.github.com"
+_TRAILER = re.compile(r"^(Hitl-[A-Za-z-]+): (.*)$", re.MULTILINE)
+_ATTEMPTS = 8
+
+
+class ReviewConflict(HitlError):
+    """The review repo holds a different decision for the gate than the one being recorded."""
+
+    headline = "@hitl: review repo disagrees"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One decision as the review repo's history shows it."""
+
+    gate_id: str
+    outcome: str
+    decided_by: str
+    channel: str
+    decided_at: str
+    evidence: str
+    commit: str
+    author: str
+    request_digest: str
+
+    def to_dict(self) -> dict[str, str]:
+        return dict(self.__dict__)
+
+
+def branch_for(gate_id: GateId) -> str:
+    """The gate's review branch: ``hitl/<flow>/<run>/<step>``."""
+    return f"hitl/{gate_id.flow}/{gate_id.run_id}/{gate_id.step}"
+
+
+def _author(login: str) -> git.Actor:
+    safe = re.sub(r"[^A-Za-z0-9._-]", "-", login) or "unknown"
+    return git.Actor(safe, f"{safe}@users.noreply.github.com")
+
+
+_BOT = git.Actor(BOT_NAME, BOT_EMAIL)
+
+
+class GitReviewBackend:
+    """The review port over a git remote.
+
+    Parameters
+    ----------
+    remote
+        Anything ``git clone`` accepts. A path to a directory that does not exist yet is
+        created as a bare repository on first use (the local default).
+    default_branch
+        The branch decisions are merged into.
+    """
+
+    kind = "git"
+
+    def __init__(self, remote: str, *, default_branch: str = "main") -> None:
+        self.remote = str(remote)
+        self.location = self.remote
+        self.default_branch = default_branch
+        self.pushes = 0  # pushes made, for tests and benchmarks
+        self._ready = False
+
+    def __repr__(self) -> str:
+        return f"GitReviewBackend({self.remote!r})"
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _is_local_path(self) -> bool:
+        return "://" not in self.remote and ":" not in self.remote.split("/")[0]
+
+    def _ensure_local_remote(self) -> None:
+        """Create the bare repository (with a first commit on the default branch) if absent."""
+        if self._ready or not self._is_local_path():
+            return
+        path = Path(self.remote)
+        if not (path / "HEAD").exists():
+            path.mkdir(parents=True, exist_ok=True)
+            git.Repo.init(path, bare=True, initial_branch=self.default_branch)
+        with self._clone() as repo:
+            if any(r.remote_head == self.default_branch for r in repo.remotes.origin.refs):
+                self._ready = True
+                return
+            readme = Path(repo.working_tree_dir) / "README.md"
+            readme.write_text(
+                "# Approvals\n\nReview repo of metaflow-hitl: `approvals/` holds what each gate "
+                "asked, `decisions/` what was decided; `git log` is the audit trail.\n"
+            )
+            repo.index.add(["README.md"])
+            repo.index.commit("hitl: create review repo", author=_BOT, committer=_BOT)
+            self._push(repo, f"HEAD:refs/heads/{self.default_branch}", create_only=True)
+        self._ready = True  # created here, or by a concurrent writer that won the push
+
+    @contextmanager
+    def _clone(self) -> Iterator[git.Repo]:
+        tmp = tempfile.mkdtemp(prefix="hitl-review-")
+        try:
+            env = {"GIT_TERMINAL_PROMPT": "0"}
+            try:
+                repo = git.Repo.clone_from(self.remote, tmp, env=env, no_checkout=True)
+            except git.GitCommandError as exc:
+                raise StoreError(
+                    f"cannot clone review repo {self.remote}: {_stderr(exc)}",
+                    hint="Check the review= setting / METAFLOW_HITL_REVIEW and your git access.",
+                ) from None
+            with repo.config_writer() as cfg:
+                cfg.set_value("user", "name", BOT_NAME)
+                cfg.set_value("user", "email", BOT_EMAIL)
+            yield repo
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _push(self, repo: git.Repo, refspec: str, *, create_only: bool = False) -> bool:
+        """Push; False when git refuses (not a fast-forward, or the ref exists)."""
+        args = ["--porcelain", "origin", refspec]
+        if create_only:
+            args.insert(0, f"--force-with-lease={refspec.split(':', 1)[1]}:")
+        self.pushes += 1
+        try:
+            repo.git.push(*args)
+        except git.GitCommandError as exc:
+            text = _stderr(exc) + str(exc.stdout or "")
+            if (
+                "[rejected]" in text
+                or "stale info" in text
+                or "fetch first" in text
+                or ("non-fast-forward" in text)
+            ):
+                return False
+            raise StoreError(f"cannot push to review repo {self.remote}: {_stderr(exc)}") from None
+        return True
+
+    @staticmethod
+    def _remote_has(repo: git.Repo, branch: str) -> bool:
+        return any(r.remote_head == branch for r in repo.remotes.origin.refs)
+
+    @staticmethod
+    def _read(repo: git.Repo, rev: str, path: str) -> str | None:
+        try:
+            return repo.git.show(f"{rev}:{path}")
+        except git.GitCommandError:
+            return None
+
+    # -- ReviewBackend ----------------------------------------------------------------------
+    def open_review(self, request: Request, *, approval_file: str) -> dict[str, str | None]:
+        """Push the gate's branch with its approval file, unless it exists."""
+        self._ensure_local_remote()
+        branch = branch_for(request.gate_id)
+        path = approval_path(request.gate_id)
+        refs = {"backend": "git", "location": self.remote, "branch": branch, "path": path}
+        for _ in range(_ATTEMPTS):
+            with self._clone() as repo:
+                if self._remote_has(repo, branch):
+                    return refs
+                repo.git.checkout("-B", branch, f"origin/{self.default_branch}")
+                target = Path(repo.working_tree_dir) / path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(approval_file, encoding="utf-8")
+                repo.index.add([path])
+                message = (
+                    f"hitl: open gate {request.gate_id}\n\nHitl-Gate: {request.gate_id}\n"
+                    f"Hitl-Request-Digest: {request.digest()}\n"
+                )
+                repo.index.commit(message, author=_BOT, committer=_BOT)
+                if self._push(repo, f"HEAD:refs/heads/{branch}", create_only=True):
+                    return refs
+        raise StoreError(f"could not open the review branch {branch} in {self.remote}")
+
+    def record_decision(self, request: Request, decision: Decision) -> dict[str, str | None]:
+        """Commit the decision on the gate branch (author: the decider) and merge it.
+
+        Idempotent: recording the same decision again changes nothing.
+
+        Raises
+        ------
+        ReviewConflict
+            If the repo already holds a different decision for this gate.
+        """
+        self._ensure_local_remote()
+        branch = branch_for(request.gate_id)
+        path = decision_path(request.gate_id)
+        content = render_decision_record(request, decision)
+        message = render_commit_message(request, decision)
+        author = _author(decision.decided_by)
+        for attempt in range(_ATTEMPTS):
+            with self._clone() as repo:
+                base = (
+                    f"origin/{branch}"
+                    if self._remote_has(repo, branch)
+                    else (f"origin/{self.default_branch}")
+                )
+                existing = self._read(repo, base, path)
+                if existing is not None:
+                    self._check_same(existing, decision, path)
+                    decided = repo.git.rev_parse(base)
+                else:
+                    repo.git.checkout("-B", branch, base)
+                    target = Path(repo.working_tree_dir) / path
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_text(content, encoding="utf-8")
+                    repo.index.add([path])
+                    repo.index.commit(message, author=author, committer=_BOT)
+                    if not self._push(repo, f"HEAD:refs/heads/{branch}"):
+                        time.sleep(0.05 * (attempt + 1))
+                        continue  # someone else wrote the branch: re-read it
+                    decided = repo.head.commit.hexsha
+                if self._merged(repo, decided):
+                    return self._refs(branch, path, decided)
+                repo.git.checkout("-B", self.default_branch, f"origin/{self.default_branch}")
+                repo.git.merge(
+                    "--no-ff",
+                    "-m",
+                    f"hitl: merge {request.gate_id} ({decision.outcome})",
+                    decided,
+                )
+                if self._push(repo, f"HEAD:refs/heads/{self.default_branch}"):
+                    return self._refs(branch, path, decided)
+                time.sleep(0.05 * (attempt + 1))  # main moved: fetch again and re-merge
+        raise StoreError(
+            f"could not record the decision of {request.gate_id} in {self.remote} after "
+            f"{_ATTEMPTS} attempts (the default branch kept moving)",
+            hint=f"Retry later: metaflow-hitl sync {request.gate_id}",
+        )
+
+    def _merged(self, repo: git.Repo, commit: str) -> bool:
+        try:
+            repo.git.merge_base("--is-ancestor", commit, f"origin/{self.default_branch}")
+        except git.GitCommandError:
+            return False
+        return True
+
+    def _refs(self, branch: str, path: str, commit: str) -> dict[str, str | None]:
+        return {
+            "backend": "git",
+            "location": self.remote,
+            "branch": branch,
+            "path": path,
+            "commit": commit,
+        }
+
+    @staticmethod
+    def _check_same(existing: str, decision: Decision, path: str) -> None:
+        try:
+            recorded = decode_record(existing, Decision, where=path)
+        except RecordError as exc:
+            raise ReviewConflict(
+                f"the review repo's {path} is not a decision record: {exc}"
+            ) from None
+        if recorded.nonce != decision.nonce:
+            raise ReviewConflict(
+                f"the review repo already records {recorded.summary()} for {decision.gate_id}; "
+                f"not recording {decision.summary()}. The first decision stands.",
+                hint=f"Compare with the store: metaflow-hitl show {decision.gate_id}",
+            )
+
+    def decision_record(self, gate_id: GateId) -> Decision | None:
+        """The decision file on the default branch, if the gate's decision was merged."""
+        if self._is_local_path() and not (Path(self.remote) / "HEAD").exists():
+            return None
+        with self._clone() as repo:
+            text = self._read(repo, f"origin/{self.default_branch}", decision_path(gate_id))
+        return None if text is None else decode_record(text, Decision, where=str(gate_id))
+
+    def audit(self) -> list[AuditEntry]:
+        """Every decision commit on the default branch, oldest first."""
+        if self._is_local_path() and not (Path(self.remote) / "HEAD").exists():
+            return []
+        with self._clone() as repo:
+            if not self._remote_has(repo, self.default_branch):
+                return []
+            log = repo.git.log(
+                f"origin/{self.default_branch}",
+                "--reverse",
+                "--no-merges",
+                "--format=%H%x00%an%x00%B%x1e",
+            )
+        entries = []
+        for chunk in log.split("\x1e"):
+            if not chunk.strip():
+                continue
+            sha, author, body = chunk.strip("\n").split("\x00", 2)
+            trailers = dict(_TRAILER.findall(body))
+            if "Hitl-Outcome" not in trailers:
+                continue
+            entries.append(
+                AuditEntry(
+                    gate_id=trailers.get("Hitl-Gate", ""),
+                    outcome=trailers["Hitl-Outcome"],
+                    decided_by=trailers.get("Hitl-Decided-By", ""),
+                    channel=trailers.get("Hitl-Channel", ""),
+                    decided_at=trailers.get("Hitl-Decided-At", ""),
+                    evidence=trailers.get("Hitl-Evidence", ""),
+                    commit=sha,
+                    author=author,
+                    request_digest=trailers.get("Hitl-Request-Digest", ""),
+                )
+            )
+        return entries
+
+
+def _stderr(exc: git.GitCommandError) -> str:
+    text = str(exc.stderr or exc).strip()
+    # never echo credentials embedded in a remote URL
+    return re.sub(r"://[^/@\s]+@", "://***@", text)
