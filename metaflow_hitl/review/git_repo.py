@@ -40,6 +40,7 @@ from metaflow_hitl.rendering import (
     render_commit_message,
     render_decision_record,
 )
+from metaflow_hitl.review.redact import redact
 
 __all__ = ["AuditEntry", "GitReviewBackend", "ReviewConflict", "branch_for"]
 
@@ -47,6 +48,18 @@ BOT_NAME = "metaflow-hitl"
 BOT_EMAIL = "metaflow-hitl@users.noreply.github.com"
 _TRAILER = re.compile(r"^(Hitl-[A-Za-z-]+): (.*)$", re.MULTILINE)
 _ATTEMPTS = 8
+# How git reports a push that lost a race (non-fast-forward, lease broken, ref created or
+# moved by a concurrent push between its check and its update).
+_REJECTED = (
+    "[rejected]",
+    "[remote rejected]",
+    "stale info",
+    "fetch first",
+    "non-fast-forward",
+    "cannot lock ref",
+    "reference already exists",
+    "failed to update ref",
+)
 
 
 class ReviewConflict(HitlError):
@@ -86,6 +99,16 @@ def _author(login: str) -> git.Actor:
 _BOT = git.Actor(BOT_NAME, BOT_EMAIL)
 
 
+def _commit(repo: git.Repo, paths: list[str], message: str, author: git.Actor) -> None:
+    """Commit through the git CLI (committer: the bot, from the clone's config).
+
+    Not gitpython's IndexFile: its methods chdir into the working tree, which is process-wide
+    and breaks concurrent operations in other threads.
+    """
+    repo.git.add("--", *paths)
+    repo.git.commit("-q", "-m", message, f"--author={author.name} <{author.email}>")
+
+
 class GitReviewBackend:
     """The review port over a git remote.
 
@@ -102,13 +125,13 @@ class GitReviewBackend:
 
     def __init__(self, remote: str, *, default_branch: str = "main") -> None:
         self.remote = str(remote)
-        self.location = self.remote
+        self.location = redact(self.remote)  # shown to people: never with credentials
         self.default_branch = default_branch
         self.pushes = 0  # pushes made, for tests and benchmarks
         self._ready = False
 
     def __repr__(self) -> str:
-        return f"GitReviewBackend({self.remote!r})"
+        return f"GitReviewBackend({self.location!r})"
 
     # -- plumbing ---------------------------------------------------------------------------
     def _is_local_path(self) -> bool:
@@ -131,8 +154,7 @@ class GitReviewBackend:
                 "# Approvals\n\nReview repo of metaflow-hitl: `approvals/` holds what each gate "
                 "asked, `decisions/` what was decided; `git log` is the audit trail.\n"
             )
-            repo.index.add(["README.md"])
-            repo.index.commit("hitl: create review repo", author=_BOT, committer=_BOT)
+            _commit(repo, ["README.md"], "hitl: create review repo", _BOT)
             self._push(repo, f"HEAD:refs/heads/{self.default_branch}", create_only=True)
         self._ready = True  # created here, or by a concurrent writer that won the push
 
@@ -145,7 +167,7 @@ class GitReviewBackend:
                 repo = git.Repo.clone_from(self.remote, tmp, env=env, no_checkout=True)
             except git.GitCommandError as exc:
                 raise StoreError(
-                    f"cannot clone review repo {self.remote}: {_stderr(exc)}",
+                    f"cannot clone review repo {self.location}: {_stderr(exc)}",
                     hint="Check the review= setting / METAFLOW_HITL_REVIEW and your git access.",
                 ) from None
             with repo.config_writer() as cfg:
@@ -165,14 +187,11 @@ class GitReviewBackend:
             repo.git.push(*args)
         except git.GitCommandError as exc:
             text = _stderr(exc) + str(exc.stdout or "")
-            if (
-                "[rejected]" in text
-                or "stale info" in text
-                or "fetch first" in text
-                or ("non-fast-forward" in text)
-            ):
+            if any(sign in text for sign in _REJECTED):
                 return False
-            raise StoreError(f"cannot push to review repo {self.remote}: {_stderr(exc)}") from None
+            raise StoreError(
+                f"cannot push to review repo {self.location}: {_stderr(exc)}"
+            ) from None
         return True
 
     @staticmethod
@@ -192,7 +211,7 @@ class GitReviewBackend:
         self._ensure_local_remote()
         branch = branch_for(request.gate_id)
         path = approval_path(request.gate_id)
-        refs = {"backend": "git", "location": self.remote, "branch": branch, "path": path}
+        refs = {"backend": "git", "location": self.location, "branch": branch, "path": path}
         for _ in range(_ATTEMPTS):
             with self._clone() as repo:
                 if self._remote_has(repo, branch):
@@ -201,15 +220,14 @@ class GitReviewBackend:
                 target = Path(repo.working_tree_dir) / path
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(approval_file, encoding="utf-8")
-                repo.index.add([path])
                 message = (
                     f"hitl: open gate {request.gate_id}\n\nHitl-Gate: {request.gate_id}\n"
                     f"Hitl-Request-Digest: {request.digest()}\n"
                 )
-                repo.index.commit(message, author=_BOT, committer=_BOT)
+                _commit(repo, [path], message, _BOT)
                 if self._push(repo, f"HEAD:refs/heads/{branch}", create_only=True):
                     return refs
-        raise StoreError(f"could not open the review branch {branch} in {self.remote}")
+        raise StoreError(f"could not open the review branch {branch} in {self.location}")
 
     def record_decision(self, request: Request, decision: Decision) -> dict[str, str | None]:
         """Commit the decision on the gate branch (author: the decider) and merge it.
@@ -243,12 +261,11 @@ class GitReviewBackend:
                     target = Path(repo.working_tree_dir) / path
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_text(content, encoding="utf-8")
-                    repo.index.add([path])
-                    repo.index.commit(message, author=author, committer=_BOT)
+                    _commit(repo, [path], message, author)
                     if not self._push(repo, f"HEAD:refs/heads/{branch}"):
                         time.sleep(0.05 * (attempt + 1))
                         continue  # someone else wrote the branch: re-read it
-                    decided = repo.head.commit.hexsha
+                    decided = repo.git.rev_parse("HEAD")
                 if self._merged(repo, decided):
                     return self._refs(branch, path, decided)
                 repo.git.checkout("-B", self.default_branch, f"origin/{self.default_branch}")
@@ -262,7 +279,7 @@ class GitReviewBackend:
                     return self._refs(branch, path, decided)
                 time.sleep(0.05 * (attempt + 1))  # main moved: fetch again and re-merge
         raise StoreError(
-            f"could not record the decision of {request.gate_id} in {self.remote} after "
+            f"could not record the decision of {request.gate_id} in {self.location} after "
             f"{_ATTEMPTS} attempts (the default branch kept moving)",
             hint=f"Retry later: metaflow-hitl sync {request.gate_id}",
         )
@@ -277,7 +294,7 @@ class GitReviewBackend:
     def _refs(self, branch: str, path: str, commit: str) -> dict[str, str | None]:
         return {
             "backend": "git",
-            "location": self.remote,
+            "location": self.location,
             "branch": branch,
             "path": path,
             "commit": commit,
@@ -344,6 +361,4 @@ class GitReviewBackend:
 
 
 def _stderr(exc: git.GitCommandError) -> str:
-    text = str(exc.stderr or exc).strip()
-    # never echo credentials embedded in a remote URL
-    return re.sub(r"://[^/@\s]+@", "://***@", text)
+    return redact(str(exc.stderr or exc).strip())
