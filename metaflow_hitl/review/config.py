@@ -16,10 +16,12 @@ decider — CLI, console script, GitHub Action — uses the backend the gate was
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from metaflow_hitl.errors import ConfigError
 from metaflow_hitl.records import Request
+from metaflow_hitl.review.redact import redact
 
 __all__ = ["backend_for_request", "parse_review", "review_settings"]
 
@@ -52,7 +54,13 @@ def parse_review(value: str | None, *, store_location: str) -> dict[str, str | N
         return {"backend": "none"}
     scheme, _, rest = text.partition(":")
     if scheme == "git" and rest.strip():
-        return {"backend": "git", "location": rest.strip()}
+        remote = rest.strip()
+        if re.search(r"://[^/@\s]+@", remote) and not remote.startswith("ssh://"):
+            raise ConfigError(
+                f"review='git:{redact(remote)}' embeds credentials in the URL, which would be "
+                "written into every request record. Use a git credential helper or ssh instead."
+            )
+        return {"backend": "git", "location": remote}
     if scheme == "github" and rest.strip():
         raise ConfigError(
             f"review={text!r}: the GitHub review backend is not available in this release; "
