@@ -3,9 +3,15 @@
 # input from the CLI, the run finishes, and the decision shows in `hitl audit`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
+echo "==> setting up .venv (scripts/bootstrap.sh)"
+BOOT_LOG=$(mktemp)
+bash scripts/bootstrap.sh > "$BOOT_LOG" 2>&1 || { cat "$BOOT_LOG"; exit 1; }
+rm -f "$BOOT_LOG"
 . .venv/bin/activate
-export USER="${USER:-$(id -un)}"          # Metaflow needs a user name; this is the run starter
+# Metaflow needs a user name (it refuses "root"): the person who starts the run.
+if [ -z "${METAFLOW_USER:-}" ] && { [ -z "${USER:-}" ] || [ "${USER}" = root ]; }; then
+  export METAFLOW_USER=alice
+fi
 FLOW=examples/train_and_deploy.py
 LOG=$(mktemp)
 
@@ -25,6 +31,13 @@ echo
 echo "==> python $FLOW hitl list"
 python "$FLOW" hitl list
 
+REVIEW=.metaflow/_hitl/review.git
+BRANCH=$(git --git-dir "$REVIEW" for-each-ref --sort=-creatordate --count=1 --format='%(refname:short)' refs/heads/hitl/)
+echo
+echo "==> the approval file on $BRANCH of the local review repo ($REVIEW):"
+git --git-dir "$REVIEW" show "$BRANCH:approvals/${BRANCH#hitl/}.md" | sed -n '2,12p'
+echo "    ..."
+
 echo
 echo "==> python $FLOW hitl approve --latest --as reviewer --input '{\"deploy_target\": \"staging\"}'"
 python "$FLOW" hitl approve --latest --as reviewer --input '{"deploy_target": "staging"}'
@@ -36,6 +49,10 @@ echo "==> the run finished:"
 tail -n 8 "$LOG"
 
 echo
-echo "==> python $FLOW hitl audit"
+echo "==> the decision commit: git --git-dir $REVIEW log -1 $BRANCH"
+git --git-dir "$REVIEW" log -1 "$BRANCH"
+
+echo
+echo "==> python $FLOW hitl audit   (from the review repo's history, checked against the store)"
 python "$FLOW" hitl audit
 rm -f "$LOG"

@@ -11,7 +11,7 @@ from metaflow_hitl.records import Decision, Request
 from metaflow_hitl.schema import example_input
 from metaflow_hitl.timestamps import format_ts
 
-__all__ = ["approve_command", "print_decided", "print_rejoined", "print_waiting"]
+__all__ = ["approve_command", "print_decided", "print_rejoined", "print_waiting", "script_path"]
 
 
 #: Pause between lines of a notice. Metaflow's runtime reads one line of a task's output per
@@ -25,7 +25,8 @@ def _say(text: str) -> None:
     time.sleep(LINE_GAP_SECONDS)
 
 
-def _script(flow_file: str) -> str:
+def script_path(flow_file: str) -> str:
+    """The flow file as the user can type it: relative below the cwd, else absolute."""
     if not os.path.isabs(flow_file):
         return flow_file
     relative = os.path.relpath(flow_file)
@@ -34,7 +35,7 @@ def _script(flow_file: str) -> str:
 
 def approve_command(request: Request, flow_file: str) -> str:
     """The exact CLI command that approves ``request`` (with example input if needed)."""
-    script = _script(flow_file)
+    script = script_path(flow_file)
     parts = ["python", script, "hitl", "approve", request.gate_id.short]
     example = example_input(request.input_schema)
     if example:
@@ -46,7 +47,7 @@ def print_waiting(
     request: Request, *, flow_file: str, review: dict[str, str | None] | None = None
 ) -> None:
     """Announce a newly opened gate, where to review it and how to decide it."""
-    script = _script(flow_file)
+    script = script_path(flow_file)
     who = ", ".join(request.approvers) or "anyone but the person who started the run"
     if request.allow_self_approval and not request.approvers:
         who = "anyone"

@@ -19,7 +19,12 @@ from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import open_gate, wait_for_decision
 from metaflow_hitl.message import render_message
 from metaflow_hitl.plugin.artifacts import ArtifactView, InputsView
-from metaflow_hitl.plugin.console import print_decided, print_rejoined, print_waiting
+from metaflow_hitl.plugin.console import (
+    print_decided,
+    print_rejoined,
+    print_waiting,
+    script_path,
+)
 from metaflow_hitl.ports import ApprovalStore
 from metaflow_hitl.records import Decision
 from metaflow_hitl.review.config import parse_review
@@ -273,7 +278,7 @@ class HitlDecorator(StepDecorator):
         return render_approval_file(
             request,
             artifacts=summarize_artifacts(values),
-            flow_file_hint=os.path.relpath(sys.argv[0]),
+            flow_file_hint=script_path(sys.argv[0]),
         )
 
     def _render(self, flow: Any, graph: Any, step_name: str, inputs: Any) -> str:

@@ -39,7 +39,8 @@ class FlowWorkspace:
             "METAFLOW_DEFAULT_DATASTORE": "local",
             "PYTHONUNBUFFERED": "1",
         }
-        self.env.pop("METAFLOW_HITL_ACTOR", None)
+        for name in ("METAFLOW_HITL_ACTOR", "METAFLOW_USER", "METAFLOW_HITL_REVIEW"):
+            self.env.pop(name, None)
         self.procs: list[subprocess.Popen[str]] = []
 
     def command(self, *args: str) -> list[str]:

@@ -1,0 +1,130 @@
+"""The local review repo: approval files, decision commits, audit against the store."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from metaflow_hitl.gate_id import GateId
+from metaflow_hitl.gates import decide
+from metaflow_hitl.records import Actor
+from metaflow_hitl.stores.local import LocalApprovalStore
+from metaflow_hitl.timestamps import utc_now
+
+pytestmark = pytest.mark.integration
+
+
+def _git(repo, *args: str) -> str:
+    return subprocess.run(
+        ["git", "--git-dir", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout
+
+
+def test_gate_opens_a_branch_and_the_decision_is_a_commit_by_the_decider(workspace):
+    ws = workspace("deploy_flow.py")
+    proc = ws.start()
+    gate = ws.wait_for_gate(proc)
+    flow, run_id, step = gate.split("/")
+    repo = ws.store / "review.git"
+    branch = f"hitl/{flow}/{run_id}/{step}"
+    deadline = time.monotonic() + 30
+    while True:  # the request is stored first, then the review branch is pushed
+        shown = subprocess.run(
+            [
+                "git",
+                "--git-dir",
+                str(repo),
+                "show",
+                f"{branch}:approvals/{flow}/{run_id}/{step}.md",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if shown.returncode == 0:
+            break
+        assert time.monotonic() < deadline, shown.stderr
+        time.sleep(0.05)
+    approval = shown.stdout
+    assert "Accuracy 94.3%: deploy?" in approval
+    assert '/approve {"deploy_target":' in approval  # how to decide, from the schema
+    assert "<code>deploy\\_target</code>" in approval  # the schema as a table
+    ok = ws.hitl(
+        "approve", f"{run_id}/{step}", "--as", "reviewer", "--input", '{"deploy_target": "staging"}'
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "Committed to" in ok.stdout
+    code, out = ws.finish(proc)
+    assert code == 0, out
+    log = _git(repo, "log", "--topo-order", "main", "--format=%an|%s").splitlines()
+    assert log[:3] == [
+        f"metaflow-hitl|hitl: merge {gate} (approved)",
+        f"reviewer|hitl: {gate} approved by reviewer (cli)",
+        f"metaflow-hitl|hitl: open gate {gate}",
+    ]
+    body = _git(repo, "log", "-1", "--format=%B", "main^2")
+    assert f"Hitl-Gate: {gate}" in body
+    assert "Hitl-Outcome: approved" in body
+    record = json.loads(_git(repo, "show", f"main:decisions/{flow}/{run_id}/{step}.json"))
+    assert record["input"] == {"deploy_target": "staging"}
+
+
+def test_timeouts_are_committed_and_audit_agrees_with_the_store(workspace):
+    ws = workspace("deploy_flow.py")
+    ws.env["GATE_TIMEOUT"] = "2s"
+    proc = ws.start()
+    gate = ws.wait_for_gate(proc)
+    code, _ = ws.finish(proc)
+    assert code != 0
+    from_git = json.loads(ws.hitl("audit", "--json").stdout)
+    from_store = json.loads(ws.hitl("audit", "--json", "--source", "store").stdout)
+    assert [(r["gate_id"], r["outcome"], r["decided_by"]) for r in from_git] == [
+        (gate, "timed_out", "timeout")
+    ]
+    assert [(r["gate_id"], r["outcome"], r["decided_by"], r["decided_at"]) for r in from_git] == [
+        (r["gate_id"], r["outcome"], r["decided_by"], r["decided_at"]) for r in from_store
+    ]
+
+
+def test_audit_reports_a_decision_missing_from_git_and_sync_repairs_it(workspace):
+    ws = workspace("deploy_flow.py")
+    proc = ws.start()
+    gate = ws.wait_for_gate(proc)
+    # decide through the core only, as if the push had failed after the store write
+    store = LocalApprovalStore(ws.store)
+    decide(
+        store,
+        GateId.parse(gate),
+        intent="reject",
+        reason="push lost",
+        actor=Actor(login="bob", channel="cli", at=utc_now()),
+    )
+    ws.finish(proc)
+    audit = ws.console("audit")
+    assert audit.returncode == 1
+    assert f"{gate}: rejected in the store, missing from the review repo" in audit.stderr
+    assert f"metaflow-hitl sync {gate}" in audit.stderr
+    synced = ws.console("sync")
+    assert synced.returncode == 0, synced.stderr
+    audit = ws.console("audit", "--json")
+    assert audit.returncode == 0, audit.stderr
+    assert [r["decided_by"] for r in json.loads(audit.stdout)] == ["bob"]
+
+
+def test_review_none_keeps_the_store_only(workspace):
+    ws = workspace("deploy_flow.py")
+    ws.env["METAFLOW_HITL_REVIEW"] = "none"
+    proc = ws.start()
+    gate = ws.wait_for_gate(proc)
+    assert (
+        ws.console("approve", gate, "--as", "r", "--input", '{"deploy_target": "x"}').returncode
+        == 0
+    )
+    code, out = ws.finish(proc)
+    assert code == 0, out
+    assert not (ws.store / "review.git").exists()
+    shown = json.loads(ws.console("show", gate, "--json").stdout)
+    assert shown["request"]["review"] == {"backend": "none"}
