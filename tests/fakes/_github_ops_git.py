@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from ._github_ops import ApiError, Call, Operations, Reply
+from ._github_ops import ApiError, Call, NotModelled, Operations, Reply
 from ._github_state import Repo
 
 OPERATIONS = Operations()
@@ -141,3 +141,37 @@ def put_content(call: Call) -> Reply:
     repo.refs[f"refs/heads/{branch}"] = commit.sha
     body = call.render.file_commit(repo, path, branch, commit.sha)
     return Reply(201 if current is None else 200, body)
+
+
+def _subtree(tree: dict[str, str], path: str) -> dict[str, str]:
+    """The entries of ``tree`` at ``path`` (a file) or under it (a directory)."""
+    prefix = path + "/"
+    return {p: s for p, s in tree.items() if p == path or p.startswith(prefix)}
+
+
+@OPERATIONS.add("repos/list-commits")
+def list_commits(call: Call) -> Reply:
+    """Commits reachable from ``sha`` (a branch, tag or sha; default branch when absent),
+    newest first. With ``path``, only commits that changed it, simplified as ``git log --
+    path`` does: a merge that matches one of its parents at ``path`` is left out."""
+    repo = call.repo()
+    for name in ("author", "committer", "since", "until"):
+        if call.arg(name) is not None:
+            raise NotModelled(f"filtering commits by {name}")
+    start = repo.resolve(call.arg("sha"))
+    if start is None:
+        raise ApiError(404, "Not Found")
+    path = (call.arg("path") or "").strip("/")
+    found = []
+    for sha in repo.ancestors(start):
+        commit = repo.commits[sha]
+        if path:
+            mine = _subtree(commit.tree, path)
+            parents = [_subtree(repo.commits[p].tree, path) for p in commit.parents]
+            if (parents and any(mine == theirs for theirs in parents)) or (
+                not parents and not mine
+            ):
+                continue
+        found.append(commit)
+    found.sort(key=lambda c: (c.date, c.sha), reverse=True)
+    return call.paginate([call.render.commit(repo, c.sha) for c in found])

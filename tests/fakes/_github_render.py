@@ -394,6 +394,52 @@ class Renderer:
             },
         }
 
+    def commit(self, repo: Repo, sha: str) -> dict[str, Any]:
+        """``commit`` (an item of ``GET /repos/{owner}/{repo}/commits``). The GitHub account
+        is the user whose login is the author name, if there is one (GitHub matches emails)."""
+        r = f"{self.api}/repos/{quote(repo.owner)}/{quote(repo.name)}"
+        commit = repo.commits[sha]
+        person = {
+            "name": commit.author_name,
+            "email": commit.author_email,
+            "date": iso(commit.date),
+        }
+        account = (
+            self.simple_user(commit.author_name) if self.world.user(commit.author_name) else None
+        )
+        return {
+            "url": f"{r}/commits/{sha}",
+            "sha": sha,
+            "node_id": f"C_{sha[:12]}",
+            "html_url": f"{self.web}/{repo.full_name}/commit/{sha}",
+            "comments_url": f"{r}/commits/{sha}/comments",
+            "commit": {
+                "url": f"{r}/git/commits/{sha}",
+                "author": person,
+                "committer": person,
+                "message": commit.message,
+                "comment_count": 0,
+                "tree": {"url": f"{r}/git/trees/{commit.tree_sha}", "sha": commit.tree_sha},
+                "verification": {
+                    "verified": False,
+                    "reason": "unsigned",
+                    "signature": None,
+                    "payload": None,
+                    "verified_at": None,
+                },
+            },
+            "author": account,
+            "committer": account,
+            "parents": [
+                {
+                    "sha": p,
+                    "url": f"{r}/commits/{p}",
+                    "html_url": f"{self.web}/{repo.full_name}/commit/{p}",
+                }
+                for p in commit.parents
+            ],
+        }
+
     # -- issues and pull requests -----------------------------------------------------------------
     def label(self, repo: Repo, label: Label) -> dict[str, Any]:
         """``label``."""

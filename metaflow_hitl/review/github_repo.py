@@ -1,0 +1,784 @@
+"""A review repo on GitHub (or GitHub Enterprise Server): a pull request or an issue per gate.
+
+``review="github:acme/approvals"`` opens a pull request per gate; ``?mode=issue`` opens an
+issue instead. Decisions are committed as ``decisions/<flow>/<run>/<step>.json`` with git
+trailers in the message (as :mod:`metaflow_hitl.review.git_repo` writes them), so the review
+repo's history on its default branch is the audit trail.
+
+* ``mode="pr"``: :meth:`GitHubReviewBackend.open_review` creates branch
+  ``hitl/<flow>/<run>/<step>`` from the default branch, commits the approval file to it
+  through the contents API, opens a pull request, asks the gate's approvers for a review
+  (logins as reviewers, ``@org/team`` as team reviewers; a refusal is logged, never fatal)
+  and labels it ``metaflow-hitl``. :meth:`~GitHubReviewBackend.record_decision` commits an
+  approval on the gate branch and merges the pull request; a rejection or a timeout is
+  committed on the default branch and the pull request is closed. Either way one reply
+  comment says what was decided.
+* ``mode="issue"``: one labelled issue per gate, assigned to the approver logins; the
+  decision is committed on the default branch and the issue is closed with a reply.
+
+Everything is looked up before it is created (the pull request by ``head=owner:branch``,
+``state=all``; the branch by its ref; the issue by the hidden gate marker in its body, among
+the issues carrying the label), so a retried or re-run notify opens no duplicate. The first
+decision wins: a different decision already in the repo raises :class:`ReviewConflict`.
+
+Transport: PyGithub's ``Requester`` (its documented way to call any endpoint), one HTTP
+request per call, with PyGithub's own retries **off** — they repeat a ``POST`` after a 5xx,
+which duplicates issues and comments. Instead, reads are retried on 5xx; any request refused
+by a rate limit (403/429 with ``Retry-After`` or ``X-RateLimit-Remaining: 0``) is repeated
+after the wait GitHub asks for; and a write whose answer was lost is never repeated blind:
+its resource is looked up again first. Waits are bounded by ``max_wait``.
+
+The token comes from ``METAFLOW_HITL_GITHUB_TOKEN``, then ``GITHUB_TOKEN``; it is never
+written to a record, a message or a log.
+
+GitHub REST docs wrapped here:
+https://docs.github.com/rest/git/refs,
+https://docs.github.com/rest/repos/contents#create-or-update-file-contents,
+https://docs.github.com/rest/pulls/pulls, https://docs.github.com/rest/pulls/review-requests,
+https://docs.github.com/rest/issues/issues, https://docs.github.com/rest/issues/comments,
+https://docs.github.com/rest/issues/labels, https://docs.github.com/rest/commits/commits,
+https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from metaflow_hitl.errors import ConfigError, RecordError, StoreError
+from metaflow_hitl.markers import is_bot_reply, parse_markers
+from metaflow_hitl.records import Decision, Request, decode_record
+from metaflow_hitl.rendering import (
+    approval_path,
+    decision_path,
+    render_commit_message,
+    render_decision_record,
+    render_issue_body,
+    render_pr_body,
+    render_pr_title,
+    render_reply,
+)
+from metaflow_hitl.review.config import GITHUB_TOKEN_ENVS, github_api_url
+from metaflow_hitl.review.git_repo import AuditEntry, ReviewConflict, branch_for
+from metaflow_hitl.timestamps import format_ts
+
+__all__ = ["LABEL", "GitHubReviewBackend"]
+
+log = logging.getLogger("metaflow_hitl.review.github")
+
+#: The label on every gate's pull request or issue.
+LABEL = "metaflow-hitl"
+MODES = ("pr", "issue")
+MERGE_METHODS = ("merge", "squash", "rebase")
+_TRAILER = re.compile(r"^(Hitl-[A-Za-z-]+): (.*)$", re.MULTILINE)
+_DECISION_TAG = "metaflow-hitl:v1:decision"
+#: How far back (in issue ``updated_at``) an issue-mode lookup reaches before the request's
+#: creation time; covers clock skew between the notifier and GitHub.
+_ISSUE_LOOKBACK = timedelta(days=1)
+_T = TypeVar("_T")
+
+
+class _Unknown(Exception):
+    """A write got no usable answer (5xx, connection lost): it may or may not have happened."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class GitHubReviewBackend:
+    """The review port over a GitHub repository.
+
+    Parameters
+    ----------
+    repo
+        ``owner/name`` of the review repository.
+    mode
+        ``"pr"`` (a branch and a pull request per gate) or ``"issue"`` (an issue per gate).
+    api_url
+        The REST API root; default ``$METAFLOW_HITL_GITHUB_API_URL``, ``$GITHUB_API_URL``,
+        else ``https://api.github.com`` (GHES: ``https://HOST/api/v3``).
+    token
+        The token; default ``$METAFLOW_HITL_GITHUB_TOKEN``, then ``$GITHUB_TOKEN``. It needs
+        contents, pull requests and issues write access to ``repo``.
+    merge_method
+        How an approved pull request is merged: ``merge`` (a merge commit), ``squash`` or
+        ``rebase``.
+    max_attempts
+        Attempts per request (and per lookup-then-create cycle) before giving up.
+    max_wait
+        Seconds this backend may sleep in total per call (rate limits and backoff); a wait
+        GitHub asks for beyond it fails fast instead.
+    backoff
+        First delay after a 5xx or a lost answer; doubles per attempt.
+    timeout
+        Seconds per HTTP request.
+    seconds_between_writes
+        PyGithub's pause between writes (0: rely on GitHub's rate-limit answers instead).
+    sleep
+        The sleep function (tests pass one that records instead of waiting).
+
+    Attributes
+    ----------
+    requests_made
+        HTTP requests sent so far, retries included.
+    """
+
+    kind = "github"
+
+    def __init__(
+        self,
+        repo: str,
+        *,
+        mode: str = "pr",
+        api_url: str | None = None,
+        token: str | None = None,
+        merge_method: str = "merge",
+        max_attempts: int = 5,
+        max_wait: float = 120.0,
+        backoff: float = 1.0,
+        timeout: int = 15,
+        seconds_between_writes: float = 0.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        owner, _, name = str(repo).partition("/")
+        if not owner or not name or "/" in name:
+            raise ConfigError(f"GitHub review repo {repo!r} is not 'owner/name'.")
+        if mode not in MODES:
+            raise ConfigError(f"GitHub review mode {mode!r} is not one of {', '.join(MODES)}.")
+        if merge_method not in MERGE_METHODS:
+            raise ConfigError(f"merge method {merge_method!r}: use {', '.join(MERGE_METHODS)}.")
+        self.repo, self.owner, self.mode = f"{owner}/{name}", owner, mode
+        self.location = f"github:{self.repo}"
+        self.api_url = github_api_url(api_url)
+        self.merge_method = merge_method
+        self.max_attempts, self.max_wait, self.backoff = max(1, max_attempts), max_wait, backoff
+        self.timeout, self.seconds_between_writes = timeout, seconds_between_writes
+        self.requests_made = 0
+        self._sleep = sleep
+        self._token = token
+        self._requester: Any = None
+        self._waited = 0.0
+        self._default_branch: str | None = None
+        self._login: str | bool | None = False  # False: not asked yet
+
+    def __repr__(self) -> str:
+        return f"GitHubReviewBackend({self.repo!r}, mode={self.mode!r}, api_url={self.api_url!r})"
+
+    # -- transport --------------------------------------------------------------------------
+    def _client(self) -> Any:
+        if self._requester is None:
+            token = self._token or next(
+                (os.environ[v] for v in GITHUB_TOKEN_ENVS if os.environ.get(v)), None
+            )
+            if not token:
+                raise ConfigError(
+                    f"review repo {self.location} needs a GitHub token, and none is set.",
+                    hint="Set METAFLOW_HITL_GITHUB_TOKEN (or GITHUB_TOKEN) to a token with "
+                    f"contents, pull requests and issues write access to {self.repo}.",
+                )
+            self._token = token
+            import github  # lazily: the core and the git backend do not need PyGithub
+
+            client = github.Github(
+                auth=github.Auth.Token(token),
+                base_url=self.api_url,
+                timeout=self.timeout,
+                user_agent="metaflow-hitl",
+                per_page=100,
+                retry=0,  # never repeat a write blind; see the module docstring
+                seconds_between_requests=0,
+                seconds_between_writes=self.seconds_between_writes,
+            )
+            self._requester = client.requester
+        return self._requester
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._token, "***") if self._token else text
+
+    def _request(
+        self,
+        verb: str,
+        path: str,
+        *,
+        what: str,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        expect: tuple[int, ...] = (),
+        safe_to_repeat: bool | None = None,
+    ) -> Any:
+        """Send one request (plus retries) and return its JSON.
+
+        Statuses in ``expect`` are raised as PyGithub's ``GithubException`` for the caller to
+        handle; other errors become :class:`StoreError` / :class:`ConfigError`. A 5xx or a
+        lost answer is retried when ``safe_to_repeat`` (default: reads), else raised as
+        :class:`_Unknown` so the caller looks before it writes again.
+        """
+        from github import GithubException
+        from requests import RequestException
+
+        repeat = verb == "GET" if safe_to_repeat is None else safe_to_repeat
+        requester = self._client()
+        url = path if path.startswith("/") else f"/repos/{self.repo}/{path}".rstrip("/")
+        attempt = 0
+        while True:
+            attempt += 1
+            self.requests_made += 1
+            try:
+                _, data = requester.requestJsonAndCheck(verb, url, parameters=params, input=body)
+                return data
+            except GithubException as exc:
+                wait = _rate_limit_wait(exc)
+                if wait is not None:  # refused before it ran: safe to repeat, writes too
+                    self._pause(wait, what, attempt, f"rate limited ({exc.status})")
+                    continue
+                if exc.status in expect:
+                    raise
+                if exc.status < 500:
+                    raise self._error(exc, what) from None
+                reason = f"GitHub answered {exc.status}"
+            except RequestException as exc:
+                reason = f"no answer ({type(exc).__name__})"
+            if not repeat:
+                raise _Unknown(reason)
+            self._pause(self._delay(attempt), what, attempt, reason)
+
+    def _delay(self, attempt: int) -> float:
+        return min(30.0, self.backoff * 2 ** (attempt - 1))
+
+    def _pause(self, seconds: float, what: str, attempt: int, reason: str) -> None:
+        seconds = max(0.0, seconds)
+        if attempt >= self.max_attempts or self._waited + seconds > self.max_wait:
+            raise StoreError(
+                f"GitHub did not complete {what} on {self.repo} ({self.api_url}): {reason} "
+                f"after {attempt} attempt(s), {self._waited:.1f}s waited (max_wait="
+                f"{self.max_wait:g}s, next wait {seconds:.1f}s).",
+                hint="Nothing was duplicated; retry later (re-running is safe).",
+            )
+        self._waited += seconds
+        self._sleep(seconds)
+
+    def _error(self, exc: Any, what: str) -> Exception:
+        data = exc.data if isinstance(exc.data, dict) else {}
+        said = self._scrub(str(data.get("message") or exc.data or "")).strip()[:300]
+        where = f"{self.repo} ({self.api_url})"
+        if exc.status == 401:
+            return ConfigError(
+                f"GitHub rejected the token for {what} on {where}: 401 {said}.",
+                hint="Set METAFLOW_HITL_GITHUB_TOKEN (or GITHUB_TOKEN) to a valid token.",
+            )
+        if exc.status == 404:
+            return StoreError(
+                f"GitHub answered 404 to {what}: {where} does not exist, or the token cannot "
+                "see it.",
+                hint="Check review='github:owner/repo', the API URL and the token's access.",
+            )
+        if exc.status == 403:
+            return StoreError(
+                f"GitHub refused {what} on {where}: 403 {said}.",
+                hint="The token needs contents, pull requests and issues write access.",
+            )
+        return StoreError(f"GitHub answered {exc.status} to {what} on {where}: {said}")
+
+    def _ensure(
+        self,
+        what: str,
+        lookup: Callable[[], _T | None],
+        create: Callable[[], _T],
+        *,
+        known_missing: bool = False,
+        exists: Callable[[Any], bool] = lambda exc: False,
+    ) -> tuple[_T, bool]:
+        """Find a resource or create it: ``(resource, created)``. After a lost answer or an
+        "already exists" refusal it looks again instead of creating blind."""
+        for attempt in range(1, self.max_attempts + 1):
+            if not known_missing:
+                found = lookup()
+                if found is not None:
+                    return found, False
+            known_missing = False
+            try:
+                return create(), True
+            except _Unknown as exc:
+                self._pause(self._delay(attempt), what, attempt, exc.reason)
+            except Exception as exc:
+                if not (getattr(exc, "status", None) and exists(exc)):
+                    raise
+                log.info("%s: GitHub says it exists already; looking it up", what)
+        raise StoreError(f"could not complete {what} on {self.repo} after {attempt} attempts")
+
+    # -- small reads and writes -------------------------------------------------------------
+    def _get(self, path: str, what: str, params: dict[str, Any] | None = None) -> Any | None:
+        """A GET whose 404 means "not there" (``None``)."""
+        from github import GithubException
+
+        try:
+            return self._request("GET", path, what=what, params=params, expect=(404,))
+        except GithubException:
+            return None
+
+    def _pages(self, path: str, what: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every item of a paginated list, fetching pages of 100 only as they are needed."""
+        page = 1
+        while True:
+            items = self._request(
+                "GET", path, what=what, params={**params, "per_page": 100, "page": page}
+            )
+            yield from items
+            if len(items) < 100:
+                return
+            page += 1
+
+    def _get_ref(self, branch: str) -> str | None:
+        data = self._get(f"git/ref/heads/{_q(branch)}", "read a branch")
+        return None if data is None else str(data["object"]["sha"])
+
+    def _get_file(self, path: str, ref: str | None = None) -> str | None:
+        data = self._get(f"contents/{_q(path)}", f"read {path}", {"ref": ref} if ref else None)
+        if data is None:
+            return None
+        if not isinstance(data, dict) or data.get("type") != "file":
+            raise StoreError(f"{path} in {self.repo} is not a file")
+        return base64.b64decode(data.get("content") or "").decode("utf-8")
+
+    def _put_file(
+        self,
+        path: str,
+        text: str,
+        *,
+        message: str,
+        branch: str | None,
+        lookup: Callable[[], str | None],
+        author: str | None = None,
+    ) -> bool:
+        """Create a file, never overwrite one; True if this call created it."""
+        body: dict[str, Any] = {
+            "message": message,
+            "content": base64.b64encode(text.encode()).decode("ascii"),
+        }
+        if branch:
+            body["branch"] = branch
+        if author:
+            safe = re.sub(r"[^A-Za-z0-9._-]", "-", author) or "unknown"
+            body["author"] = {"name": safe, "email": f"{safe}@users.noreply.github.com"}
+        what = f"commit {path}"
+        _, created = self._ensure(
+            what,
+            lookup,
+            lambda: self._request(
+                "PUT", f"contents/{_q(path)}", what=what, body=body, expect=(409, 422)
+            ),
+            known_missing=True,
+            exists=lambda exc: exc.status in (409, 422),
+        )
+        return created
+
+    def _find_pull(self, branch: str) -> dict[str, Any] | None:
+        params = {"head": f"{self.owner}:{branch}", "state": "all"}
+        pulls = self._request("GET", "pulls", what="look up the pull request", params=params)
+        return pulls[0] if pulls else None
+
+    def _find_issue(self, request: Request) -> dict[str, Any] | None:
+        """The gate's issue: labelled, updated since the request was made, with its marker."""
+        since = format_ts(request.created_at - _ISSUE_LOOKBACK)
+        params = {"labels": LABEL, "state": "all", "since": since}
+        for issue in self._pages("issues", "look up the issue", params):
+            markers = parse_markers(issue.get("body"))
+            if "pull_request" not in issue and any(
+                m.gate_id == str(request.gate_id) for m in markers
+            ):
+                return issue
+        return None
+
+    def _whoami(self) -> str | None:
+        """The token's login, or None where GitHub will not say (App installation tokens)."""
+        from github import GithubException
+
+        if self._login is False:
+            try:
+                data = self._request(
+                    "GET", "/user", what="read the token's user", expect=(403, 404)
+                )
+                self._login = str(data["login"])
+            except GithubException:
+                self._login = None
+        return self._login if isinstance(self._login, str) else None
+
+    def _refs(self, **extra: Any) -> dict[str, str | None]:
+        refs = {"backend": "github", "location": self.location, "mode": self.mode, **extra}
+        return {k: None if v is None else str(v) for k, v in refs.items()}
+
+    # -- ReviewBackend ----------------------------------------------------------------------
+    def open_review(self, request: Request, *, approval_file: str) -> dict[str, str | None]:
+        """Open the gate's pull request (or issue), unless it exists.
+
+        Parameters
+        ----------
+        request
+            The stored request.
+        approval_file
+            The rendered approval file, committed at ``approvals/<flow>/<run>/<step>.md``
+            (pull request mode; issue mode renders the issue body from the request).
+
+        Returns
+        -------
+        dict
+            ``backend``, ``location``, ``mode``, ``number``, ``url`` (the web page) and, in
+            pull request mode, ``branch`` and ``path``.
+
+        Raises
+        ------
+        ConfigError
+            No token is set, or GitHub rejects it.
+        StoreError
+            GitHub refused, or kept failing past the bounded retries.
+        """
+        self._waited = 0.0
+        if self.mode == "issue":
+            issue = self._open_issue(request)
+            return self._refs(number=issue["number"], url=issue["html_url"])
+        branch, path = branch_for(request.gate_id), approval_path(request.gate_id)
+        pull = self._find_pull(branch)
+        if pull is None:
+            pull = self._open_pull(request, branch, path, approval_file)
+        elif LABEL not in {label["name"] for label in pull.get("labels") or []}:
+            self._label(pull["number"])  # a crash came between the pull request and its label
+        return self._refs(branch=branch, path=path, number=pull["number"], url=pull["html_url"])
+
+    def _open_pull(
+        self, request: Request, branch: str, path: str, approval_file: str
+    ) -> dict[str, Any]:
+        if self._default_branch is None:
+            self._default_branch = str(
+                self._request("GET", "", what="read the repository")["default_branch"]
+            )
+        default = self._default_branch
+        exists = lambda exc: "already exists" in json.dumps(exc.data)  # noqa: E731
+        on_branch = None
+        if self._get_ref(branch) is None:
+            base = self._get_ref(default)
+            if base is None:
+                raise StoreError(f"{self.repo} has no branch {default} to start {branch} from")
+            new_ref = {"ref": f"refs/heads/{branch}", "sha": base}
+            self._ensure(
+                f"create branch {branch}",
+                lambda: self._get_ref(branch),
+                lambda: self._request(
+                    "POST", "git/refs", what=f"create branch {branch}", body=new_ref, expect=(422,)
+                ),
+                known_missing=True,
+                exists=exists,
+            )
+        else:  # a crash left the branch: is the approval file on it?
+            on_branch = self._get_file(path, ref=branch)
+        if on_branch is None:
+            message = (
+                f"hitl: open gate {request.gate_id}\n\nHitl-Gate: {request.gate_id}\n"
+                f"Hitl-Request-Digest: {request.digest()}\n"
+            )
+            self._put_file(
+                path,
+                approval_file,
+                message=message,
+                branch=branch,
+                lookup=lambda: self._get_file(path, ref=branch),
+            )
+        body = {
+            "title": render_pr_title(request),
+            "body": render_pr_body(request),
+            "head": branch,
+            "base": default,
+        }
+        pull, created = self._ensure(
+            "open the pull request",
+            lambda: self._find_pull(branch),
+            lambda: self._request(
+                "POST", "pulls", what="open the pull request", body=body, expect=(422,)
+            ),
+            known_missing=True,
+            exists=exists,
+        )
+        if created:
+            self._ask_reviewers(request, pull["number"])
+        if LABEL not in {label["name"] for label in pull.get("labels") or []}:
+            self._label(pull["number"])
+        return dict(pull)
+
+    def _try(self, path: str, what: str, body: Any) -> str | None:
+        """An idempotent POST that must not fail the gate: GitHub's refusal, or None."""
+        from github import GithubException
+
+        try:
+            self._request(
+                "POST", path, what=what, body=body, safe_to_repeat=True, expect=(403, 404, 410, 422)
+            )
+        except (GithubException, StoreError) as exc:
+            data = getattr(exc, "data", None)
+            return self._scrub(str(data.get("message") if isinstance(data, dict) else exc))
+        return None
+
+    def _label(self, number: int) -> None:
+        refused = self._try(f"issues/{number}/labels", "label", {"labels": [LABEL]})
+        if refused:
+            log.warning("could not label #%s in %s %s: %s", number, self.repo, LABEL, refused)
+
+    def _ask_reviewers(self, request: Request, number: int) -> None:
+        """Ask the approvers for a review (logins, and teams of the repo's org), except the
+        run's starter. GitHub refuses the whole list for one non-collaborator, so after a
+        refusal each is asked alone; refusals are logged, never raised."""
+        users, teams = [], []
+        for entry in (a.strip().lstrip("@") for a in request.approvers):
+            org, _, slug = entry.rpartition("/")
+            if org and org.lower() != self.owner.lower():
+                log.warning("not asking team @%s to review: not an org of %s", entry, self.repo)
+            elif org:
+                teams.append(slug)
+            elif entry.lower() != request.started_by.lower():
+                users.append(entry)
+        path, what = f"pulls/{number}/requested_reviewers", "request reviews"
+        body = lambda u, t: {"reviewers": u, "team_reviewers": t}  # noqa: E731
+        if not (users or teams) or not self._try(path, what, body(users, teams)):
+            return
+        refused: list[tuple[list[str], list[str]]] = [([u], []) for u in users]
+        refused += [([], [t]) for t in teams]
+        if len(refused) > 1:
+            refused = [(u, t) for u, t in refused if self._try(path, what, body(u, t))]
+        for u, t in refused:
+            log.warning(
+                "review request for %s on %s#%s refused by GitHub",
+                ", ".join(u + ["@" + s for s in t]),
+                self.repo,
+                number,
+            )
+
+    def _open_issue(self, request: Request) -> dict[str, Any]:
+        from github import GithubException
+
+        starter = request.started_by.lower()
+        people = [a.lstrip("@") for a in request.approvers if "/" not in a]
+        body: dict[str, Any] = {
+            "title": render_pr_title(request),
+            "labels": [LABEL],
+            "body": render_issue_body(request),
+        }
+        assignees = [p for p in people if p.lower() != starter][:10]  # GitHub takes 10
+        if assignees:
+            body["assignees"] = assignees
+
+        def create() -> dict[str, Any]:
+            try:
+                return dict(
+                    self._request("POST", "issues", what="open the issue", body=body, expect=(422,))
+                )
+            except GithubException as exc:
+                if "assignees" not in json.dumps(exc.data) or "assignees" not in body:
+                    raise self._error(exc, "open the issue") from None
+            log.warning(
+                "GitHub refused assignees %s in %s; opening the issue unassigned",
+                ", ".join(assignees),
+                self.repo,
+            )
+            del body["assignees"]  # a refused create made nothing: creating again is safe
+            return dict(self._request("POST", "issues", what="open the issue", body=body))
+
+        issue, _ = self._ensure("open the issue", lambda: self._find_issue(request), create)
+        return issue
+
+    def record_decision(self, request: Request, decision: Decision) -> dict[str, str | None]:
+        """Commit the decision record, merge or close the pull request (or close the issue),
+        and reply once.
+
+        An approval is committed on the gate branch, which is then merged (``merge_method``);
+        a rejection or a timeout is committed on the default branch and the pull request
+        closed. Idempotent: recording the same decision again changes nothing.
+
+        Returns
+        -------
+        dict
+            ``backend``, ``location``, ``mode``, ``path``, and ``number``, ``url`` and
+            ``commit`` (the merge commit, if merged here) when the gate has a page.
+
+        Raises
+        ------
+        ReviewConflict
+            If the repo already holds a different decision for this gate (the first stands).
+        StoreError
+            GitHub refused (e.g. the pull request cannot be merged) or kept failing.
+        """
+        self._waited = 0.0
+        path = decision_path(request.gate_id)
+        if self.mode == "issue":
+            item = self._find_issue(request)
+        else:
+            item = self._find_pull(branch_for(request.gate_id))
+        is_open = item is not None and item["state"] == "open"
+        merging = self.mode == "pr" and is_open and decision.outcome == "approved"
+        branch = item["head"]["ref"] if merging and item else None
+        existing = self._get_file(path)
+        if existing is None and branch:
+            existing = self._get_file(path, ref=branch)  # left by a merge that failed
+        if existing is not None:
+            _check_same(existing, decision, path)
+        wrote = existing is None and self._put_file(
+            path,
+            render_decision_record(request, decision),
+            message=render_commit_message(request, decision),
+            branch=branch,
+            author=decision.decided_by,
+            lookup=lambda: _same_or_none(self._get_file(path, ref=branch), decision, path),
+        )
+        if item is None:
+            return self._refs(path=path)
+        number, commit = item["number"], None
+        if merging:
+            commit = self._merge(request, decision, number)
+        elif is_open:
+            state = {"state": "closed"}
+            if self.mode == "issue":
+                state["state_reason"] = "completed" if decision.proceed else "not_planned"
+            self._request(
+                "PATCH",
+                f"{'issues' if self.mode == 'issue' else 'pulls'}/{number}",
+                what=f"close #{number}",
+                body=state,
+                safe_to_repeat=True,
+            )
+        self._reply(request, decision, number, known_missing=wrote)
+        return self._refs(path=path, number=number, url=item["html_url"], commit=commit)
+
+    def _merge(self, request: Request, decision: Decision, number: int) -> str:
+        from github import GithubException
+
+        body: dict[str, Any] = {
+            "merge_method": self.merge_method,
+            "commit_title": f"hitl: merge {request.gate_id} (approved)",
+        }
+        if self.merge_method == "squash":  # the squash commit must carry the trailers
+            body["commit_message"] = render_commit_message(request, decision).split("\n\n", 1)[1]
+
+        def merged() -> str | None:
+            pull = self._request("GET", f"pulls/{number}", what=f"read #{number}")
+            return pull.get("merge_commit_sha") if pull.get("merged") else None
+
+        try:
+            sha, _ = self._ensure(
+                f"merge #{number}",
+                merged,
+                lambda: self._request(
+                    "PUT",
+                    f"pulls/{number}/merge",
+                    what=f"merge #{number}",
+                    body=body,
+                    expect=(405, 409),
+                )["sha"],
+                known_missing=True,
+            )
+        except GithubException as exc:
+            said = self._scrub(str((exc.data or {}).get("message", "")))
+            raise StoreError(
+                f"GitHub would not merge #{number} in {self.repo} ({exc.status} {said}); the "
+                f"decision is committed on its branch {branch_for(request.gate_id)}.",
+                hint="Merge the pull request by hand (or let the token bypass branch "
+                "protection), then record the decision again: that is safe.",
+            ) from None
+        return str(sha)
+
+    def _reply(self, request: Request, decision: Decision, number: int, *, known_missing: bool):
+        """Post the reply unless this token already posted it (found by the decision's nonce
+        and the comment's author; the text alone never decides)."""
+        tag = f"<!-- {_DECISION_TAG} {json.dumps({'nonce': decision.nonce})} -->"
+        text = render_reply(request, decision).rstrip("\n") + "\n\n" + tag + "\n"
+        where = f"issues/{number}/comments"
+
+        def lookup() -> dict[str, Any] | None:
+            for c in self._pages(where, f"read the comments of #{number}", {}):
+                if is_bot_reply(c.get("body")) and tag in c["body"] and self._is_ours(c):
+                    return c
+            return None
+
+        self._ensure(
+            f"reply on #{number}",
+            lookup,
+            lambda: self._request("POST", where, what=f"reply on #{number}", body={"body": text}),
+            known_missing=known_missing,
+        )
+
+    def _is_ours(self, comment: dict[str, Any]) -> bool:
+        user = comment.get("user") or {}
+        me = self._whoami()
+        if me is None:  # an App token cannot read /user; its comments come from a bot account
+            return bool(user.get("type") == "Bot")
+        return str(user.get("login", "")).lower() == me.lower()
+
+    def audit(self) -> list[AuditEntry]:
+        """Every decision commit (``decisions/``) on the default branch, oldest first."""
+        self._waited = 0.0
+        commits = list(self._pages("commits", "read the decisions", {"path": "decisions"}))
+        entries, seen = [], set()
+        for item in reversed(commits):
+            trailers = dict(_TRAILER.findall(item["commit"]["message"]))
+            key = (trailers.get("Hitl-Gate"), trailers.get("Hitl-Decided-At"))
+            if "Hitl-Outcome" not in trailers or key in seen:
+                continue
+            seen.add(key)
+            entries.append(
+                AuditEntry(
+                    gate_id=trailers.get("Hitl-Gate", ""),
+                    outcome=trailers["Hitl-Outcome"],
+                    decided_by=trailers.get("Hitl-Decided-By", ""),
+                    channel=trailers.get("Hitl-Channel", ""),
+                    decided_at=trailers.get("Hitl-Decided-At", ""),
+                    evidence=trailers.get("Hitl-Evidence", ""),
+                    commit=item["sha"],
+                    author=(item["commit"].get("author") or {}).get("name", ""),
+                    request_digest=trailers.get("Hitl-Request-Digest", ""),
+                )
+            )
+        return entries
+
+
+def _q(path: str) -> str:
+    return quote(path, safe="/")
+
+
+def _rate_limit_wait(exc: Any) -> float | None:
+    """Seconds GitHub asks us to wait, if ``exc`` is a rate-limit refusal (else None)."""
+    if exc.status not in (403, 429):
+        return None
+    headers = {str(k).lower(): str(v) for k, v in (exc.headers or {}).items()}
+    message = str((exc.data or {}).get("message", "") if isinstance(exc.data, dict) else "")
+    if headers.get("retry-after", "").strip().isdigit():
+        return float(headers["retry-after"])
+    reset = headers.get("x-ratelimit-reset", "")
+    if headers.get("x-ratelimit-remaining") == "0" and reset.isdigit():
+        return max(0.0, int(reset) - time.time()) + 1.0
+    if "rate limit" in message.lower():
+        return 60.0  # GitHub: "wait for at least one minute before retrying"
+    return None
+
+
+def _check_same(existing: str, decision: Decision, path: str) -> None:
+    try:
+        recorded = decode_record(existing, Decision, where=path)
+    except RecordError as exc:
+        raise ReviewConflict(f"the review repo's {path} is not a decision record: {exc}") from None
+    if recorded.nonce != decision.nonce:
+        raise ReviewConflict(
+            f"the review repo already records {recorded.summary()} for {decision.gate_id}; "
+            f"not recording {decision.summary()}. The first decision stands.",
+            hint=f"Compare with the store: metaflow-hitl show {decision.gate_id}",
+        )
+
+
+def _same_or_none(existing: str | None, decision: Decision, path: str) -> str | None:
+    if existing is not None:
+        _check_same(existing, decision, path)
+    return existing
