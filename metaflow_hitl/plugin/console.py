@@ -58,7 +58,9 @@ def print_waiting(
         f"[@hitl] Expires {format_ts(request.expires_at)} (then: {request.on_timeout}). "
         f"Approvers: {who}; {request.min_approvals} approval(s) needed."
     )
-    if review and review.get("branch"):
+    if review and review.get("url"):
+        _say(f"[@hitl] Review: {review['url']}")
+    elif review and review.get("branch"):
         _say(
             f"[@hitl] Review: {review.get('path')} on branch {review.get('branch')} of "
             f"{review.get('location')}"

@@ -65,6 +65,19 @@ def test_wheel_installs_and_metaflow_finds_the_plugin(wheel: Path, tmp_path: Pat
         assert hitl_version() == metaflow_hitl.__version__
         assert hitl.args == old_path.args  # the same decorator class behind both paths
         assert res.files("metaflow_hitl.templates").joinpath("__init__.py").is_file()
+        # render from the installed copy of the templates
+        import metaflow_hitl.rendering as rendering
+        from metaflow_hitl.gate_id import GateId
+        from metaflow_hitl.spec import GateSpec
+        from metaflow_hitl.timestamps import utc_now
+        request = GateSpec.from_options(message="ship?", input_schema={"t": "str"}).request_for(
+            GateId("F", "1", "gate"), message="ship?", started_by="alice", runtime="local",
+            now=utc_now(), store="/s")
+        text = rendering.render_approval_file(request)
+        assert "ship?" in text and request.digest() in text
+        env = rendering.template_environment()
+        source = env.loader.get_source(env, "approval.md.j2")[1]
+        assert "site-packages" in source, source
         print("OK", metaflow_hitl.__file__)
         """
     )
