@@ -162,7 +162,8 @@ class HitlDecorator(StepDecorator):
         self._datastore_root = flow_datastore.datastore_root
         try:
             self._review = parse_review(
-                self.spec.review, store_location=_store_location(flow_datastore)
+                self.spec.review or _configured_review(),
+                store_location=_store_location(flow_datastore),
             )
         except HitlError as exc:
             raise HitlException.from_error(exc, where) from None
@@ -311,6 +312,13 @@ def _reuse_origin_gate(
     if decision is not None and not decision.proceed:
         return own  # a rejected gate stays rejected; the resumed run asks again
     return origin
+
+
+def _configured_review() -> str | None:
+    """``METAFLOW_HITL_REVIEW`` from the environment or the Metaflow profile (config file)."""
+    from metaflow import metaflow_config
+
+    return getattr(metaflow_config, "HITL_REVIEW", None)
 
 
 def _store_location(flow_datastore: Any) -> str:

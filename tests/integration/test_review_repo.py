@@ -128,3 +128,15 @@ def test_review_none_keeps_the_store_only(workspace):
     assert not (ws.store / "review.git").exists()
     shown = json.loads(ws.console("show", gate, "--json").stdout)
     assert shown["request"]["review"] == {"backend": "none"}
+
+
+def test_review_setting_from_the_metaflow_profile(workspace):
+    ws = workspace("deploy_flow.py")
+    home = ws.root / "mfhome"
+    home.mkdir(exist_ok=True)
+    (home / "config.json").write_text(json.dumps({"METAFLOW_HITL_REVIEW": "none"}))
+    proc = ws.start()
+    gate = ws.wait_for_gate(proc)
+    shown = json.loads(ws.console("show", gate, "--json").stdout)
+    assert shown["request"]["review"] == {"backend": "none"}
+    ws.kill(proc)

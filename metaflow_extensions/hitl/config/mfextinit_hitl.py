@@ -9,3 +9,5 @@ from metaflow.metaflow_config_funcs import from_conf
 HITL_STORE = from_conf("HITL_STORE")
 #: Identity recorded for CLI decisions when --as is not given.
 HITL_ACTOR = from_conf("HITL_ACTOR")
+#: Review setting used when ``@hitl`` gives no ``review=`` (``git:...``, ``github:...``, ``none``).
+HITL_REVIEW = from_conf("HITL_REVIEW")
