@@ -10,6 +10,7 @@ fi
 . .venv/bin/activate
 ruff check .
 ruff format --check .
+mypy
 python -m pytest "$@"
 # The compatibility matrix (README) runs with the full suite, not with a pytest subset.
 if [ "$#" -eq 0 ] || [ "$*" = "-q" ]; then

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, ClassVar
+from typing import Any
 
 from metaflow.decorators import StepDecorator
 from metaflow.exception import MetaflowException
@@ -99,7 +99,7 @@ class HitlDecorator(StepDecorator):
     """
 
     name = "hitl"
-    defaults: ClassVar[dict[str, Any]] = {
+    defaults = {  # noqa: RUF012 - Metaflow's Decorator declares it as an instance attribute
         "message": None,
         "timeout": "24h",
         "on_timeout": "reject",

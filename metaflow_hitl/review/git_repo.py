@@ -99,6 +99,12 @@ def _author(login: str) -> git.Actor:
 _BOT = git.Actor(BOT_NAME, BOT_EMAIL)
 
 
+def _tree(repo: git.Repo) -> Path:
+    if repo.working_tree_dir is None:  # pragma: no cover - our clones are never bare
+        raise StoreError("internal: the review clone has no working tree")
+    return Path(repo.working_tree_dir)
+
+
 def _commit(repo: git.Repo, paths: list[str], message: str, author: git.Actor) -> None:
     """Commit through the git CLI (committer: the bot, from the clone's config).
 
@@ -149,7 +155,7 @@ class GitReviewBackend:
             if any(r.remote_head == self.default_branch for r in repo.remotes.origin.refs):
                 self._ready = True
                 return
-            readme = Path(repo.working_tree_dir) / "README.md"
+            readme = _tree(repo) / "README.md"
             readme.write_text(
                 "# Approvals\n\nReview repo of metaflow-hitl: `approvals/` holds what each gate "
                 "asked, `decisions/` what was decided; `git log` is the audit trail.\n"
@@ -211,13 +217,18 @@ class GitReviewBackend:
         self._ensure_local_remote()
         branch = branch_for(request.gate_id)
         path = approval_path(request.gate_id)
-        refs = {"backend": "git", "location": self.location, "branch": branch, "path": path}
+        refs: dict[str, str | None] = {
+            "backend": "git",
+            "location": self.location,
+            "branch": branch,
+            "path": path,
+        }
         for _ in range(_ATTEMPTS):
             with self._clone() as repo:
                 if self._remote_has(repo, branch):
                     return refs
                 repo.git.checkout("-B", branch, f"origin/{self.default_branch}")
-                target = Path(repo.working_tree_dir) / path
+                target = _tree(repo) / path
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(approval_file, encoding="utf-8")
                 message = (
@@ -258,7 +269,7 @@ class GitReviewBackend:
                     decided = repo.git.rev_parse(base)
                 else:
                     repo.git.checkout("-B", branch, base)
-                    target = Path(repo.working_tree_dir) / path
+                    target = _tree(repo) / path
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_text(content, encoding="utf-8")
                     _commit(repo, [path], message, author)
