@@ -420,6 +420,8 @@ def _gate_context(
         "commands": _commands(request, flow_file_hint),
         "approval_path": approval_path(request.gate_id),
         "has_teams": any("/" in login for login in request.approvers),
+        # a plain git review repo (or none) has no pull request to review or comment on
+        "cli_only": (request.review or {}).get("backend") in ("git", "none"),
     }
 
 

@@ -981,3 +981,21 @@ def test_rendering_imports_no_metaflow_github_or_cloud_sdk() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+
+
+@pytest.mark.parametrize(
+    ("review", "cli_only"),
+    [
+        ({"backend": "git", "location": "/srv/a.git"}, True),
+        ({"backend": "none"}, True),
+        ({"backend": "github", "repo": "acme/approvals", "mode": "pr"}, False),
+    ],
+    ids=["git", "none", "github"],
+)
+def test_plain_git_review_repos_offer_only_the_cli(review: dict[str, Any], cli_only: bool) -> None:
+    request = replace(basic_request(), review=review)
+    text = render_approval_file(request)
+    assert ("there is no pull request to review" in text) is cli_only
+    assert ("Approve this pull request" in text) is not cli_only
+    assert ("/approve" in text) is not cli_only
+    assert "metaflow-hitl --store" in text  # the CLI is always offered
