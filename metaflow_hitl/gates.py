@@ -158,6 +158,7 @@ def decide(
     teams: list[str] | None = None,
     require_permission: bool = False,
     now: datetime | None = None,
+    history: list[Vote] | None = None,
 ) -> DecideResult:
     """Cast a vote and, when it settles the gate, record the decision.
 
@@ -180,6 +181,11 @@ def decide(
         :func:`metaflow_hitl.policy.check_decider`).
     now
         The current time (tests); defaults to the clock.
+    history
+        The channel's own authoritative history of eligible votes, tallied (with this vote)
+        instead of the store's votes. The GitHub Action passes the votes it rebuilt from every
+        review and comment, so a dropped webhook cannot change the count; the vote is still
+        appended to the store for the audit trail.
 
     Returns
     -------
@@ -240,7 +246,7 @@ def decide(
         )
     vote = Vote(gate_id=gate_id, intent=intent, actor=actor, input=value, reason=reason)
     store.add_vote(vote)
-    standing = tally(request, store.list_votes(gate_id))
+    standing = tally(request, store.list_votes(gate_id) if history is None else [*history, vote])
     decision = _decision_from(request, standing, now)
     # Racing writers may each store a decision computed from their own snapshot of the votes;
     # whichever is stored wins, and this vote succeeded iff that decision counts it.

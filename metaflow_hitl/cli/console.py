@@ -14,6 +14,7 @@ from metaflow._vendor import click
 
 from metaflow_hitl import __version__
 from metaflow_hitl.cli.commands import CliContext, build_hitl_group, fail
+from metaflow_hitl.cli.handle_event import handle_event_command
 from metaflow_hitl.errors import ConfigError, HitlError
 from metaflow_hitl.stores import STORE_DIRNAME, open_store
 
@@ -66,3 +67,4 @@ def main(ctx: Any, store: str | None) -> None:
 # The same commands as `python flow.py hitl ...`, at the top level of this script.
 for _name, _command in build_hitl_group(lambda obj: obj).commands.items():
     main.add_command(_command, _name)
+main.add_command(handle_event_command)

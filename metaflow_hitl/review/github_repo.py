@@ -416,6 +416,64 @@ class GitHubReviewBackend:
         refs = {"backend": "github", "location": self.location, "mode": self.mode, **extra}
         return {k: None if v is None else str(v) for k, v in refs.items()}
 
+    # -- reads and replies for the Action (metaflow_hitl.action_handler) --------------------
+    def whoami(self) -> str | None:
+        """The token's login, or None for tokens GitHub will not name (App installations)."""
+        return self._whoami()
+
+    def permission(self, login: str) -> str | None:
+        """``login``'s permission on the repo (``admin``/``write``/``read``/``none``), from the
+        collaborator-permission API; None when GitHub does not know the user."""
+        data = self._get(f"collaborators/{_q(login)}/permission", f"read {login}'s permission")
+        return None if data is None else str(data.get("permission") or "none")
+
+    def team_member(self, org: str, slug: str, login: str) -> bool | None:
+        """Whether ``login`` is an active member of ``@org/slug`` (child teams included);
+        None when the token may not read the team (GITHUB_TOKEN has no org scope)."""
+        from github import GithubException
+
+        path = f"/orgs/{_q(org)}/teams/{_q(slug)}/memberships/{_q(login)}"
+        try:
+            data = self._request("GET", path, what="read a team membership", expect=(403, 404))
+        except GithubException as exc:
+            return False if exc.status == 404 else None
+        return data.get("state") == "active"
+
+    def get_pull(self, number: int) -> dict[str, Any] | None:
+        """The pull request, or None."""
+        return self._get(f"pulls/{int(number)}", f"read #{number}")
+
+    def get_issue(self, number: int) -> dict[str, Any] | None:
+        """The issue (or a pull request's issue view), or None."""
+        return self._get(f"issues/{int(number)}", f"read #{number}")
+
+    def list_reviews(self, number: int) -> list[dict[str, Any]]:
+        """Every review of pull request ``number``, oldest first."""
+        return list(self._pages(f"pulls/{int(number)}/reviews", f"read reviews of #{number}", {}))
+
+    def list_comments(self, number: int) -> list[dict[str, Any]]:
+        """Every comment on issue or pull request ``number``, oldest first."""
+        where = f"issues/{int(number)}/comments"
+        return list(self._pages(where, f"read the comments of #{number}", {}))
+
+    def comment_once(self, number: int, text: str, tag: str) -> bool:
+        """Post ``text`` on ``number`` unless a comment of this token already contains ``tag``;
+        True if this call posted it."""
+        where = f"issues/{int(number)}/comments"
+
+        def lookup() -> dict[str, Any] | None:
+            for c in self._pages(where, f"read the comments of #{number}", {}):
+                if tag in str(c.get("body") or "") and self._is_ours(c):
+                    return c
+            return None
+
+        _, posted = self._ensure(
+            f"reply on #{number}",
+            lookup,
+            lambda: self._request("POST", where, what=f"reply on #{number}", body={"body": text}),
+        )
+        return posted
+
     # -- ReviewBackend ----------------------------------------------------------------------
     def open_review(self, request: Request, *, approval_file: str) -> dict[str, str | None]:
         """Open the gate's pull request (or issue), unless it exists.
@@ -682,6 +740,9 @@ class GitHubReviewBackend:
                 known_missing=True,
             )
         except GithubException as exc:
+            done = merged()  # a concurrent publisher of the same decision merged it first
+            if done:
+                return str(done)
             said = self._scrub(str((exc.data or {}).get("message", "")))
             raise StoreError(
                 f"GitHub would not merge #{number} in {self.repo} ({exc.status} {said}); the "

@@ -1,0 +1,592 @@
+"""Turn one GitHub event into a gate decision: the logic behind the Action and
+``metaflow-hitl handle-event``.
+
+:func:`handle_event` takes a normalised event (:mod:`metaflow_hitl.github_events`), the
+approval store, a narrow GitHub interface (:class:`GitHubApi`, implemented by
+:class:`~metaflow_hitl.review.github_repo.GitHubReviewBackend`), a
+:class:`~metaflow_hitl.ports.Resumer` and :class:`HandlerSettings`, and returns an
+:class:`Outcome`. The rules:
+
+1. **Cheap filters first** (no API call): other events, review ``commented``, deleted
+   comments, edited comments (unless ``allow_edits``), bot authors (``*[bot]`` or
+   ``type: Bot``), the bot's own replies, comments that are not commands, and bodies
+   without a gate marker are ignored with a logged reason.
+2. **Find the gate**: the page's body (read again from the API) must hold exactly one
+   marker; the request is loaded from *our* store and the marker verified against it
+   (digest, store, Argo fields); the event's repo must be the gate's review repo, a pull
+   request must come from the gate's branch ``hitl/<flow>/<run>/<step>`` in the same repo,
+   and the page kind (pull request / issue) must match the gate's review mode. Any mismatch
+   is refused with one reply; nothing is recorded.
+3. **The vote** of this event: an ``approved`` review of the current head commit approves
+   (input from a leading ``/approve {json}`` in the review body); ``changes_requested`` and
+   ``dismissed`` withdraw the reviewer's approval; a merge approves as the merger (channel
+   ``merge``, with the merger's latest ``/approve`` input); closing without merging rejects as
+   whoever closed it (channel ``close``); ``/approve`` and ``/reject`` comments vote as their
+   author (channel ``comment``). With ``require_merge``, approving reviews and ``/approve``
+   comments on a pull request do not approve by themselves: they count towards
+   ``min_approvals`` only when the pull request is merged (issues cannot be merged, so the
+   setting does not apply to issue-mode gates).
+4. **Who**: write permission from the collaborator-permission API (never
+   ``author_association``), team membership from the teams API, no self-approval unless
+   allowed (:func:`metaflow_hitl.policy.check_decider`).
+5. **Count like Prow**: every review and comment of the page is replayed into eligible votes
+   (latest intent per person; stale-commit approvals, edited comments, bots, malformed and
+   invalid commands dropped) and tallied with this vote, so a dropped webhook cannot change
+   the outcome; :func:`metaflow_hitl.gates.decide` records the vote and, first decision
+   wins, the decision.
+6. **Then** the decision is published (commit, merge/close, one reply) and the run resumed
+   through the resumer. An event that finds the gate decided (or expired) changes nothing:
+   it republishes idempotently, resumes idempotently and replies once per event, never on a
+   re-delivery.
+
+Refusals (who, what input, which gate) get a reply saying why and what would work.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from metaflow_hitl.commands import Command, Ignore, Reply, parse_comment
+from metaflow_hitl.errors import AlreadyDecided, DecisionRefused, GateRefError, InvalidInput
+from metaflow_hitl.gate_id import GateId
+from metaflow_hitl.gates import decide, expire_gate
+from metaflow_hitl.github_events import GitHubEvent
+from metaflow_hitl.markers import REPLY_MARKER_NAME, is_bot_reply, sole_marker, verify_marker
+from metaflow_hitl.policy import check_decider, is_bot, normalize_login
+from metaflow_hitl.ports import ApprovalStore, Resumer
+from metaflow_hitl.records import Actor, Channel, Decision, Intent, Request, Vote
+from metaflow_hitl.rendering import render_reply
+from metaflow_hitl.review.git_repo import branch_for
+from metaflow_hitl.schema import validate_input
+from metaflow_hitl.timestamps import parse_ts, utc_now
+
+__all__ = ["GitHubApi", "HandlerSettings", "NoopResumer", "Outcome", "handle_event"]
+
+log = logging.getLogger("metaflow_hitl.action")
+
+Clock = Callable[[], datetime]
+Publish = Callable[[Request, Decision], Any]
+
+
+class GitHubApi(Protocol):
+    """What the handler needs from GitHub (one review repo)."""
+
+    def whoami(self) -> str | None: ...
+    def permission(self, login: str) -> str | None: ...
+    def team_member(self, org: str, slug: str, login: str) -> bool | None: ...
+    def get_pull(self, number: int) -> dict[str, Any] | None: ...
+    def get_issue(self, number: int) -> dict[str, Any] | None: ...
+    def list_reviews(self, number: int) -> list[dict[str, Any]]: ...
+    def list_comments(self, number: int) -> list[dict[str, Any]]: ...
+    def comment_once(self, number: int, text: str, tag: str) -> bool: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class HandlerSettings:
+    """How the Action reads events (``METAFLOW_HITL_REQUIRE_MERGE``, ``..._ALLOW_EDITS``)."""
+
+    require_merge: bool = False
+    allow_edits: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """What one event did. ``decision`` is the gate's decision now in force, if any;
+    ``ignored_reason`` says why the event changed nothing (None when it recorded a vote)."""
+
+    gate_id: str | None = None
+    decision: Literal["approved", "rejected", "timed_out"] | None = None
+    ignored_reason: str | None = None
+    replied: bool = False
+    message: str = ""
+
+
+class NoopResumer:
+    """The resumer for local runs: the waiting task reads the store, nothing to resume."""
+
+    def resume(self, request: Request, decision: Decision) -> bool:
+        return False
+
+
+def _tag(gate_id: str, key: str) -> str:
+    text = json.dumps({"event": key, "gate_id": gate_id}, sort_keys=True)
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return f"<!-- {REPLY_MARKER_NAME} {text} -->"
+
+
+def _ts(value: str | None, default: datetime) -> datetime:
+    try:
+        return parse_ts(value) if value else default
+    except (ValueError, TypeError):
+        return default
+
+
+@dataclass(frozen=True)
+class _Act:
+    """The vote an event asks for."""
+
+    login: str
+    intent: Intent
+    channel: Channel
+    at: datetime
+    input: dict[str, Any]
+    reason: str | None
+    evidence_url: str | None
+    key: str  # the review / comment this vote comes from ("" for merges and closes)
+
+
+class _Handler:
+    def __init__(
+        self,
+        event: GitHubEvent,
+        store: ApprovalStore,
+        github: GitHubApi,
+        settings: HandlerSettings,
+        clock: Clock,
+    ) -> None:
+        self.event, self.store, self.github = event, store, github
+        self.settings, self.clock = settings, clock
+        self.gate_id: str | None = None
+        self.request: Request | None = None
+        self._facts: dict[str, tuple[str | None, list[str] | None]] = {}
+
+    # -- results ------------------------------------------------------------------------------
+    def ignore(self, reason: str) -> Outcome:
+        log.info("ignored %s: %s", self.event.event_key, reason)
+        return Outcome(gate_id=self.gate_id, ignored_reason=reason, message=f"ignored: {reason}")
+
+    def reply(self, text: str, key_suffix: str = "") -> bool:
+        key = self.event.event_key + key_suffix
+        tag = _tag(self.gate_id or "", key)
+        return self.github.comment_once(self.event.number, f"{tag}\n{text.rstrip()}\n", tag)
+
+    def refuse(self, reason: str, hint: str | None = None) -> Outcome:
+        who = f"@{self.event.actor}: " if self.event.actor else ""
+        if self.request is not None:
+            text = render_reply(self.request, f"{who}{reason}", hint=hint)
+        else:
+            text = f"**metaflow-hitl** did not act on this event: {who}{reason}"
+            text += f"\n\n{hint}" if hint else ""
+        replied = self.reply(text, ":refused")
+        log.warning("refused %s: %s", self.event.event_key, reason)
+        return Outcome(
+            gate_id=self.gate_id,
+            ignored_reason=reason,
+            replied=replied,
+            message=f"refused: {reason}",
+        )
+
+    # -- 1. filters -----------------------------------------------------------------------------
+    def prefilter(self) -> str | Command | None:
+        """A reason to ignore the event, the parsed comment command, or None."""
+        e = self.event
+        if e.ignored:
+            return e.ignored
+        if e.kind == "comment":
+            if e.action == "edited" and not self.settings.allow_edits:
+                return "edited comments are ignored (allow-edits is off)"
+            if e.action not in ("created", "edited"):
+                return f"issue_comment action {e.action!r} is not handled"
+        if e.kind == "closed":
+            closer = e.merged_by if e.merged else e.actor
+            if is_bot(closer or "") or (e.actor_type == "Bot" and not e.merged):
+                return f"the pull request was closed by a bot ({closer}), e.g. our own publishing"
+        elif e.actor_is_bot:
+            return f"{e.actor} is a bot; bots never decide"
+        if e.kind == "review" and e.review_state == "commented":
+            return "a review that only comments is not a vote"
+        parsed: Command | Reply | Ignore | None = None
+        if e.kind == "comment":
+            if is_bot_reply(e.comment_body):
+                return "the comment is a metaflow-hitl reply"
+            parsed = parse_comment(e.comment_body)
+            if isinstance(parsed, Ignore):
+                return parsed.reason
+        marker = sole_marker(e.body)
+        if isinstance(marker, str) and marker.startswith("no valid"):
+            return f"#{e.number} is not a gate's page: it has no metaflow-hitl marker"
+        return parsed if isinstance(parsed, Command) else None
+
+    # -- 2. the gate ----------------------------------------------------------------------------
+    def find_gate(self) -> tuple[Request, dict[str, Any] | None] | Outcome:
+        e = self.event
+        page = self.github.get_pull(e.number) if e.is_pull else self.github.get_issue(e.number)
+        if page is None:
+            return self.ignore(f"#{e.number} was not found in {e.repo}")
+        marker = sole_marker(page.get("body"))
+        if isinstance(marker, str):
+            if marker.startswith("no valid"):
+                return self.ignore(f"#{e.number} is not a gate's page: {marker}")
+            return self.refuse(
+                marker, "Restore the page text the bot wrote, or decide with the CLI."
+            )
+        self.gate_id = marker.gate_id
+        try:
+            gate_id = GateId.parse(marker.gate_id)
+        except GateRefError as exc:  # pragma: no cover - parse_markers checked it
+            return self.refuse(str(exc))
+        request = self.store.get_request(gate_id)
+        if request is None:
+            return self.refuse(
+                f"gate {gate_id} has no request in the store {self.store.location}; nothing "
+                "was recorded.",
+                "Check that the Action's store setting points to the flow's store.",
+            )
+        self.request = request
+        problem = verify_marker(marker, request)
+        if problem:
+            return self.refuse(problem, "Nothing was recorded; decide with the CLI if needed.")
+        review = request.review or {}
+        want_repo = str(review.get("repo") or "")
+        if review.get("backend") != "github" or want_repo.lower() != e.repo.lower():
+            return self.refuse(
+                f"gate {gate_id} is reviewed in {want_repo or 'no GitHub repository'}, not in "
+                f"{e.repo}; nothing was recorded."
+            )
+        mode = str(review.get("mode") or "pr")
+        if (mode == "pr") != e.is_pull:
+            kind = "pull request" if mode == "pr" else "issue"
+            return self.refuse(f"gate {gate_id} is reviewed on a {kind}, not on #{e.number}.")
+        if e.is_pull:
+            head = page.get("head") or {}
+            head_repo = str((head.get("repo") or {}).get("full_name") or "")
+            if head.get("ref") != branch_for(gate_id) or head_repo.lower() != e.repo.lower():
+                return self.refuse(
+                    f"#{e.number} comes from {head_repo}:{head.get('ref')}, not from the gate's "
+                    f"branch {e.repo}:{branch_for(gate_id)}; its marker is not trusted."
+                )
+        return request, page
+
+    # -- 3. the vote ----------------------------------------------------------------------------
+    def act(self, command: Command | None, page: dict[str, Any]) -> _Act | Outcome:
+        e, now = self.event, self.clock()
+        if e.kind == "review":
+            if e.review_state in ("changes_requested", "dismissed"):
+                at = now if e.action == "dismissed" else _ts(e.submitted_at, now)
+                return _Act(
+                    e.actor,
+                    "withdraw",
+                    "github-review",
+                    at,
+                    {},
+                    None,
+                    e.evidence_url,
+                    f"review:{e.review_id}",
+                )
+            head_sha = (page.get("head") or {}).get("sha")
+            if e.commit_id != head_sha:
+                return self.refuse(
+                    f"this approval is of commit {str(e.commit_id)[:12]}, but the pull request's "
+                    f"head is {str(head_sha)[:12]}; it does not count.",
+                    "Review the current head commit and approve again.",
+                )
+            parsed = parse_comment(e.review_body) if e.review_body.strip() else Ignore("")
+            if isinstance(parsed, Reply):
+                return self.refuse(parsed.message)
+            value = (
+                parsed.input if isinstance(parsed, Command) and parsed.intent == "approve" else {}
+            )
+            note = e.review_body.strip()[:1000] if not value else None
+            return _Act(
+                e.actor,
+                "approve",
+                "github-review",
+                _ts(e.submitted_at, now),
+                value,
+                note or None,
+                e.evidence_url,
+                f"review:{e.review_id}",
+            )
+        if e.kind == "closed":
+            if not e.merged:
+                return _Act(
+                    e.actor,
+                    "reject",
+                    "close",
+                    now,
+                    {},
+                    f"closed #{e.number} without merging",
+                    e.evidence_url,
+                    "",
+                )
+            return _Act(e.merged_by or "", "approve", "merge", now, {}, None, e.evidence_url, "")
+        parsed = parse_comment(e.comment_body)
+        if isinstance(parsed, Reply):
+            return self.refuse(parsed.message)
+        assert isinstance(parsed, Command)
+        return _Act(
+            e.actor,
+            parsed.intent,
+            "comment",
+            _ts(e.comment_created_at, now),
+            dict(parsed.input),
+            parsed.reason,
+            e.evidence_url,
+            f"comment:{e.comment_id}",
+        )
+
+    # -- 4. who ---------------------------------------------------------------------------------
+    def facts(self, login: str) -> tuple[str | None, list[str] | None]:
+        key = normalize_login(login)
+        if key not in self._facts:
+            assert self.request is not None
+            permission = self.github.permission(login)
+            teams: list[str] | None = []
+            listed = {normalize_login(a) for a in self.request.approvers if "/" not in a}
+            if key not in listed:
+                for entry in (normalize_login(a) for a in self.request.approvers if "/" in a):
+                    org, _, slug = entry.partition("/")
+                    member = self.github.team_member(org, slug, login)
+                    if member is None and teams is not None and not teams:
+                        teams = None
+                    elif member:
+                        teams = [entry]
+                        break
+            self._facts[key] = (permission, teams)
+        return self._facts[key]
+
+    def eligible(self, login: str, intent: Intent) -> bool:
+        assert self.request is not None
+        permission, teams = self.facts(login)
+        refusal = check_decider(
+            self.request, login, intent, permission=permission, teams=teams, require_permission=True
+        )
+        return refusal is None
+
+    # -- 5. history -----------------------------------------------------------------------------
+    def history(self, page: dict[str, Any], me: str | None, merging: bool) -> list[Vote]:
+        """Eligible votes from every review and comment of the page, except this event's."""
+        assert self.request is not None
+        request, e, now = self.request, self.event, self.clock()
+        found: list[
+            tuple[str, Intent, Channel, datetime, dict[str, Any], str | None, str | None]
+        ] = []
+        if e.is_pull:
+            head_sha = (page.get("head") or {}).get("sha")
+            for r in self.github.list_reviews(e.number):
+                if f"review:{r.get('id')}" == f"review:{e.review_id}":
+                    continue
+                state, login = (
+                    str(r.get("state") or ""),
+                    str((r.get("user") or {}).get("login") or ""),
+                )
+                at = _ts(r.get("submitted_at"), now)
+                if state in ("CHANGES_REQUESTED", "DISMISSED"):
+                    found.append(
+                        (login, "withdraw", "github-review", at, {}, None, r.get("html_url"))
+                    )
+                elif state == "APPROVED" and r.get("commit_id") == head_sha:
+                    parsed = parse_comment(r.get("body"))
+                    value = parsed.input if isinstance(parsed, Command) else {}
+                    found.append(
+                        (login, "approve", "github-review", at, value, None, r.get("html_url"))
+                    )
+        for c in self.github.list_comments(e.number):
+            if c.get("id") == e.comment_id:
+                continue
+            user = c.get("user") or {}
+            login = str(user.get("login") or "")
+            if user.get("type") == "Bot" or (me and login.lower() == me.lower()):
+                continue
+            if c.get("updated_at") != c.get("created_at") and not self.settings.allow_edits:
+                continue
+            parsed = parse_comment(c.get("body"))
+            if isinstance(parsed, Command):
+                found.append(
+                    (
+                        login,
+                        parsed.intent,
+                        "comment",
+                        _ts(c.get("created_at"), now),
+                        dict(parsed.input),
+                        parsed.reason,
+                        c.get("html_url"),
+                    )
+                )
+        votes = []
+        for login, intent, channel, at, value, reason, url in found:
+            if not login or is_bot(login):
+                continue
+            if intent == "approve" and self.settings.require_merge and e.is_pull and not merging:
+                continue
+            if intent == "approve" and validate_input(request.input_schema, value):
+                continue
+            if not self.eligible(login, intent):
+                continue
+            actor = Actor(login=login, channel=channel, at=at, evidence_url=url, source="github")
+            votes.append(
+                Vote(
+                    gate_id=request.gate_id, intent=intent, actor=actor, input=value, reason=reason
+                )
+            )
+        return votes
+
+    # -- 6. deciding ----------------------------------------------------------------------------
+    def already(self, decision: Decision, why: str, publish: Publish, resumer: Resumer) -> Outcome:
+        assert self.request is not None
+        publish(self.request, decision)  # idempotent: heals a run that failed to publish
+        resumer.resume(self.request, decision)
+        replied = False
+        if self.event.kind != "review" or self.event.review_state == "approved":
+            text = render_reply(self.request, decision)
+            replied = self.reply(f"{why}\n\n{text}", ":decided")
+        return Outcome(
+            gate_id=self.gate_id,
+            decision=decision.outcome,
+            ignored_reason=why,
+            replied=replied,
+            message=f"{why} ({decision.summary()})",
+        )
+
+
+def handle_event(
+    event: GitHubEvent,
+    *,
+    store: ApprovalStore,
+    github: GitHubApi,
+    resumer: Resumer,
+    settings: HandlerSettings | None = None,
+    clock: Clock = utc_now,
+    publish: Publish | None = None,
+) -> Outcome:
+    """Decide what one GitHub event means for its gate, record it, publish and resume.
+
+    Parameters
+    ----------
+    event
+        From :func:`metaflow_hitl.github_events.normalize_event`.
+    store
+        The approval store the gates were opened in (the Action's setting, never the marker's).
+    github
+        The review repo's API (:class:`~metaflow_hitl.review.github_repo.GitHubReviewBackend`).
+    resumer
+        Resumes the paused run after a decision (:class:`NoopResumer` locally).
+    settings
+        ``require_merge`` and ``allow_edits``.
+    clock
+        The current time.
+    publish
+        Records the decision in the review repo; default
+        :func:`metaflow_hitl.review.publish.publish_decision`.
+
+    Returns
+    -------
+    Outcome
+
+    Raises
+    ------
+    HitlError
+        The store or GitHub could not be read or written (the event could not be recorded).
+    """
+    if publish is None:
+        from metaflow_hitl.review.publish import publish_decision
+
+        publish = publish_decision
+    h = _Handler(event, store, github, settings or HandlerSettings(), clock)
+    pre = h.prefilter()
+    if isinstance(pre, str):
+        return h.ignore(pre)
+    me = github.whoami()
+    if me and event.actor.lower() == me.lower() and event.kind != "closed":
+        return h.ignore(f"{event.actor} is this Action's own account")
+    found = h.find_gate()
+    if isinstance(found, Outcome):
+        return found
+    request, page = found
+    assert page is not None
+    gate_id = request.gate_id
+    existing = store.get_decision(gate_id) or expire_gate(store, gate_id, now=clock())
+    if existing is not None:
+        why = (
+            f"gate {gate_id} expired and was decided by its timeout"
+            if existing.outcome == "timed_out"
+            else f"gate {gate_id} was already decided; the first decision wins"
+        )
+        return h.already(existing, why, publish, resumer)
+    act = h.act(pre if isinstance(pre, Command) else None, page)
+    if isinstance(act, Outcome):
+        return act
+    if act.intent == "approve" and _held_for_merge(h, act):
+        return h.refuse(
+            "this review repository requires merging: an approval counts once the pull "
+            "request is merged; nothing was recorded.",
+            "Merge the pull request to approve (approving reviews still count towards "
+            "min_approvals then).",
+        )
+    if any(
+        v.actor.evidence_url == act.evidence_url and v.intent == act.intent and act.key
+        for v in store.list_votes(gate_id)
+    ):
+        return h.ignore(f"duplicate delivery: {act.key} is already recorded")
+    merging = act.channel == "merge"
+    history = h.history(page, me, merging)
+    value = act.input
+    if merging:
+        mine = [
+            v
+            for v in history
+            if v.intent == "approve"
+            and normalize_login(v.actor.login) == normalize_login(act.login)
+        ]
+        value = mine[-1].input if mine else {}
+    permission, teams = h.facts(act.login)
+    actor = Actor(
+        login=act.login,
+        channel=act.channel,
+        at=act.at,
+        evidence_url=act.evidence_url,
+        source="github",
+    )
+    now = clock()
+    try:
+        result = decide(
+            store,
+            gate_id,
+            actor=actor,
+            intent=act.intent,
+            input=value,
+            reason=act.reason,
+            permission=permission,
+            teams=teams,
+            require_permission=True,
+            now=now,
+            history=history,
+        )
+    except AlreadyDecided as exc:
+        why = f"gate {gate_id} was already decided"
+        if exc.decision.decided_at == now:  # decided just now, by votes earlier in the history
+            why = (
+                f"gate {gate_id} was decided by earlier reviews and comments; {act.login}'s "
+                f"{act.intent} came after them and was not counted"
+            )
+        return h.already(exc.decision, why, publish, resumer)
+    except InvalidInput as exc:
+        return h.refuse(exc.message, exc.hint)
+    except DecisionRefused as exc:
+        return h.refuse(exc.message, exc.hint)
+    if result.decision is None:
+        standing = result.tally
+        msg = f"{act.login}'s {act.intent} is recorded; {standing.missing} more approval(s) needed"
+        replied = False
+        if act.intent == "approve":
+            replied = h.reply(
+                render_reply(request, msg.replace(" is recorded", " counts")), ":vote"
+            )
+        log.info("gate %s: %s", gate_id, msg)
+        return Outcome(gate_id=str(gate_id), replied=replied, message=msg)
+    decision = result.decision
+    publish(request, decision)
+    resumer.resume(request, decision)
+    return Outcome(
+        gate_id=str(gate_id), decision=decision.outcome, replied=True, message=decision.summary()
+    )
+
+
+def _held_for_merge(h: _Handler, act: _Act) -> bool:
+    """Whether ``require_merge`` holds this (non-merge) approval back."""
+    return h.settings.require_merge and h.event.is_pull and act.channel != "merge"
