@@ -570,3 +570,14 @@ def test_real_subprocess(env: Env) -> None:
     assert proc.returncode == 0, proc.stderr
     assert parse_outputs(out.read_text())["decision"] == "approved"
     assert env.gh.token not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("event", ["issue_comment", "pull_request", "pull_request_review"])
+def test_every_recorded_example_is_ignored_with_a_reason(env: Env, event: str) -> None:
+    """The real deliveries of @octokit/webhooks-examples concern no gate: exit 0, say why."""
+    for payload in webhooks.examples(event):
+        result, outputs = env.run((event, payload))
+        assert result.exit_code == 0, result.output
+        assert outputs["ignored-reason"], (payload.get("action"), result.output)
+        assert outputs["decision"] == ""
+    assert env.gh.count(writes_only=True) == 0  # nothing was written to GitHub
