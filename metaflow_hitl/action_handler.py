@@ -9,8 +9,9 @@ approval store, a narrow GitHub interface (:class:`GitHubApi`, implemented by
 
 1. **Cheap filters first** (no API call): other events, review ``commented``, deleted
    comments, edited comments (unless ``allow_edits``), bot authors (``*[bot]`` or
-   ``type: Bot``), the bot's own replies, comments that are not commands, and bodies
-   without a gate marker are ignored with a logged reason.
+   ``type: Bot``), the bot's own replies, acts of the token's own account (its merges, closes
+   and replies), comments that are not commands, and bodies without a gate marker are
+   ignored with a logged reason.
 2. **Find the gate**: the page's body (read again from the API) must hold exactly one
    marker; the request is loaded from *our* store and the marker verified against it
    (digest, store, Argo fields); the event's repo must be the gate's review repo, a pull
@@ -23,17 +24,23 @@ approval store, a narrow GitHub interface (:class:`GitHubApi`, implemented by
    ``merge``, with the merger's latest ``/approve`` input); closing without merging rejects as
    whoever closed it (channel ``close``); ``/approve`` and ``/reject`` comments vote as their
    author (channel ``comment``). With ``require_merge``, approving reviews and ``/approve``
-   comments on a pull request do not approve by themselves: they count towards
-   ``min_approvals`` only when the pull request is merged (issues cannot be merged, so the
-   setting does not apply to issue-mode gates).
+   comments on a pull request do not approve by themselves (the comment or review gets a
+   reply saying so): they count towards ``min_approvals`` when the pull request is merged, and
+   the deciders are then the first ``min_approvals`` distinct eligible approvers in time
+   order, the merge counting as the merger's approval at the time of the merge. Issues
+   cannot be merged, so the setting does not apply to issue-mode gates. Without it (the
+   default), reviews, ``/approve`` and merges all approve.
 4. **Who**: write permission from the collaborator-permission API (never
    ``author_association``), team membership from the teams API, no self-approval unless
    allowed (:func:`metaflow_hitl.policy.check_decider`).
 5. **Count like Prow**: every review and comment of the page is replayed into eligible votes
-   (latest intent per person; stale-commit approvals, edited comments, bots, malformed and
-   invalid commands dropped) and tallied with this vote, so a dropped webhook cannot change
-   the outcome; :func:`metaflow_hitl.gates.decide` records the vote and, first decision
-   wins, the decision.
+   (latest intent per person; approvals of an older commit, edited comments unless
+   ``allow_edits``, bots, the token's own comments, malformed commands and input failing the
+   schema dropped) and tallied in GitHub's time order with this vote, so a dropped webhook
+   cannot change the outcome and deliveries may arrive in any order: the earliest decisive
+   act on GitHub wins. :func:`metaflow_hitl.gates.decide` records the vote and, first decision
+   wins, the decision. A vote that arrives after the history already settled the gate is told
+   so ("came after") and not counted.
 6. **Then** the decision is published (commit, merge/close, one reply) and the run resumed
    through the resumer. An event that finds the gate decided (or expired) changes nothing:
    it republishes idempotently, resumes idempotently and replies once per event, never on a
@@ -182,8 +189,8 @@ class _Handler:
         )
 
     # -- 1. filters -----------------------------------------------------------------------------
-    def prefilter(self) -> str | Command | None:
-        """A reason to ignore the event, the parsed comment command, or None."""
+    def prefilter(self) -> str | None:
+        """A reason to ignore the event, found without calling GitHub; None to go on."""
         e = self.event
         if e.ignored:
             return e.ignored
@@ -200,7 +207,6 @@ class _Handler:
             return f"{e.actor} is a bot; bots never decide"
         if e.kind == "review" and e.review_state == "commented":
             return "a review that only comments is not a vote"
-        parsed: Command | Reply | Ignore | None = None
         if e.kind == "comment":
             if is_bot_reply(e.comment_body):
                 return "the comment is a metaflow-hitl reply"
@@ -210,7 +216,7 @@ class _Handler:
         marker = sole_marker(e.body)
         if isinstance(marker, str) and marker.startswith("no valid"):
             return f"#{e.number} is not a gate's page: it has no metaflow-hitl marker"
-        return parsed if isinstance(parsed, Command) else None
+        return None
 
     # -- 2. the gate ----------------------------------------------------------------------------
     def find_gate(self) -> tuple[Request, dict[str, Any] | None] | Outcome:
@@ -263,7 +269,7 @@ class _Handler:
         return request, page
 
     # -- 3. the vote ----------------------------------------------------------------------------
-    def act(self, command: Command | None, page: dict[str, Any]) -> _Act | Outcome:
+    def act(self, page: dict[str, Any]) -> _Act | Outcome:
         e, now = self.event, self.clock()
         if e.kind == "review":
             if e.review_state in ("changes_requested", "dismissed"):
@@ -369,7 +375,7 @@ class _Handler:
         if e.is_pull:
             head_sha = (page.get("head") or {}).get("sha")
             for r in self.github.list_reviews(e.number):
-                if f"review:{r.get('id')}" == f"review:{e.review_id}":
+                if r.get("id") == e.review_id:
                     continue
                 state, login = (
                     str(r.get("state") or ""),
@@ -488,12 +494,13 @@ def handle_event(
 
         publish = publish_decision
     h = _Handler(event, store, github, settings or HandlerSettings(), clock)
-    pre = h.prefilter()
-    if isinstance(pre, str):
-        return h.ignore(pre)
+    reason = h.prefilter()
+    if reason is not None:
+        return h.ignore(reason)
     me = github.whoami()
-    if me and event.actor.lower() == me.lower() and event.kind != "closed":
-        return h.ignore(f"{event.actor} is this Action's own account")
+    who = (event.merged_by if event.merged else event.actor) or ""
+    if me and who.lower() == me.lower():
+        return h.ignore(f"{who} is this Action's own account (e.g. its own merge, close or reply)")
     found = h.find_gate()
     if isinstance(found, Outcome):
         return found
@@ -508,7 +515,7 @@ def handle_event(
             else f"gate {gate_id} was already decided; the first decision wins"
         )
         return h.already(existing, why, publish, resumer)
-    act = h.act(pre if isinstance(pre, Command) else None, page)
+    act = h.act(page)
     if isinstance(act, Outcome):
         return act
     if act.intent == "approve" and _held_for_merge(h, act):

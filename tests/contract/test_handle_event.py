@@ -581,3 +581,13 @@ def test_every_recorded_example_is_ignored_with_a_reason(env: Env, event: str) -
         assert outputs["ignored-reason"], (payload.get("action"), result.output)
         assert outputs["decision"] == ""
     assert env.gh.count(writes_only=True) == 0  # nothing was written to GitHub
+
+
+def test_close_by_the_actions_own_account_is_ignored(env: Env) -> None:
+    """The token's own close (publishing a rejection) must not be read as a rejection."""
+    _, number = env.open()
+    env.gh.issue(REPO, number).state = "closed"
+    result, outputs = env.run(env.closed_event(number, "hitl-bot", merged=False))
+    assert result.exit_code == 0, result.output
+    assert "own account" in outputs["ignored-reason"]
+    assert decision_of(env) is None
