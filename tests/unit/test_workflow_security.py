@@ -1,0 +1,190 @@
+"""The Action and the example workflows keep the security rules of docs/github-action.md.
+
+Parsed with PyYAML, no GitHub involved. Each rule is one test over every file, so a failure
+names the file and the place that broke it:
+
+- no ``${{`` inside a ``run:`` script (expressions are substituted before the shell parses
+  the script; event text must arrive through ``env:``);
+- every ``uses:`` of a remote action pinned to a full 40-hex commit SHA;
+- a top-level ``permissions:`` in every workflow, and no ``pull_request_target``;
+- no checkout of a pull request's head (nor any ref taken from the event);
+- no ``cancel-in-progress: true`` (a running decision must never be cancelled);
+- every input of ``action.yml`` has a description and a default, and it states its contract.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+ACTION = ROOT / "action.yml"
+WORKFLOWS = sorted((ROOT / "github_action").glob("*.yml"))
+FILES = [ACTION, *WORKFLOWS]
+SHA = re.compile(r"^[^@\s]+@[0-9a-f]{40}$")
+
+
+def _load(path: Path) -> dict[Any, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(data, dict), f"{path.name}: not a mapping"
+    return data
+
+
+def _on(data: dict[Any, Any]) -> Any:
+    # YAML 1.1 reads a bare `on` key as the boolean True.
+    return data.get("on", data.get(True))
+
+
+def _steps(path: Path, data: dict[Any, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, step) for every step of the action or of every job of a workflow."""
+    if path == ACTION:
+        for i, step in enumerate(data["runs"].get("steps", [])):
+            yield f"runs.steps[{i}]", step
+        return
+    for job_id, job in (data.get("jobs") or {}).items():
+        for i, step in enumerate(job.get("steps", [])):
+            yield f"jobs.{job_id}.steps[{i}]", step
+
+
+def _walk(node: Any, where: str = "") -> Iterator[tuple[str, Any, Any]]:
+    """(where, key, value) for every mapping entry, depth first."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield where, key, value
+            yield from _walk(value, f"{where}.{key}" if where else str(key))
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _walk(item, f"{where}[{i}]")
+
+
+def test_there_is_something_to_check() -> None:
+    names = {p.name for p in WORKFLOWS}
+    assert {"hitl-comments.yml", "hitl-reviews.yml", "hitl-review-decide.yml"} <= names
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_no_expression_inside_run_scripts(path: Path) -> None:
+    for where, step in _steps(path, _load(path)):
+        assert "${{" not in str(step.get("run", "")), (
+            f"{path.name} {where}: `${{{{ }}}}` inside `run:`; pass the value through `env:`"
+        )
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_remote_actions_are_pinned_to_a_full_sha(path: Path) -> None:
+    for where, key, value in _walk(_load(path)):
+        if key != "uses" or str(value).startswith(("./", "docker://")):
+            continue
+        assert SHA.match(str(value)), (
+            f"{path.name} {where}: `uses: {value}` is not pinned to a 40-hex commit SHA"
+        )
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_workflows_start_from_no_permissions(path: Path) -> None:
+    data = _load(path)
+    assert "permissions" in data, f"{path.name}: no top-level `permissions:`"
+    assert data["permissions"] in ({}, None), (
+        f"{path.name}: top-level permissions {data['permissions']!r}; use `permissions: {{}}` "
+        "and grant per job"
+    )
+    for job_id, job in data["jobs"].items():
+        granted = job.get("permissions", {}) or {}
+        assert isinstance(granted, dict), f"{path.name} jobs.{job_id}: permissions {granted!r}"
+        extra = set(granted) - {"contents", "pull-requests", "issues"}
+        assert not extra, f"{path.name} jobs.{job_id}: unexpected permissions {sorted(extra)}"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_no_pull_request_target(path: Path) -> None:
+    on = _on(_load(path))
+    events = [on] if isinstance(on, str) else list(on or [])
+    assert "pull_request_target" not in events, f"{path.name}: pull_request_target"
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_never_checks_out_the_pull_request_head(path: Path) -> None:
+    for where, step in _steps(path, _load(path)):
+        uses = str(step.get("uses", ""))
+        if not uses.startswith("actions/checkout@"):
+            continue
+        ref = str((step.get("with") or {}).get("ref", ""))
+        repository = str((step.get("with") or {}).get("repository", ""))
+        message = f"{path.name} {where}: checks out {ref or repository!r} from the event"
+        assert "github.event" not in ref + repository, message
+        assert "head" not in ref, message
+    text = path.read_text(encoding="utf-8")
+    for needle in ("refs/pull/", "pull_request.head.sha", "workflow_run.head_sha"):
+        for line in text.splitlines():
+            if needle in line and not line.lstrip().startswith("#"):
+                pytest.fail(f"{path.name}: uses {needle!r} outside a comment: {line.strip()}")
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_never_cancels_a_running_decision(path: Path) -> None:
+    for where, key, value in _walk(_load(path)):
+        if key == "cancel-in-progress":
+            assert value is False, f"{path.name} {where}: cancel-in-progress: {value!r}"
+        if key == "concurrency" and isinstance(value, dict):
+            assert value.get("cancel-in-progress") is False, (
+                f"{path.name} {where}: say `cancel-in-progress: false` explicitly"
+            )
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_privileged_jobs_run_only_from_the_default_branch(path: Path) -> None:
+    """A job that may write (or holds the credentials' environment) runs only on events
+    whose workflow file comes from the default branch."""
+    data = _load(path)
+    on = _on(data)
+    events = {on} if isinstance(on, str) else set(on or [])
+    trusted = {"issue_comment", "workflow_run", "workflow_dispatch", "schedule"}
+    for job_id, job in data["jobs"].items():
+        privileged = bool(job.get("permissions")) or "environment" in job
+        if privileged:
+            assert events <= trusted, (
+                f"{path.name} jobs.{job_id}: privileged, but triggered by "
+                f"{sorted(events - trusted)}, which run a workflow file from the PR's ref"
+            )
+
+
+def test_action_inputs_all_have_a_description_and_a_default() -> None:
+    inputs = _load(ACTION)["inputs"]
+    for name, spec in inputs.items():
+        assert str(spec.get("description", "")).strip(), f"input {name}: no description"
+        assert "default" in spec, f"input {name}: no default"
+        assert not spec.get("required"), f"input {name}: required (give it a default)"
+
+
+def test_action_contract_is_versioned_and_complete() -> None:
+    text = ACTION.read_text(encoding="utf-8")
+    assert re.search(r"^# metaflow-hitl action contract v\d+$", text, re.M)
+    data = _load(ACTION)
+    assert set(data["inputs"]) == {
+        "github-token",
+        "store",
+        "review-api-url",
+        "require-merge",
+        "allow-edits",
+        "argo-server",
+        "argo-token",
+        "kubeconfig",
+        "namespace",
+        "python-version",
+    }
+    assert set(data["outputs"]) == {"gate-id", "decision", "ignored-reason"}
+    assert data["runs"]["using"] == "composite"
+    env = {k: v for _, step in _steps(ACTION, data) for k, v in (step.get("env") or {}).items()}
+    for name, var in {
+        "store": "METAFLOW_HITL_STORE",
+        "github-token": "METAFLOW_HITL_GITHUB_TOKEN",
+        "review-api-url": "METAFLOW_HITL_GITHUB_API_URL",
+        "require-merge": "METAFLOW_HITL_REQUIRE_MERGE",
+        "allow-edits": "METAFLOW_HITL_ALLOW_EDITS",
+    }.items():
+        assert env.get(var) == f"${{{{ inputs.{name} }}}}", f"{var} is not mapped from {name}"
