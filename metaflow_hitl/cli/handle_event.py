@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from metaflow._vendor import click
@@ -74,6 +75,34 @@ def _load(event_name: str | None, event_path: str | None) -> tuple[str, Any]:
         raise ConfigError(f"cannot read the event payload {path}: {exc}") from None
 
 
+def _handle_workflow_run(obj: Any, payload: Any, settings: Any) -> tuple[Any, Any]:
+    """Replay the reviews/merge a ``workflow_run`` hand-off stands for (see workflow_run.py)."""
+    from metaflow_hitl.action_handler import NoopResumer, handle_event
+    from metaflow_hitl.github_events import normalize_event
+    from metaflow_hitl.review.github_repo import GitHubReviewBackend
+    from metaflow_hitl.workflow_run import events_from_workflow_run, repo_of
+
+    marker = normalize_event("workflow_run", payload)  # an "ignored" event to report with
+    repo = repo_of(payload) if isinstance(payload, dict) else ""
+    if not repo:
+        return marker, None
+    github = GitHubReviewBackend(repo)
+    events = events_from_workflow_run(payload, github)
+    if isinstance(events, str):
+        return replace(marker, ignored=events), None
+    outcome = None
+    for name, replayed in events:
+        event = normalize_event(name, replayed)
+        if event.ignored is not None:
+            marker = event
+            continue
+        outcome = handle_event(
+            event, store=obj.store, github=github, resumer=NoopResumer(), settings=settings
+        )
+        marker = event
+    return marker, outcome
+
+
 @click.command("handle-event")
 @click.option("--event-name", default=None, help="The event (default: $GITHUB_EVENT_NAME).")
 @click.option(
@@ -81,7 +110,8 @@ def _load(event_name: str | None, event_path: str | None) -> tuple[str, Any]:
 )
 @click.pass_obj
 def handle_event_command(obj: Any, event_name: str | None, event_path: str | None) -> None:
-    """Decide a gate from one GitHub event (pull_request_review, pull_request, issue_comment)."""
+    """Decide a gate from one GitHub event (pull_request_review, pull_request, issue_comment,
+    or the workflow_run hand-off of the example review workflows)."""
     from metaflow_hitl.action_handler import HandlerSettings, NoopResumer, handle_event
     from metaflow_hitl.github_events import normalize_event
 
@@ -91,9 +121,12 @@ def handle_event_command(obj: Any, event_name: str | None, event_path: str | Non
             require_merge=read_bool_env("METAFLOW_HITL_REQUIRE_MERGE"),
             allow_edits=read_bool_env("METAFLOW_HITL_ALLOW_EDITS"),
         )
-        event = normalize_event(name, payload)
         outcome = None
-        if event.ignored is None:
+        if name == "workflow_run":
+            event, outcome = _handle_workflow_run(obj, payload, settings)
+        else:
+            event = normalize_event(name, payload)
+        if event.ignored is None and outcome is None:
             from metaflow_hitl.review.github_repo import GitHubReviewBackend
 
             github = GitHubReviewBackend(event.repo)

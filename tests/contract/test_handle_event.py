@@ -591,3 +591,58 @@ def test_close_by_the_actions_own_account_is_ignored(env: Env) -> None:
     assert result.exit_code == 0, result.output
     assert "own account" in outputs["ignored-reason"]
     assert decision_of(env) is None
+
+
+# -- the workflow_run hand-off (reviews and merges decided from the default branch) ------------
+def _hand_off(env: Env, number: int) -> tuple[str, dict]:
+    return "workflow_run", webhooks.workflow_run_payload(REPO, env.pull(number))
+
+
+def test_workflow_run_hand_off_decides_from_the_latest_review(env: Env) -> None:
+    request, number = env.open()
+    env.review(number, "alice", "APPROVED", body='/approve {"target": "prod"}')
+    result, outputs = env.run(_hand_off(env, number))
+    assert result.exit_code == 0, result.output
+    decision = decision_of(env)
+    assert decision is not None
+    assert (decision.outcome, decision.decided_by, decision.channel) == (
+        "approved",
+        "alice",
+        "github-review",
+    )
+    assert decision.input == {"target": "prod"}
+    assert outputs["gate-id"] == str(request.gate_id)
+    assert env.gh.issue(REPO, number).pull.merged  # type: ignore[union-attr]
+    again, _ = env.run(_hand_off(env, number))  # a late or repeated hand-off changes nothing
+    assert again.exit_code == 0, again.output
+    assert len(env.replies(number)) == 1
+
+
+def test_workflow_run_hand_off_of_a_pr_closed_unmerged_rejects(env: Env) -> None:
+    _, number = env.open()
+    pulls = env.gh.repo(REPO).issues[number]
+    env.gh.add_token("bob-token", "bob")
+    answer = requests.patch(
+        f"{env.gh.url}/repos/{REPO}/pulls/{number}",
+        headers={"Authorization": "token bob-token"},
+        json={"state": "closed"},
+        timeout=10,
+    )
+    answer.raise_for_status()
+    assert pulls.state == "closed"
+    result, outputs = env.run(_hand_off(env, number))
+    assert result.exit_code == 0, result.output
+    decision = decision_of(env)
+    assert decision is not None
+    assert (decision.outcome, decision.decided_by, decision.channel) == ("rejected", "bob", "close")
+    assert outputs["decision"] == "rejected"
+
+
+def test_workflow_run_without_a_pull_request_is_ignored(env: Env) -> None:
+    _, number = env.open()
+    payload = webhooks.workflow_run_payload(REPO, env.pull(number))
+    payload["workflow_run"]["pull_requests"] = []
+    result, outputs = env.run(("workflow_run", payload))
+    assert result.exit_code == 0, result.output
+    assert "names no pull request" in outputs["ignored-reason"]
+    assert decision_of(env) is None

@@ -218,3 +218,17 @@ def comment_payload(
     if action == "edited":
         payload["changes"] = {"body": {"from": "(earlier text)"}}
     return validate("issue_comment", payload)
+
+
+def workflow_run_payload(repo: str, pull: dict[str, Any]) -> dict[str, Any]:
+    """A ``workflow_run`` ``completed`` delivery whose run is attached to REST ``pull`` (what
+    GitHub sends the privileged hand-off workflow after the unprivileged reviews workflow)."""
+    payload = next(
+        copy.deepcopy(e) for e in examples("workflow_run") if e["workflow_run"]["pull_requests"]
+    )
+    _repo(payload, repo)
+    item = payload["workflow_run"]["pull_requests"][0]
+    item.update(number=pull["number"], url=pull["url"])
+    item["head"].update(ref=pull["head"]["ref"], sha=pull["head"]["sha"])
+    payload["workflow_run"]["pull_requests"] = [item]
+    return validate("workflow_run", payload)

@@ -1,0 +1,95 @@
+"""Decisions from reviews and merges, through a privileged ``workflow_run`` hand-off.
+
+``pull_request_review`` and ``pull_request`` workflows run the workflow file of the pull
+request's merge ref, so anyone who can push to a gate's branch could rewrite them: they must
+hold no credentials. The example ``hitl-reviews.yml`` therefore does nothing but exist, and
+``hitl-review-decide.yml`` runs on its ``workflow_run`` completion, from the default branch,
+with the credentials.
+
+From a ``workflow_run`` payload only the pull request numbers GitHub itself attached
+(``workflow_run.pull_requests``) are used. Everything else is re-read from the API and turned
+back into the ``pull_request`` / ``pull_request_review`` deliveries it stands for: a merged or
+closed pull request becomes its ``closed`` event; an open one becomes its latest opinionated
+review. The handler then recounts the whole history anyway, so a hand-off that arrives late,
+twice, or for several reviews at once decides the same thing.
+
+See https://docs.github.com/actions/reference/events-that-trigger-workflows#workflow_run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+__all__ = ["PullReader", "events_from_workflow_run"]
+
+
+class PullReader(Protocol):
+    """The API reads the hand-off needs (``GitHubReviewBackend`` provides them)."""
+
+    def get_pull(self, number: int) -> dict[str, Any] | None: ...
+    def get_issue(self, number: int) -> dict[str, Any] | None: ...
+    def list_reviews(self, number: int) -> list[dict[str, Any]]: ...
+
+
+def _numbers(payload: Mapping[str, Any]) -> list[int]:
+    run = payload.get("workflow_run")
+    pulls = run.get("pull_requests") if isinstance(run, Mapping) else None
+    out = []
+    for item in pulls if isinstance(pulls, list) else []:
+        number = item.get("number") if isinstance(item, Mapping) else None
+        if isinstance(number, int) and not isinstance(number, bool) and number > 0:
+            out.append(number)
+    return sorted(set(out))
+
+
+def repo_of(payload: Mapping[str, Any]) -> str:
+    """The repository a ``workflow_run`` delivery belongs to (``""`` if absent)."""
+    repo = payload.get("repository")
+    name = repo.get("full_name") if isinstance(repo, Mapping) else None
+    return name if isinstance(name, str) else ""
+
+
+def events_from_workflow_run(
+    payload: Mapping[str, Any], github: PullReader
+) -> list[tuple[str, dict[str, Any]]] | str:
+    """The deliveries a ``workflow_run`` hand-off stands for, re-read from the API.
+
+    Returns
+    -------
+    list of (event name, payload), or str
+        The reason to ignore the hand-off (no pull request attached, e.g. a fork's).
+    """
+    numbers = _numbers(payload)
+    if not numbers:
+        return "the workflow_run names no pull request (gate pull requests are never forks)"
+    repository = dict(payload.get("repository") or {})
+    events: list[tuple[str, dict[str, Any]]] = []
+    for number in numbers:
+        pull = github.get_pull(number)
+        if pull is None:
+            continue
+        base = {"repository": repository, "pull_request": pull, "number": number}
+        if pull.get("state") == "closed":
+            if pull.get("merged"):
+                sender = pull.get("merged_by") or {}
+            else:
+                sender = (github.get_issue(number) or {}).get("closed_by") or {}
+            events.append(("pull_request", {**base, "action": "closed", "sender": sender}))
+            continue
+        reviews = [
+            r
+            for r in github.list_reviews(number)
+            if str(r.get("state", "")).upper() in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED")
+        ]
+        if not reviews:
+            continue
+        latest = dict(reviews[-1])  # REST lists reviews in chronological order
+        state = str(latest.get("state")).lower()
+        latest["state"] = state
+        action = "dismissed" if state == "dismissed" else "submitted"
+        sender = latest.get("user") or {}
+        events.append(
+            ("pull_request_review", {**base, "action": action, "review": latest, "sender": sender})
+        )
+    return events or "the pull request has no decision-bearing review, merge or close"
