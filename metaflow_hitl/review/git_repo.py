@@ -85,6 +85,24 @@ class AuditEntry:
     def to_dict(self) -> dict[str, str]:
         return dict(self.__dict__)
 
+    @classmethod
+    def from_commit(cls, message: str, *, commit: str, author: str) -> AuditEntry | None:
+        """The entry a decision commit's ``Hitl-*`` trailers describe; ``None`` for others."""
+        trailers = dict(_TRAILER.findall(message))
+        if "Hitl-Outcome" not in trailers:
+            return None
+        return cls(
+            gate_id=trailers.get("Hitl-Gate", ""),
+            outcome=trailers["Hitl-Outcome"],
+            decided_by=trailers.get("Hitl-Decided-By", ""),
+            channel=trailers.get("Hitl-Channel", ""),
+            decided_at=trailers.get("Hitl-Decided-At", ""),
+            evidence=trailers.get("Hitl-Evidence", ""),
+            commit=commit,
+            author=author,
+            request_digest=trailers.get("Hitl-Request-Digest", ""),
+        )
+
 
 def branch_for(gate_id: GateId) -> str:
     """The gate's review branch: ``hitl/<flow>/<run>/<step>``."""
@@ -352,22 +370,9 @@ class GitReviewBackend:
             if not chunk.strip():
                 continue
             sha, author, body = chunk.strip("\n").split("\x00", 2)
-            trailers = dict(_TRAILER.findall(body))
-            if "Hitl-Outcome" not in trailers:
-                continue
-            entries.append(
-                AuditEntry(
-                    gate_id=trailers.get("Hitl-Gate", ""),
-                    outcome=trailers["Hitl-Outcome"],
-                    decided_by=trailers.get("Hitl-Decided-By", ""),
-                    channel=trailers.get("Hitl-Channel", ""),
-                    decided_at=trailers.get("Hitl-Decided-At", ""),
-                    evidence=trailers.get("Hitl-Evidence", ""),
-                    commit=sha,
-                    author=author,
-                    request_digest=trailers.get("Hitl-Request-Digest", ""),
-                )
-            )
+            entry = AuditEntry.from_commit(body, commit=sha, author=author)
+            if entry is not None:
+                entries.append(entry)
         return entries
 
 

@@ -78,7 +78,6 @@ log = logging.getLogger("metaflow_hitl.review.github")
 LABEL = "metaflow-hitl"
 MODES = ("pr", "issue")
 MERGE_METHODS = ("merge", "squash", "rebase")
-_TRAILER = re.compile(r"^(Hitl-[A-Za-z-]+): (.*)$", re.MULTILINE)
 _DECISION_TAG = "metaflow-hitl:v1:decision"
 #: How far back (in issue ``updated_at``) an issue-mode lookup reaches before the request's
 #: creation time; covers clock skew between the notifier and GitHub.
@@ -785,24 +784,16 @@ class GitHubReviewBackend:
         commits = list(self._pages("commits", "read the decisions", {"path": "decisions"}))
         entries, seen = [], set()
         for item in reversed(commits):
-            trailers = dict(_TRAILER.findall(item["commit"]["message"]))
-            key = (trailers.get("Hitl-Gate"), trailers.get("Hitl-Decided-At"))
-            if "Hitl-Outcome" not in trailers or key in seen:
+            entry = AuditEntry.from_commit(
+                item["commit"]["message"],
+                commit=item["sha"],
+                author=(item["commit"].get("author") or {}).get("name", ""),
+            )
+            key = (entry.gate_id, entry.decided_at) if entry else None
+            if entry is None or key in seen:
                 continue
             seen.add(key)
-            entries.append(
-                AuditEntry(
-                    gate_id=trailers.get("Hitl-Gate", ""),
-                    outcome=trailers["Hitl-Outcome"],
-                    decided_by=trailers.get("Hitl-Decided-By", ""),
-                    channel=trailers.get("Hitl-Channel", ""),
-                    decided_at=trailers.get("Hitl-Decided-At", ""),
-                    evidence=trailers.get("Hitl-Evidence", ""),
-                    commit=item["sha"],
-                    author=(item["commit"].get("author") or {}).get("name", ""),
-                    request_digest=trailers.get("Hitl-Request-Digest", ""),
-                )
-            )
+            entries.append(entry)
         return entries
 
 
