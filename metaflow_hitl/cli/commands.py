@@ -12,7 +12,6 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from metaflow._vendor import click
@@ -32,12 +31,26 @@ from metaflow_hitl.timestamps import format_ts, utc_now
 __all__ = ["CliContext", "build_hitl_group", "fail"]
 
 
-@dataclass
 class CliContext:
-    """What every command needs: the store and, inside a flow, which flow."""
+    """What every command needs: the store and, inside a flow, which flow.
 
-    store: ApprovalStore
-    flow: str | None = None
+    The store is opened on first use, so ``--help`` and commands that fail earlier never need
+    one (and a missing store is reported by the command, with its hint).
+    """
+
+    def __init__(
+        self,
+        store: ApprovalStore | Callable[[], ApprovalStore],
+        flow: str | None = None,
+    ) -> None:
+        self._store = store
+        self.flow = flow
+
+    @property
+    def store(self) -> ApprovalStore:
+        if callable(self._store) and not isinstance(self._store, ApprovalStore):
+            self._store = self._store()
+        return self._store  # type: ignore[return-value]
 
 
 def fail(error: HitlError) -> NoReturn:

@@ -44,7 +44,7 @@ def _default_store() -> str:
 
 
 def _context(location: str | None) -> CliContext:
-    return CliContext(store=open_store(location or _default_store()), flow=None)
+    return CliContext(store=lambda: open_store(location or _default_store()), flow=None)
 
 
 @click.group(help="Human approval gates for Metaflow.")

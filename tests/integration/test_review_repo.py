@@ -50,7 +50,7 @@ def test_gate_opens_a_branch_and_the_decision_is_a_commit_by_the_decider(workspa
         time.sleep(0.05)
     approval = shown.stdout
     assert "Accuracy 94.3%: deploy?" in approval
-    assert '/approve {"deploy_target":' in approval  # how to decide, from the schema
+    assert '--input \'{"deploy_target":' in approval  # how to decide, from the schema
     assert "<code>deploy\\_target</code>" in approval  # the schema as a table
     ok = ws.hitl(
         "approve", f"{run_id}/{step}", "--as", "reviewer", "--input", '{"deploy_target": "staging"}'
