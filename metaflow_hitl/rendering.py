@@ -428,8 +428,20 @@ def _gate_context(
 # --- render functions -----------------------------------------------------------------
 
 
-def _with_marker(request: Request, body: str) -> str:
-    return render_marker(request) + "\n" + body
+def _render_gate(
+    request: Request,
+    template: str,
+    mode: Literal["pr", "issue", "file"],
+    artifacts: Iterable[ArtifactSummary],
+    links: Mapping[str, str] | None,
+    flow_file_hint: str | None,
+    templates_dir: str | os.PathLike[str] | None,
+) -> str:
+    """Render a gate document and put the marker first (outside any template override)."""
+    ctx = _gate_context(
+        request, artifacts=artifacts, links=links, flow_file_hint=flow_file_hint, mode=mode
+    )
+    return render_marker(request) + "\n" + _render(template, ctx, templates_dir)
 
 
 def render_approval_file(
@@ -468,10 +480,9 @@ def render_approval_file(
     ConfigError
         If a template fails (e.g. an override names a variable that does not exist).
     """
-    ctx = _gate_context(
-        request, artifacts=artifacts, links=links, flow_file_hint=flow_file_hint, mode="file"
+    return _render_gate(
+        request, "approval.md.j2", "file", artifacts, links, flow_file_hint, templates_dir
     )
-    return _with_marker(request, _render("approval.md.j2", ctx, templates_dir))
 
 
 def render_pr_body(
@@ -483,10 +494,9 @@ def render_pr_body(
     templates_dir: str | os.PathLike[str] | None = None,
 ) -> str:
     """The body of the gate's pull request (``pr_body.md.j2``); see :func:`render_approval_file`."""
-    ctx = _gate_context(
-        request, artifacts=artifacts, links=links, flow_file_hint=flow_file_hint, mode="pr"
+    return _render_gate(
+        request, "pr_body.md.j2", "pr", artifacts, links, flow_file_hint, templates_dir
     )
-    return _with_marker(request, _render("pr_body.md.j2", ctx, templates_dir))
 
 
 def render_issue_body(
@@ -498,10 +508,9 @@ def render_issue_body(
     templates_dir: str | os.PathLike[str] | None = None,
 ) -> str:
     """The body of the gate's issue (``issue_body.md.j2``); see :func:`render_approval_file`."""
-    ctx = _gate_context(
-        request, artifacts=artifacts, links=links, flow_file_hint=flow_file_hint, mode="issue"
+    return _render_gate(
+        request, "issue_body.md.j2", "issue", artifacts, links, flow_file_hint, templates_dir
     )
-    return _with_marker(request, _render("issue_body.md.j2", ctx, templates_dir))
 
 
 def render_pr_title(request: Request, *, max_chars: int = 120) -> str:
