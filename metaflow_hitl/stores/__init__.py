@@ -26,7 +26,8 @@ def open_store(location: str) -> ApprovalStore:
     Parameters
     ----------
     location
-        A directory (``/path/.metaflow/_hitl``) or ``file://`` URL for the local store.
+        A directory (``/path/.metaflow/_hitl``) or ``file://`` URL for the local store, or
+        ``s3://bucket/prefix`` for the S3 store (needs the ``[s3]`` extra).
 
     Raises
     ------
@@ -36,6 +37,8 @@ def open_store(location: str) -> ApprovalStore:
     text = str(location).strip()
     if text.startswith("file://"):
         text = text[len("file://") :]
+    if text.startswith("s3://"):
+        return _open_s3(text)
     if "://" in text:
         scheme = text.split("://", 1)[0]
         raise ConfigError(
@@ -45,3 +48,17 @@ def open_store(location: str) -> ApprovalStore:
     if not text:
         raise ConfigError("the store location is empty; pass --store PATH.")
     return LocalApprovalStore(Path(text).expanduser())
+
+
+def _open_s3(url: str) -> ApprovalStore:
+    try:
+        import boto3  # noqa: F401 - checked here so the error names the fix
+    except ImportError:
+        raise ConfigError(
+            f"store {url!r} needs boto3, which is not installed.",
+            hint="pip install 'metaflow-hitl[s3]'",
+        ) from None
+    from metaflow_hitl.stores.s3 import S3ApprovalStore, split_s3_url
+
+    bucket, prefix = split_s3_url(url)
+    return S3ApprovalStore(bucket, prefix)

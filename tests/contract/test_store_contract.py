@@ -4,14 +4,22 @@ Each store is described by a :class:`StoreKind` in :data:`STORE_KINDS`; add a ki
 store against a local S3 server, say) and every test below runs against it too. A kind says
 how to make an empty store, how to reopen it in a forked process, and how to list what a
 writer may have left behind, so the tests themselves only call the port's methods.
+
+The ``s3`` kind runs against a moto S3 server on 127.0.0.1 (an ephemeral port, in its own
+process, started once per session by :func:`moto_s3`), with a new bucket per test and dummy
+credentials in the environment; it is skipped when moto or boto3 is not installed.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import multiprocessing
 import os
+import subprocess
+import sys
 import threading
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -26,6 +34,7 @@ from metaflow_hitl.ports import ApprovalStore
 from metaflow_hitl.records import Actor, Decision, Request, Vote
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.stores.local import LocalApprovalStore
+from metaflow_hitl.stores.s3 import S3ApprovalStore
 from metaflow_hitl.timestamps import utc_now
 
 # -- store kinds ------------------------------------------------------------------------------
@@ -44,6 +53,10 @@ class StoreKind:
     leftovers: Callable[[ApprovalStore], list[str]]
     #: The physical objects holding a gate's decision (one once decided).
     decision_objects: Callable[[ApprovalStore, GateId], list[str]]
+    #: Fixtures ``make`` needs, passed to it by name after ``tmp_path``.
+    needs: tuple[str, ...] = ()
+    #: Processes in the "exactly one wins" race.
+    racers: int = 50
 
 
 def _local_leftovers(store: ApprovalStore) -> list[str]:
@@ -62,6 +75,139 @@ def _local_decision_objects(store: ApprovalStore, gate_id: GateId) -> list[str]:
     return sorted(n for n in os.listdir(folder) if "decision" in n)
 
 
+# -- the S3 kind: a moto server in its own process ---------------------------------------------
+
+#: Started in a child process (not a thread of pytest's): the race test forks, and a fork
+#: must not copy a server thread holding locks. Prints the port, serves until stdin closes.
+#: Requests are served one at a time: S3 applies a conditional PUT atomically, while moto
+#: checks ``If-None-Match`` and then stores the object in two steps, which two server threads
+#: could interleave. moto still decides every precondition; the lock only removes its race.
+_MOTO_SERVER = """
+import sys, threading
+from moto.server import DomainDispatcherApplication, ThreadedMotoServer
+lock = threading.Lock()
+dispatch = DomainDispatcherApplication.__call__
+def serialised(self, environ, start_response):
+    with lock:
+        return list(dispatch(self, environ, start_response))
+DomainDispatcherApplication.__call__ = serialised
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+print(server.get_host_and_port()[1], flush=True)
+sys.stdin.read()
+server.stop()
+"""
+
+#: Dummy credentials for moto; nothing here is a secret.
+S3_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[str]:
+    """The endpoint URL of a moto S3 server on loopback, for the whole session."""
+    pytest.importorskip("boto3")
+    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
+        pytest.skip("moto[server] is not installed")
+    env = {**os.environ, **S3_TEST_ENV}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _MOTO_SERVER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        port = proc.stdout.readline().strip()
+        if not port.isdigit():
+            raise RuntimeError(f"moto server did not start (printed {port!r})")
+        endpoint = f"http://127.0.0.1:{port}"
+        _require_conditional_writes(endpoint)
+        yield endpoint
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _require_conditional_writes(endpoint: str) -> None:
+    """Fail (never skip) when the server ignores ``If-None-Match: *`` on PutObject."""
+    from botocore.exceptions import ClientError
+
+    client = s3_client(endpoint)
+    bucket = new_bucket(endpoint)
+    client.put_object(Bucket=bucket, Key="probe", Body=b"1", IfNoneMatch="*")
+    try:
+        client.put_object(Bucket=bucket, Key="probe", Body=b"2", IfNoneMatch="*")
+    except ClientError as exc:
+        if exc.response["ResponseMetadata"]["HTTPStatusCode"] == 412:
+            return
+        raise
+    pytest.fail(
+        "this moto version accepted a second PutObject with If-None-Match: * on an existing "
+        "key; the S3 store's tests need a server that honours conditional writes"
+    )
+
+
+def s3_client(endpoint: str) -> Any:
+    """A boto3 client for the moto server, with the dummy credentials."""
+    import boto3
+
+    return boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    ).client("s3", endpoint_url=endpoint)
+
+
+def new_bucket(endpoint: str) -> str:
+    """A new, empty bucket on the moto server."""
+    name = f"hitl-{uuid.uuid4().hex[:16]}"
+    s3_client(endpoint).create_bucket(Bucket=name)
+    return name
+
+
+def _make_s3(tmp: Path, moto_s3: str, monkeypatch: pytest.MonkeyPatch) -> ApprovalStore:
+    # No client given: the store makes its own from Metaflow's S3 settings and the AWS
+    # credential chain, as on a real run (and again in each forked racer).
+    for name, value in {**S3_TEST_ENV, "METAFLOW_S3_ENDPOINT_URL": moto_s3}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp / "no-aws-credentials"))
+    return S3ApprovalStore(new_bucket(moto_s3), "team/hitl")
+
+
+def _s3_keys(store: ApprovalStore, prefix: str = "") -> list[str]:
+    assert isinstance(store, S3ApprovalStore)
+    pages = store.client.get_paginator("list_objects_v2").paginate(
+        Bucket=store.bucket, Prefix=prefix
+    )
+    return [item["Key"] for page in pages for item in page.get("Contents", ())]
+
+
+def _s3_leftovers(store: ApprovalStore) -> list[str]:
+    assert isinstance(store, S3ApprovalStore)
+    uploads = store.client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", [])
+    outside = [k for k in _s3_keys(store) if not k.startswith(f"{store.prefix}/v1/")]
+    return [u["Key"] for u in uploads] + outside
+
+
+def _s3_decision_objects(store: ApprovalStore, gate_id: GateId) -> list[str]:
+    assert isinstance(store, S3ApprovalStore)
+    folder = f"{store.prefix}/v1/gates/{gate_id.flow}/{gate_id.run_id}/{gate_id.step}/"
+    return [k for k in _s3_keys(store, folder) if "decision" in k]
+
+
 STORE_KINDS = [
     StoreKind(
         name="local",
@@ -69,6 +215,17 @@ STORE_KINDS = [
         reopen=lambda store: LocalApprovalStore(store.location),
         leftovers=_local_leftovers,
         decision_objects=_local_decision_objects,
+    ),
+    StoreKind(
+        name="s3",
+        make=_make_s3,
+        reopen=lambda store: S3ApprovalStore(store.bucket, store.prefix),  # type: ignore[attr-defined]
+        leftovers=_s3_leftovers,
+        decision_objects=_s3_decision_objects,
+        needs=("moto_s3", "monkeypatch"),
+        # 20 racing processes, not 50: each one makes its own boto3 client after the fork
+        # (~0.1 s of CPU) and the moto server is one process; 20 still race on one key.
+        racers=20,
     ),
 ]
 
@@ -79,8 +236,8 @@ def kind(request: pytest.FixtureRequest) -> StoreKind:
 
 
 @pytest.fixture
-def store(kind: StoreKind, tmp_path: Path) -> ApprovalStore:
-    made = kind.make(tmp_path)
+def store(kind: StoreKind, tmp_path: Path, request: pytest.FixtureRequest) -> ApprovalStore:
+    made = kind.make(tmp_path, **{name: request.getfixturevalue(name) for name in kind.needs})
     assert isinstance(made, ApprovalStore)
     return made
 
@@ -308,8 +465,6 @@ def test_readers_never_see_a_half_written_record(store: ApprovalStore) -> None:
 
 # -- the race ---------------------------------------------------------------------------------
 
-RACERS = 50
-
 
 def _race(
     store: ApprovalStore, login: str, intent: Any, barrier: Any, results: Any
@@ -334,7 +489,7 @@ def _race(
 def test_concurrent_deciders_exactly_one_wins(kind: StoreKind, store: ApprovalStore) -> None:
     store.create_request(make_request(now=utc_now(), timeout="1h"))  # open now, not at T0
     ctx = multiprocessing.get_context("fork")
-    barrier = ctx.Barrier(RACERS)
+    barrier = ctx.Barrier(kind.racers)
     results = ctx.Queue()
     procs = [
         ctx.Process(
@@ -347,7 +502,7 @@ def test_concurrent_deciders_exactly_one_wins(kind: StoreKind, store: ApprovalSt
                 results,
             ),
         )
-        for i in range(RACERS)
+        for i in range(kind.racers)
     ]
     for p in procs:
         p.start()
