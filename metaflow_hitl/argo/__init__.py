@@ -1,0 +1,1 @@
+"""Argo Workflows: compile-time gates (pure transforms over the compiled template)."""

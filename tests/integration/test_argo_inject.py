@@ -1,0 +1,221 @@
+"""Gates added to real compiled Argo WorkflowTemplates (``argo-workflows create --only-json``
+against a loopback S3), validated against Argo's own JSON schema made strict, and pinned by
+golden files (``HITL_REGEN_GOLDEN=1`` rewrites them).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema.validators import validator_for
+
+from metaflow_hitl.argo.inject import ArgoGate, InjectionError, inject_gates
+
+pytestmark = pytest.mark.integration
+
+FLOWS = Path(__file__).parent / "flows"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "argo"
+SPECS = Path(__file__).resolve().parents[3] / "shared" / "specs" / "argo"
+
+
+@pytest.fixture(scope="module")
+def s3_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "METAFLOW_DEFAULT_DATASTORE": "s3",
+        "METAFLOW_DATASTORE_SYSROOT_S3": "s3://bucket/metaflow",
+        "METAFLOW_S3_ENDPOINT_URL": endpoint,
+        "USER": "alice",
+        "METAFLOW_HOME": str(tmp_path_factory.mktemp("mfhome")),
+    }
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client.create_bucket(Bucket="bucket")
+            break
+        except Exception:
+            assert time.monotonic() < deadline, "moto server did not start"
+            time.sleep(0.1)
+    yield env
+    server.terminate()
+    server.wait()
+
+
+def compile_flow(env: dict[str, str], tmp_path: Path, flow: str, *args: str) -> dict[str, Any]:
+    shutil.copy(FLOWS / flow, tmp_path / flow)
+    done = subprocess.run(
+        [sys.executable, flow, "--no-pylint", "argo-workflows", "create", "--only-json", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def notify_container(step: str, container: dict[str, Any]) -> dict[str, Any]:
+    container["args"] = [f"metaflow-hitl notify {step}"]  # the real command comes with the glue
+    return container
+
+
+def strict_schema(version: str) -> Any:
+    path = SPECS / version / "schema.json"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent (Argo's schema lives in ../shared/specs/argo)")
+    schema = json.loads(path.read_text())
+    defs = schema["definitions"]
+    for name in (
+        "io.k8s.apimachinery.pkg.util.intstr.IntOrString",
+        "io.k8s.apimachinery.pkg.api.resource.Quantity",
+    ):
+        if name in defs:  # typed as strings only; Kubernetes takes numbers too
+            defs[name] = {"type": ["string", "integer", "number"]}
+    for definition in defs.values():
+        if definition.get("type") == "object" and "properties" in definition:
+            definition.setdefault("additionalProperties", False)
+    root = {
+        "definitions": defs,
+        "$ref": "#/definitions/io.argoproj.workflow.v1alpha1.WorkflowTemplate",
+    }
+    cls = validator_for(schema)
+    return cls(root)
+
+
+def drop_nulls(value: Any) -> Any:
+    """What the API server stores: ``null`` means unset (the kubernetes client writes every
+    unset field of EnvVarSource and friends as null, including ones newer than Argo's schema)."""
+    if isinstance(value, dict):
+        return {k: drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [drop_nulls(v) for v in value]
+    return value
+
+
+def injected_part(template: dict[str, Any]) -> dict[str, Any]:
+    """The part the gates add or change: tasks' edges and the hitl templates."""
+    dag = next(
+        t for t in template["spec"]["templates"] if t["name"] == template["spec"]["entrypoint"]
+    )
+    tasks = [
+        {
+            k: t[k]
+            for k in ("name", "template", "depends", "dependencies", "arguments")
+            if k in t and (k != "arguments" or t["name"].startswith("hitl-suspend"))
+        }
+        for t in dag["dag"]["tasks"]
+    ]
+    hitl = [t for t in template["spec"]["templates"] if t["name"].startswith("hitl-suspend")]
+    return {"tasks": tasks, "suspend_templates": hitl}
+
+
+CASES = [
+    ("linear", "deploy_flow.py", [ArgoGate("gate", 3600)]),
+    ("branch_join", "join_flow.py", [ArgoGate("pick", 600)]),
+    ("two_gates", "two_gates_flow.py", [ArgoGate("start", 3600), ArgoGate("deploy_model", 7200)]),
+]
+
+
+@pytest.mark.parametrize(("name", "flow", "gates"), CASES, ids=[c[0] for c in CASES])
+def test_compiled_flows_get_notify_and_suspend_tasks(s3_env, tmp_path, name, flow, gates):
+    compiled = compile_flow(s3_env, tmp_path, flow)
+    result = inject_gates(compiled, gates, notify_container=notify_container)
+    assert compiled != result  # the input is not modified in place
+    for version in ("v3.7.18", "v4.1.2"):
+        errors = sorted(strict_schema(version).iter_errors(drop_nulls(result)), key=str)
+        assert not errors, [f"{list(e.path)}: {e.message}" for e in errors[:5]]
+    dag = next(t for t in result["spec"]["templates"] if t["name"] == result["spec"]["entrypoint"])
+    names = [t["name"] for t in dag["dag"]["tasks"]]
+    for gate in gates:
+        task = gate.step.replace("_", "-")
+        assert (
+            names.index(f"hitl-notify-{task}")
+            < names.index(f"hitl-suspend-{task}")
+            < (names.index(task))
+        )
+        gated = next(t for t in dag["dag"]["tasks"] if t["name"] == task)
+        assert f"hitl-suspend-{task}.Succeeded" in gated["depends"]
+        notify = next(t for t in result["spec"]["templates"] if t["name"] == f"hitl-notify-{task}")
+        original = next(t for t in compiled["spec"]["templates"] if t["name"] == task)
+        assert notify["container"]["image"] == original["container"]["image"]
+        assert notify["container"]["env"] == original["container"]["env"]  # secrets, code
+        assert "outputs" not in notify
+    golden = GOLDEN / f"{name}.json"
+    part = json.dumps(injected_part(result), indent=2, sort_keys=True) + "\n"
+    if os.environ.get("HITL_REGEN_GOLDEN") == "1":
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(part)
+    assert golden.read_text() == part
+
+
+def test_dependencies_style_is_kept(s3_env, tmp_path):
+    """Metaflow before 2.17 writes ``dependencies: [...]``; the gates must use the same style."""
+    compiled = compile_flow(s3_env, tmp_path, "join_flow.py")
+    legacy = copy.deepcopy(compiled)
+    for template in legacy["spec"]["templates"]:
+        for task in (template.get("dag") or {}).get("tasks", []):
+            depends = task.pop("depends", "")
+            if depends:
+                task["dependencies"] = [p.split(".")[0].strip("() ") for p in depends.split("&&")]
+    result = inject_gates(legacy, [ArgoGate("pick", 600)], notify_container=notify_container)
+    dag = result["spec"]["templates"][0]["dag"]["tasks"]
+    assert not any("depends" in t for t in dag)
+    by_name = {t["name"]: t for t in dag}
+    assert by_name["hitl-notify-pick"]["dependencies"] == ["train-a", "train-b"]
+    assert by_name["hitl-suspend-pick"]["dependencies"] == ["hitl-notify-pick"]
+    assert by_name["pick"]["dependencies"] == ["train-a", "train-b", "hitl-suspend-pick"]
+
+
+def test_shape_changes_and_timeout_conflicts_fail_loudly(s3_env, tmp_path):
+    compiled = compile_flow(s3_env, tmp_path, "deploy_flow.py", "--workflow-timeout", "600")
+    with pytest.raises(InjectionError, match="times out after 600s"):
+        inject_gates(compiled, [ArgoGate("gate", 3600)], notify_container=notify_container)
+    with pytest.raises(InjectionError, match="no task 'nope'"):
+        inject_gates(compiled, [ArgoGate("nope", 60)], notify_container=notify_container)
+    twice = inject_gates(compiled, [ArgoGate("gate", 60)], notify_container=notify_container)
+    with pytest.raises(InjectionError, match="already has a template"):
+        inject_gates(twice, [ArgoGate("gate", 60)], notify_container=notify_container)
+
+
+def test_the_strict_schema_rejects_what_argo_does_not_know(s3_env, tmp_path):
+    compiled = compile_flow(s3_env, tmp_path, "deploy_flow.py")
+    result = inject_gates(compiled, [ArgoGate("gate", 60)], notify_container=notify_container)
+    bad = copy.deepcopy(result)
+    suspend = next(t for t in bad["spec"]["templates"] if t["name"] == "hitl-suspend-gate")
+    suspend["suspend"]["timeout"] = "60"  # not a SuspendTemplate field
+    errors = list(strict_schema("v3.7.18").iter_errors(drop_nulls(bad)))
+    assert any("'timeout' was unexpected" in e.message for e in errors)
