@@ -67,8 +67,7 @@ from metaflow_hitl.markers import REPLY_MARKER_NAME, is_bot_reply, sole_marker, 
 from metaflow_hitl.policy import check_decider, is_bot, normalize_login
 from metaflow_hitl.ports import ApprovalStore, Resumer
 from metaflow_hitl.records import Actor, Channel, Decision, Intent, Request, Vote
-from metaflow_hitl.rendering import render_reply
-from metaflow_hitl.review.git_repo import branch_for
+from metaflow_hitl.rendering import branch_for, render_reply
 from metaflow_hitl.schema import validate_input
 from metaflow_hitl.timestamps import parse_ts, utc_now
 

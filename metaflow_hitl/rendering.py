@@ -57,6 +57,7 @@ __all__ = [
     "TEMPLATES_DIR_ENV",
     "ArtifactSummary",
     "approval_path",
+    "branch_for",
     "decision_path",
     "parse_approval_path",
     "render_approval_file",
@@ -203,6 +204,11 @@ def summarize_artifacts(values: Mapping[str, Any], max_chars: int = 120) -> list
 
 
 # --- paths in the review repo ---------------------------------------------------------
+
+
+def branch_for(gate_id: GateId) -> str:
+    """The gate's review branch: ``hitl/<flow>/<run>/<step>``."""
+    return f"hitl/{gate_id.flow}/{gate_id.run_id}/{gate_id.step}"
 
 
 def approval_path(gate_id: GateId) -> str:

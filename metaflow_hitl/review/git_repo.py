@@ -36,6 +36,7 @@ from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.records import Decision, Request, decode_record
 from metaflow_hitl.rendering import (
     approval_path,
+    branch_for,
     decision_path,
     render_commit_message,
     render_decision_record,
@@ -102,11 +103,6 @@ class AuditEntry:
             author=author,
             request_digest=trailers.get("Hitl-Request-Digest", ""),
         )
-
-
-def branch_for(gate_id: GateId) -> str:
-    """The gate's review branch: ``hitl/<flow>/<run>/<step>``."""
-    return f"hitl/{gate_id.flow}/{gate_id.run_id}/{gate_id.step}"
 
 
 def _author(login: str) -> git.Actor:

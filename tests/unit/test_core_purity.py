@@ -33,6 +33,15 @@ CORE_MODULES = (
     "metaflow_hitl.ports",
     "metaflow_hitl.stores",
     "metaflow_hitl.stores.local",
+    "metaflow_hitl.rendering",
+    "metaflow_hitl.markers",
+    "metaflow_hitl.markdown",
+    "metaflow_hitl.github_events",
+    "metaflow_hitl.workflow_run",
+    "metaflow_hitl.argo.inject",
+    # adapters whose heavy client is imported on first use, never at import time
+    "metaflow_hitl.stores.s3",
+    "metaflow_hitl.action_handler",
 )
 
 #: Glue and adapters the core must not pull in as a side effect.
