@@ -42,6 +42,9 @@ CORE_MODULES = (
     # adapters whose heavy client is imported on first use, never at import time
     "metaflow_hitl.stores.s3",
     "metaflow_hitl.action_handler",
+    "metaflow_hitl.notify",
+    "metaflow_hitl.argo.server_resumer",
+    "metaflow_hitl.argo.k8s_resumer",
 )
 
 #: Glue and adapters the core must not pull in as a side effect.
