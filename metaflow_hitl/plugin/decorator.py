@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from typing import Any
 
 from metaflow.decorators import StepDecorator
@@ -89,8 +90,10 @@ class HitlDecorator(StepDecorator):
         Distinct approvals needed; one rejection rejects.
     allow_self_approval : bool, default False
         Whether the person who started the run may approve it.
-    notifier : str, optional
-        Reserved for notifications (Apprise); not used by this release.
+    notifier : str or List[str], optional
+        Where to announce the gate and its decision: ``"apprise"`` (URLs from
+        ``METAFLOW_HITL_APPRISE_URLS``), an Apprise URL or a list of them. A failed
+        notification is retried and reported, never fails the gate.
     review : str, optional
         Reserved for the review repo (``"github:org/repo"``, ``"git:URL"``); not used by this
         release.
@@ -161,6 +164,8 @@ class HitlDecorator(StepDecorator):
         self._datastore_type = flow_datastore.TYPE
         self._datastore_root = flow_datastore.datastore_root
         try:
+            # Checked here (URLs, apprise installed) so a bad setting fails before any task.
+            self._notifier = _notifier(self.spec.notifier)
             self._review = parse_review(
                 self.spec.review or _configured_review(),
                 store_location=_store_location(flow_datastore),
@@ -257,6 +262,8 @@ class HitlDecorator(StepDecorator):
             refs = open_review(request, self._approval_file(request, graph, step_name, inputs))
             if created:
                 print_waiting(request, flow_file=sys.argv[0], review=refs)
+                if self._notifier is not None:  # never fails the gate; reports failures
+                    self._notifier.gate_opened(replace(request, review={**request.review, **refs}))
             else:
                 print_rejoined(request, run_id=run_id, retry_count=retry_count)
         interval = self.spec.poll_interval or LOCAL_POLL_INTERVAL
@@ -264,6 +271,8 @@ class HitlDecorator(StepDecorator):
             decided = wait_for_decision(store, gate_id, poll_interval=interval)
             if decided.outcome == "timed_out":
                 publish_decision(request, decided)  # this task recorded the expiry
+            if self._notifier is not None:  # the task that waited announces the outcome
+                self._notifier.gate_decided(request, decided)
         print_decided(decided)
         return decided
 
@@ -312,6 +321,14 @@ def _reuse_origin_gate(
     if decision is not None and not decision.proceed:
         return own  # a rejected gate stays rejected; the resumed run asks again
     return origin
+
+
+def _notifier(setting: Any) -> Any:
+    if setting in (None, ""):
+        return None
+    from metaflow_hitl.notify import notifier_from_setting
+
+    return notifier_from_setting(setting)
 
 
 def _configured_review() -> str | None:

@@ -17,6 +17,7 @@ class DeployFlow(FlowSpec):
         timeout=os.environ.get("GATE_TIMEOUT", "1h"),
         on_timeout=os.environ.get("GATE_ON_TIMEOUT", "reject"),
         on_reject=os.environ.get("GATE_ON_REJECT", "fail"),
+        notifier=os.environ.get("GATE_NOTIFIER") or None,
         input_schema={
             "type": "object",
             "properties": {
