@@ -21,8 +21,9 @@ from metaflow_hitl.cli.tables import ago, render_table, truncate
 from metaflow_hitl.errors import ConfigError, GateNotFound, HitlError, StoreError, TooLate
 from metaflow_hitl.gate_id import GateId, parse_gate_ref
 from metaflow_hitl.gates import GateStatus, decide, expire_gate, gate_status
+from metaflow_hitl.policy import check_decider
 from metaflow_hitl.ports import ApprovalStore
-from metaflow_hitl.records import Actor, Decision
+from metaflow_hitl.records import Actor, Decision, Request
 from metaflow_hitl.review.config import backend_for_request
 from metaflow_hitl.review.publish import publish_decision
 from metaflow_hitl.schema import example_input, parse_input_json
@@ -121,6 +122,14 @@ def _gates(ctx: CliContext, *, pending_only: bool, run_id: str | None) -> list[G
     return out
 
 
+def _may_approve(request: Request, login: str) -> bool:
+    """Whether ``login`` could approve: allowed by policy, or possibly through a team."""
+    refusal = check_decider(request, login, "approve", teams=None)
+    if refusal is None:
+        return True
+    return "team membership cannot be checked" in refusal.reason
+
+
 def _publish(ctx: CliContext, decision: Decision) -> dict[str, Any]:
     """Commit a stored decision to the gate's review repo, or explain how to retry."""
     request = ctx.store.get_request(decision.gate_id)
@@ -154,14 +163,44 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
         except HitlError as exc:
             fail(exc)
 
-    @hitl.command(name="list", help="List gates, pending first (only pending without --all).")
+    @hitl.command(
+        name="list",
+        help="The inbox: gates, pending first (only pending unless --all or --status).",
+    )
     @click.option("--all", "show_all", is_flag=True, help="Include decided gates.")
     @click.option("--run-id", default=None, help="Only gates of this run.")
+    @click.option("--flow", "flow_name", default=None, help="Only gates of this flow.")
+    @click.option(
+        "--status",
+        type=click.Choice(["pending", "approved", "rejected", "timed_out"]),
+        default=None,
+        help="Only gates in this state.",
+    )
+    @click.option("--mine", is_flag=True, help="Only gates you may approve (your login: --as).")
+    @click.option("--as", "login", default=None, help="Your login for --mine (default: git/OS).")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
     @click.pass_obj
     @_handled
-    def list_cmd(ctx: CliContext, show_all: bool, run_id: str | None, as_json: bool) -> None:
-        statuses = _gates(ctx, pending_only=not show_all, run_id=run_id)
+    def list_cmd(
+        ctx: CliContext,
+        show_all: bool,
+        run_id: str | None,
+        flow_name: str | None,
+        status: str | None,
+        mine: bool,
+        login: str | None,
+        as_json: bool,
+    ) -> None:
+        if flow_name and ctx.flow and flow_name != ctx.flow:
+            raise ConfigError(f"--flow {flow_name} names another flow than this one ({ctx.flow}).")
+        scoped = CliContext(store=ctx.store, flow=flow_name or ctx.flow)
+        pending_only = status == "pending" or (status is None and not show_all)
+        statuses = _gates(scoped, pending_only=pending_only, run_id=run_id)
+        if status:
+            statuses = [s for s in statuses if s.state == status]
+        if mine:
+            me, _ = resolve_actor_login(login)
+            statuses = [s for s in statuses if _may_approve(s.request, me)]
         if as_json:
             _emit_json([_status_json(s) for s in statuses])
             return
