@@ -25,22 +25,17 @@ def _default_store() -> str:
     configured = os.environ.get("METAFLOW_HITL_STORE")
     if configured:
         return configured
-    sysroot = os.environ.get("METAFLOW_DATASTORE_SYSROOT_LOCAL")
-    if sysroot:
-        return os.path.join(sysroot, ".metaflow", STORE_DIRNAME)
-    here = os.path.realpath(os.getcwd())
-    while True:
-        candidate = os.path.join(here, ".metaflow")
-        if os.path.isdir(candidate):
-            return os.path.join(candidate, STORE_DIRNAME)
-        parent = os.path.dirname(here)
-        if parent == here:
-            raise ConfigError(
-                "no store found: no .metaflow folder here or above, and neither --store nor "
-                "METAFLOW_HITL_STORE is set.",
-                hint="Pass the store explicitly: metaflow-hitl --store /path/.metaflow/_hitl list",
-            )
-        here = parent
+    # Metaflow's own search: METAFLOW_DATASTORE_SYSROOT_LOCAL, else the nearest .metaflow above.
+    from metaflow.plugins.datastores.local_storage import LocalStorage
+
+    root = LocalStorage.get_datastore_root_from_config(lambda *a, **k: None, create_on_absent=False)
+    if root is None:
+        raise ConfigError(
+            "no store found: no .metaflow folder here or above, and neither --store nor "
+            "METAFLOW_HITL_STORE is set.",
+            hint="Pass the store explicitly: metaflow-hitl --store /path/.metaflow/_hitl list",
+        )
+    return os.path.join(root, STORE_DIRNAME)
 
 
 def _context(location: str | None) -> CliContext:
