@@ -165,6 +165,9 @@ class GitReviewBackend:
         if not (path / "HEAD").exists():
             path.mkdir(parents=True, exist_ok=True)
             git.Repo.init(path, bare=True, initial_branch=self.default_branch)
+        elif self._has_default_branch(path):
+            self._ready = True  # the usual case: no clone needed to find out
+            return
         with self._clone() as repo:
             if any(r.remote_head == self.default_branch for r in repo.remotes.origin.refs):
                 self._ready = True
@@ -177,6 +180,13 @@ class GitReviewBackend:
             _commit(repo, ["README.md"], "hitl: create review repo", _BOT)
             self._push(repo, f"HEAD:refs/heads/{self.default_branch}", create_only=True)
         self._ready = True  # created here, or by a concurrent writer that won the push
+
+    def _has_default_branch(self, path: Path) -> bool:
+        try:
+            git.Repo(path).git.rev_parse("--verify", "--quiet", f"refs/heads/{self.default_branch}")
+        except git.GitCommandError:
+            return False
+        return True
 
     @contextmanager
     def _clone(self) -> Iterator[git.Repo]:
