@@ -59,7 +59,13 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from metaflow_hitl.commands import Command, Ignore, Reply, parse_comment
-from metaflow_hitl.errors import AlreadyDecided, DecisionRefused, GateRefError, InvalidInput
+from metaflow_hitl.errors import (
+    AlreadyDecided,
+    DecisionRefused,
+    GateRefError,
+    HitlError,
+    InvalidInput,
+)
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import decide, expire_gate
 from metaflow_hitl.github_events import GitHubEvent
@@ -71,7 +77,14 @@ from metaflow_hitl.rendering import branch_for, render_reply
 from metaflow_hitl.schema import validate_input
 from metaflow_hitl.timestamps import parse_ts, utc_now
 
-__all__ = ["GitHubApi", "HandlerSettings", "NoopResumer", "Outcome", "handle_event"]
+__all__ = [
+    "GitHubApi",
+    "HandlerSettings",
+    "NoopResumer",
+    "Outcome",
+    "handle_event",
+    "resume_after_decision",
+]
 
 log = logging.getLogger("metaflow_hitl.action")
 
@@ -435,7 +448,7 @@ class _Handler:
     def already(self, decision: Decision, why: str, publish: Publish, resumer: Resumer) -> Outcome:
         assert self.request is not None
         publish(self.request, decision)  # idempotent: heals a run that failed to publish
-        resumer.resume(self.request, decision)
+        resume_after_decision(resumer, self.request, decision)
         replied = False
         if self.event.kind != "review" or self.event.review_state == "approved":
             text = render_reply(self.request, decision)
@@ -587,10 +600,29 @@ def handle_event(
         return Outcome(gate_id=str(gate_id), replied=replied, message=msg)
     decision = result.decision
     publish(request, decision)
-    resumer.resume(request, decision)
+    resume_after_decision(resumer, request, decision)
     return Outcome(
         gate_id=str(gate_id), decision=decision.outcome, replied=True, message=decision.summary()
     )
+
+
+def resume_after_decision(resumer: Resumer, request: Request, decision: Decision) -> bool:
+    """Resume the gate's run; a failure says the decision is safe and how to resume later.
+
+    Raises
+    ------
+    HitlError
+        The resumer's error (same type), its message saying the decision stands.
+    """
+    try:
+        return resumer.resume(request, decision)
+    except HitlError as exc:
+        exc.message = (
+            f"the decision on gate {request.gate_id} ({decision.summary()}) is recorded, but "
+            f"resuming its run failed: {exc.message}"
+        )
+        exc.hint = exc.hint or "Resume it later with: hitl sync"
+        raise
 
 
 def _held_for_merge(h: _Handler, act: _Act) -> bool:

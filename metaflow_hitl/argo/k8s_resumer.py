@@ -261,6 +261,8 @@ class KubernetesResumer:
         A ``kubernetes.client.CustomObjectsApi`` (or anything with its
         ``get_namespaced_custom_object`` / ``replace_namespaced_custom_object``). Default:
         one built from the in-cluster config, else the kubeconfig, on first use.
+    kubeconfig
+        A kubeconfig file to use instead of the in-cluster config / ``KUBECONFIG``.
     attempts
         How many read-modify-replace rounds to try when the Workflow keeps changing (409).
     backoff
@@ -272,12 +274,14 @@ class KubernetesResumer:
         namespace: str | None,
         *,
         api: Any = None,
+        kubeconfig: str | None = None,
         attempts: int = 5,
         backoff: float = 0.01,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.namespace = namespace
         self._api = api
+        self._kubeconfig = kubeconfig
         self._attempts = max(1, attempts)
         self._backoff = backoff
         self._sleep = sleep
@@ -285,7 +289,7 @@ class KubernetesResumer:
     @property
     def api(self) -> Any:
         if self._api is None:
-            self._api = _default_api()
+            self._api = _default_api(self._kubeconfig)
         return self._api
 
     def resume(self, request: Request, decision: Decision) -> bool:
@@ -388,7 +392,7 @@ class _NoApiException(Exception):
     pass
 
 
-def _default_api() -> Any:
+def _default_api(kubeconfig: str | None = None) -> Any:
     try:
         from kubernetes import client, config
     except ImportError:
@@ -396,6 +400,12 @@ def _default_api() -> Any:
             "resuming through the Kubernetes API needs the 'kubernetes' package.",
             hint="pip install kubernetes, or set METAFLOW_HITL_ARGO_SERVER to use the Argo Server.",
         ) from None
+    if kubeconfig:
+        try:
+            config.load_kube_config(config_file=kubeconfig)
+        except (config.ConfigException, OSError) as exc:
+            raise ConfigError(f"cannot load the kubeconfig {kubeconfig!r}: {exc}") from None
+        return client.CustomObjectsApi()
     try:
         config.load_incluster_config()
     except config.ConfigException:

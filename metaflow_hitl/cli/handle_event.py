@@ -77,7 +77,8 @@ def _load(event_name: str | None, event_path: str | None) -> tuple[str, Any]:
 
 def _handle_workflow_run(obj: Any, payload: Any, settings: Any) -> tuple[Any, Any]:
     """Replay the reviews/merge a ``workflow_run`` hand-off stands for (see workflow_run.py)."""
-    from metaflow_hitl.action_handler import NoopResumer, handle_event
+    from metaflow_hitl.action_handler import handle_event
+    from metaflow_hitl.argo.settings import RuntimeResumer
     from metaflow_hitl.github_events import normalize_event
     from metaflow_hitl.review.github_repo import GitHubReviewBackend
     from metaflow_hitl.workflow_run import events_from_workflow_run, repo_of
@@ -97,7 +98,7 @@ def _handle_workflow_run(obj: Any, payload: Any, settings: Any) -> tuple[Any, An
             marker = event
             continue
         outcome = handle_event(
-            event, store=obj.store, github=github, resumer=NoopResumer(), settings=settings
+            event, store=obj.store, github=github, resumer=RuntimeResumer(), settings=settings
         )
         marker = event
     return marker, outcome
@@ -112,7 +113,8 @@ def _handle_workflow_run(obj: Any, payload: Any, settings: Any) -> tuple[Any, An
 def handle_event_command(obj: Any, event_name: str | None, event_path: str | None) -> None:
     """Decide a gate from one GitHub event (pull_request_review, pull_request, issue_comment,
     or the workflow_run hand-off of the example review workflows)."""
-    from metaflow_hitl.action_handler import HandlerSettings, NoopResumer, handle_event
+    from metaflow_hitl.action_handler import HandlerSettings, handle_event
+    from metaflow_hitl.argo.settings import RuntimeResumer
     from metaflow_hitl.github_events import normalize_event
 
     try:
@@ -131,7 +133,7 @@ def handle_event_command(obj: Any, event_name: str | None, event_path: str | Non
 
             github = GitHubReviewBackend(event.repo)
             outcome = handle_event(
-                event, store=obj.store, github=github, resumer=NoopResumer(), settings=settings
+                event, store=obj.store, github=github, resumer=RuntimeResumer(), settings=settings
             )
     except HitlError as exc:
         fail(exc)

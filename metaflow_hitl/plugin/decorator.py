@@ -27,7 +27,7 @@ from metaflow_hitl.plugin.console import (
     script_path,
 )
 from metaflow_hitl.ports import ApprovalStore
-from metaflow_hitl.records import Decision
+from metaflow_hitl.records import Decision, Request
 from metaflow_hitl.review.config import parse_review
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.stores import STORE_DIRNAME, store_for_datastore_root
@@ -191,11 +191,12 @@ class HitlDecorator(StepDecorator):
         where = f"@hitl on step {step_name!r}: "
         try:
             store = self._store()
-            decision = self._run_gate(
+            request, decision = self._run_gate(
                 store, step_name, run_id, task_id, flow, graph, inputs, retry_count
             )
         except HitlError as exc:
             raise HitlException.from_error(exc, where) from None
+        flow.hitl_request = request.to_dict()
         flow.hitl_decision = decision.to_dict()
         flow.hitl_input = dict(decision.input) if decision.proceed else {}
         if not decision.proceed and self.spec.on_reject == "fail":
@@ -228,7 +229,7 @@ class HitlDecorator(StepDecorator):
         graph: Any,
         inputs: Any,
         retry_count: int,
-    ) -> Decision:
+    ) -> tuple[Request, Decision]:
         from metaflow import current
 
         gate_id = _reuse_origin_gate(
@@ -274,7 +275,7 @@ class HitlDecorator(StepDecorator):
             if self._notifier is not None:  # the task that waited announces the outcome
                 self._notifier.gate_decided(request, decided)
         print_decided(decided)
-        return decided
+        return request, decided
 
     def _approval_file(self, request: Any, graph: Any, step_name: str, inputs: Any) -> str:
         from metaflow_hitl.rendering import render_approval_file, summarize_artifacts

@@ -56,8 +56,11 @@ def test_approve_with_input_runs_the_step_with_it(workspace):
     artifacts = ws.client(
         f"t = Run('DeployFlow/{run_id}')['gate'].task\n"
         "import json; print(json.dumps({'input': t['hitl_input'].data, "
-        "'decision': t['hitl_decision'].data}))"
+        "'decision': t['hitl_decision'].data, 'request': t['hitl_request'].data}))"
     )
+    assert artifacts["request"]["gate_id"] == f"DeployFlow/{run_id}/gate"
+    assert artifacts["request"]["message"] == "Accuracy 94.3%: deploy?"
+    assert artifacts["decision"]["request_digest"].startswith("sha256:")
     assert artifacts["input"] == {"deploy_target": "staging", "replicas": 2}
     decision = artifacts["decision"]
     assert decision["gate_id"] == f"DeployFlow/{run_id}/gate"

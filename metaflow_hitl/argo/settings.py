@@ -1,0 +1,89 @@
+"""Which resumer a decision uses: read from ``METAFLOW_HITL_ARGO_*`` settings.
+
+* ``METAFLOW_HITL_ARGO_SERVER`` (+ ``METAFLOW_HITL_ARGO_TOKEN``): the Argo Server REST API;
+* otherwise the Kubernetes API (in-cluster config, ``METAFLOW_HITL_KUBECONFIG``,
+  ``KUBECONFIG`` or ``~/.kube/config``), needing the ``kubernetes`` package;
+* ``METAFLOW_HITL_ARGO_NAMESPACE`` (else ``METAFLOW_KUBERNETES_NAMESPACE``): the namespace
+  for requests that do not record one (gates opened on Argo always record theirs);
+* ``METAFLOW_HITL_ARGO_UI_URL``: the Argo UI base URL, for links.
+
+Local gates need no resume (the waiting task reads the store): :class:`RuntimeResumer` sends
+a request to the Argo adapter only when the request says it was opened on Argo, and builds
+that adapter only then, so a machine without Argo settings can still decide local gates.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+
+from metaflow_hitl.errors import ConfigError
+from metaflow_hitl.ports import Resumer
+from metaflow_hitl.records import Decision, Request
+
+__all__ = ["RuntimeResumer", "argo_resumer_from_env", "argo_ui_link"]
+
+
+def _get(env: Mapping[str, str], name: str) -> str:
+    return (env.get(name) or "").strip()
+
+
+def argo_resumer_from_env(env: Mapping[str, str] | None = None) -> Resumer:
+    """The Argo resumer the settings in ``env`` (default: ``os.environ``) ask for.
+
+    Raises
+    ------
+    ConfigError
+        A server without a token, a bad URL, or (for the Kubernetes API) no ``kubernetes``
+        package or configuration; raised when first used for the Kubernetes API.
+    """
+    env = os.environ if env is None else env
+    namespace = _get(env, "METAFLOW_HITL_ARGO_NAMESPACE") or (
+        _get(env, "METAFLOW_KUBERNETES_NAMESPACE") or None
+    )
+    server = _get(env, "METAFLOW_HITL_ARGO_SERVER")
+    if server:
+        from metaflow_hitl.argo.server_resumer import ArgoServerResumer
+
+        return ArgoServerResumer(server, _get(env, "METAFLOW_HITL_ARGO_TOKEN"), namespace)
+    kubeconfig = _get(env, "METAFLOW_HITL_KUBECONFIG")
+    from metaflow_hitl.argo.k8s_resumer import KubernetesResumer
+
+    return KubernetesResumer(namespace, kubeconfig=kubeconfig or None)
+
+
+class RuntimeResumer:
+    """Resume Argo gates through the configured adapter; local gates need nothing.
+
+    Parameters
+    ----------
+    argo
+        Builds the Argo resumer on first need (default: :func:`argo_resumer_from_env`).
+    """
+
+    def __init__(self, argo: Callable[[], Resumer] | None = None) -> None:
+        self._factory = argo or argo_resumer_from_env
+        self._argo: Resumer | None = None
+
+    def resume(self, request: Request, decision: Decision) -> bool:
+        """Resume the gate's suspended node if it runs on Argo; False for local gates."""
+        if request.runtime != "argo-workflows":
+            return False
+        if self._argo is None:
+            self._argo = self._factory()
+        return self._argo.resume(request, decision)
+
+
+def argo_ui_link(request: Request, env: Mapping[str, str] | None = None) -> str | None:
+    """The Argo UI page of the gate's workflow, if ``METAFLOW_HITL_ARGO_UI_URL`` is set."""
+    env = os.environ if env is None else env
+    base = _get(env, "METAFLOW_HITL_ARGO_UI_URL").rstrip("/")
+    workflow, namespace = request.origin.get("workflow"), request.origin.get("namespace")
+    if not base or not workflow or not namespace:
+        return None
+    if not base.startswith(("https://", "http://")):
+        raise ConfigError(
+            f"METAFLOW_HITL_ARGO_UI_URL={base!r} is not an http(s) URL.",
+            hint="Set it to the Argo UI's base URL, e.g. https://argo.example.com",
+        )
+    return f"{base}/workflows/{namespace}/{workflow}"
