@@ -22,7 +22,7 @@ from metaflow_hitl.errors import ConfigError, GateNotFound, HitlError, StoreErro
 from metaflow_hitl.gate_id import GateId, parse_gate_ref
 from metaflow_hitl.gates import GateStatus, decide, expire_gate, gate_status
 from metaflow_hitl.policy import check_decider
-from metaflow_hitl.ports import ApprovalStore
+from metaflow_hitl.ports import ApprovalStore, Resumer
 from metaflow_hitl.records import Actor, Decision, Request
 from metaflow_hitl.review.config import backend_for_request
 from metaflow_hitl.review.publish import publish_decision
@@ -43,9 +43,20 @@ class CliContext:
         self,
         store: ApprovalStore | Callable[[], ApprovalStore],
         flow: str | None = None,
+        resumer: Resumer | None = None,
     ) -> None:
         self._store = store
         self.flow = flow
+        self._resumer = resumer
+
+    @property
+    def resumer(self) -> Resumer:
+        """Resumes decided Argo gates (settings from ``METAFLOW_HITL_ARGO_*``)."""
+        if self._resumer is None:
+            from metaflow_hitl.argo.settings import RuntimeResumer
+
+            self._resumer = RuntimeResumer()
+        return self._resumer
 
     @property
     def store(self) -> ApprovalStore:
@@ -143,6 +154,16 @@ def _publish(ctx: CliContext, decision: Decision) -> dict[str, Any]:
             f"review repo was not updated: {exc.message}",
             hint=f"Retry with: metaflow-hitl sync {decision.gate_id}",
         ) from None
+
+
+def _resume(ctx: CliContext, decision: Decision) -> bool:
+    """Resume the decided gate's run (Argo); a failure keeps the decision and says so."""
+    from metaflow_hitl.action_handler import resume_after_decision
+
+    request = ctx.store.get_request(decision.gate_id)
+    if request is None:  # pragma: no cover - decide() read it a moment ago
+        return False
+    return resume_after_decision(ctx.resumer, request, decision)
 
 
 def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
@@ -288,8 +309,19 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
             )
         except TooLate as exc:
             _publish(ctx, exc.decision)  # the expiry may have been recorded by this call
+            _resume(ctx, exc.decision)
             raise
-        review = _publish(ctx, result.decision) if result.decision else {}
+        review: dict[str, Any] = {}
+        resumed = False
+        if result.decision:
+            unpublished: HitlError | None = None
+            try:
+                review = _publish(ctx, result.decision)
+            except HitlError as exc:  # the run is resumed anyway; sync commits it later
+                unpublished = exc
+            resumed = _resume(ctx, result.decision)
+            if unpublished is not None:
+                raise unpublished
         if as_json:
             _emit_json(
                 {
@@ -299,10 +331,13 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
                     "approvals": len(result.tally.approvals),
                     "needed": result.tally.needed,
                     "review": review,
+                    "resumed": resumed,
                 }
             )
         elif result.decision:
             click.echo(f"Gate {gate_id}: {result.decision.summary()}.")
+            if resumed:
+                click.echo("Resumed the paused Argo workflow.")
             if review.get("commit"):
                 click.echo(
                     f"Committed to {review['location']} ({review['path']}, "
@@ -472,21 +507,47 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
             sys.exit(1)
 
     @hitl.command(
-        name="sync", help="Commit decisions the review repo is missing (after a failed push)."
+        name="sync",
+        help="Repair after a failure: commit decisions their review repo is missing, and resume "
+        "Argo gates that are decided but still suspended. Safe to repeat.",
     )
     @click.argument("gate", required=False)
+    @click.option(
+        "--since",
+        default="7d",
+        show_default=True,
+        help="Only gates opened this recently (a duration such as 2d), unless GATE is named.",
+    )
     @click.pass_obj
     @_handled
-    def sync_cmd(ctx: CliContext, gate: str | None) -> None:
+    def sync_cmd(ctx: CliContext, gate: str | None, since: str) -> None:
+        from metaflow_hitl.durations import parse_duration
+
         targets = [parse_gate_ref(gate, flow=ctx.flow)] if gate else None
-        count = 0
+        window = parse_duration(since, what="--since")
+        now = utc_now()
+        published = resumed = 0
+        failures: list[str] = []
         for request, decision in _store_decisions(ctx):
             if targets is not None and request.gate_id not in targets:
                 continue
-            if backend_for_request(request) is None:
+            if targets is None and (now - request.created_at).total_seconds() > window:
                 continue
-            _publish(ctx, decision)
-            count += 1
-        click.echo(f"{count} decision(s) in their review repos.")
+            try:
+                if backend_for_request(request) is not None:
+                    _publish(ctx, decision)
+                    published += 1
+                if _resume(ctx, decision):
+                    resumed += 1
+                    click.echo(f"Resumed {request.gate_id} ({decision.summary()}).")
+            except HitlError as exc:
+                failures.append(f"{request.gate_id}: {exc.message}")
+        click.echo(
+            f"{published} decision(s) in their review repos; {resumed} Argo gate(s) resumed."
+        )
+        for failure in failures:
+            click.secho(f"Failed: {failure}", fg="red", err=True)
+        if failures:
+            sys.exit(1)
 
     return hitl
