@@ -1,10 +1,11 @@
 """The two Argo resumers against stateful stand-ins for the APIs they call.
 
-* :class:`ArgoServerResumer` talks HTTP to a local server on 127.0.0.1 that holds workflows,
-  checks every request against Argo's swagger (path, method, bearer token, and the ``/set``
-  body validated against ``WorkflowSetRequest``), and applies ``/set`` the way Argo does: to
-  *every* running suspend node the selector matches. Any request it does not expect fails
-  the test. Skipped when ``../shared/specs/argo/`` is absent.
+* :class:`ArgoServerResumer` talks HTTP to :class:`tests.fakes.argo_server.FakeArgoServer`, a
+  local server on 127.0.0.1 that holds workflows, checks every request against Argo's swagger
+  (path, method, bearer token, and the ``/set`` body validated against ``WorkflowSetRequest``),
+  and applies ``/set`` the way Argo does: to *every* running suspend node the selector
+  matches. Any request it does not expect fails the test. Skipped when
+  ``../shared/specs/argo/`` is absent.
 * :class:`KubernetesResumer` talks to a fake ``CustomObjectsApi`` that honours
   ``resourceVersion`` (409 on a stale replace), can be told to answer with a run of 409s,
   and may store the nodes gzip-compressed as Argo does for large workflows.
@@ -14,14 +15,10 @@ from __future__ import annotations
 
 import base64
 import copy
-import gzip
 import json
 import re
-import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,12 +28,20 @@ from metaflow_hitl.argo.server_resumer import ArgoServerResumer
 from metaflow_hitl.errors import ConfigError, HitlError, StoreError
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.records import Actor, Decision, Request
+from tests.fakes.argo_server import (
+    NS,
+    SKIP_REASON,
+    SWAGGER,
+    TOKEN,
+    WF,
+    FakeArgoServer,
+    load_swagger,
+    make_workflow,
+    nodes_of,
+    serve,
+    suspend_node,
+)
 
-SPECS = Path(__file__).resolve().parents[2] / ".." / "shared" / "specs" / "argo"
-SWAGGER = SPECS / "v3.7.18" / "swagger.json"
-TOKEN = "s3cr3t-token-value-123"
-NS = "ml"
-WF = "trainanddeploy-abc12"
 T0 = datetime(2026, 11, 25, 10, 0, 0, tzinfo=timezone.utc)
 
 
@@ -77,209 +82,18 @@ def make_decision(outcome: Any = "approved") -> Decision:
     )
 
 
-def suspend_node(
-    node_id: str, step: str, *, phase: str = "Running", global_name: str | None = None
-) -> dict[str, Any]:
-    decision: dict[str, Any] = {
-        "name": "decision",
-        "valueFrom": {"supplied": {}, "default": "timeout"},
-    }
-    if global_name:
-        decision["globalName"] = global_name
-    if phase != "Running":
-        decision = {"name": "decision", "value": "timeout"}
-    return {
-        "id": node_id,
-        "name": f"{WF}.hitl-suspend-{step}",
-        "displayName": f"hitl-suspend-{step}",
-        "type": "Suspend",
-        "templateName": f"hitl-suspend-{step}",
-        "phase": phase,
-        "startedAt": "2026-11-25T10:00:00Z",
-        "inputs": {"parameters": [{"name": "hitl-gate", "value": f"{WF}/{step}"}]},
-        "outputs": {"parameters": [decision]},
-    }
-
-
-def make_workflow(*nodes: dict[str, Any], compressed: bool = False) -> dict[str, Any]:
-    pod = {"id": f"{WF}-1", "name": WF, "type": "DAG", "phase": "Running"}
-    node_map = {n["id"]: n for n in (pod, *nodes)}
-    status: dict[str, Any] = {"phase": "Running"}
-    if compressed:
-        raw = gzip.compress(json.dumps(node_map).encode())
-        status["compressedNodes"] = base64.b64encode(raw).decode()
-    else:
-        status["nodes"] = node_map
-    return {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "Workflow",
-        "metadata": {"name": WF, "namespace": NS, "resourceVersion": "1"},
-        "spec": {"entrypoint": "main"},
-        "status": status,
-    }
-
-
-def nodes_of(wf: dict[str, Any]) -> dict[str, Any]:
-    status = wf["status"]
-    if "compressedNodes" in status:
-        return json.loads(gzip.decompress(base64.b64decode(status["compressedNodes"])))
-    return status["nodes"]
-
-
-# -- the Argo Server stand-in -----------------------------------------------------------------
-
-
-class FakeArgoServer:
-    """Holds workflows; serves GET workflow and PUT set as Argo v3.7 does; logs the rest."""
-
-    def __init__(self, swagger: dict[str, Any]) -> None:
-        self.swagger = swagger
-        self.workflows: dict[tuple[str, str], dict[str, Any]] = {}
-        self.log: list[tuple[str, str]] = []
-        self.writes: list[dict[str, Any]] = []
-        self.problems: list[str] = []
-        self.echo_auth_in_errors = False
-        self.routes = [
-            (re.compile("^" + re.sub(r"\{[^}]+\}", "([^/]+)", p) + "$"), p, ops)
-            for p, ops in swagger["paths"].items()
-        ]
-        import jsonschema
-
-        set_schema = dict(
-            swagger["definitions"]["io.argoproj.workflow.v1alpha1.WorkflowSetRequest"]
-        )
-        set_schema["additionalProperties"] = False  # strict: a misspelt field is an error
-        self.set_validator = jsonschema.Draft4Validator(set_schema)
-
-    def handle(self, method: str, raw_path: str, headers: Any, body: bytes) -> tuple[int, Any]:
-        path, _, _query = raw_path.partition("?")
-        self.log.append((method, path))
-        auth = headers.get("Authorization")
-        if auth != f"Bearer {TOKEN}":
-            message = f"token not valid: {auth}" if self.echo_auth_in_errors else "token not valid"
-            return 401, {"code": 16, "message": message}
-        matches = [(m, p, ops) for rx, p, ops in self.routes if (m := rx.match(path))]
-        if not matches:
-            return self.fail(f"{method} {path}: no such path in Argo's swagger")
-        match, template, ops = matches[0]
-        if method.lower() not in ops:
-            return self.fail(f"{method} {path}: {template} has no {method} in the swagger")
-        if self.echo_auth_in_errors:
-            return 500, {"code": 13, "message": f"internal error for {auth}"}
-        if template == "/api/v1/workflows/{namespace}/{name}" and method == "GET":
-            wf = self.workflows.get(match.groups())
-            if wf is None:
-                return 404, {"code": 5, "message": "workflows.argoproj.io not found"}
-            return 200, wf
-        if template == "/api/v1/workflows/{namespace}/{name}/set" and method == "PUT":
-            return self.set(match.groups(), body)
-        return self.fail(f"{method} {path}: not a request the resumer should make")
-
-    def fail(self, problem: str) -> tuple[int, Any]:
-        self.problems.append(problem)
-        return 500, {"code": 12, "message": problem}
-
-    def set(self, key: tuple[str, ...], raw: bytes) -> tuple[int, Any]:
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            return self.fail("/set body is not JSON")
-        errors = [e.message for e in self.set_validator.iter_errors(body)]
-        if errors:
-            return self.fail(f"/set body does not match WorkflowSetRequest: {errors}")
-        wf = self.workflows.get(key)  # type: ignore[arg-type]
-        if wf is None:
-            return 404, {"code": 5, "message": "not found"}
-        terms = parse_selector(body.get("nodeFieldSelector", ""))
-        outputs = json.loads(body["outputParameters"]) if body.get("outputParameters") else {}
-        hit = []
-        for node in wf["status"]["nodes"].values():
-            if node["type"] == "Suspend" and node["phase"] == "Running" and matches(node, terms):
-                hit.append(node)  # no break: Argo updates every match
-        if not hit:
-            return 500, {
-                "code": 13,
-                "message": "currently, set only targets suspend nodes: no suspend nodes "
-                f"matching nodeFieldSelector: {body.get('nodeFieldSelector')}",
-            }
-        for node in hit:
-            if body.get("phase"):
-                node["phase"] = body["phase"]
-                node["finishedAt"] = "2026-11-25T11:00:00Z"
-            if body.get("message"):
-                node["message"] = body["message"]
-            for name, value in outputs.items():
-                param = next(p for p in node["outputs"]["parameters"] if p["name"] == name)
-                assert param.get("valueFrom", {}).get("supplied") is not None
-                param["value"] = value
-                del param["valueFrom"]
-        self.writes.append(body)
-        return 200, wf
-
-
-def parse_selector(text: str) -> list[tuple[str, str, str]]:
-    """``key=value`` / ``key!=value`` terms joined by unescaped commas."""
-    terms = []
-    for term in re.split(r"(?<!\\),", text):
-        m = re.fullmatch(r"([^!=]+)(!=|=)(.*)", term)
-        assert m, f"bad selector term {term!r}"
-        value = re.sub(r"\\(.)", r"\1", m.group(3))
-        terms.append((m.group(1), m.group(2), value))
-    return terms
-
-
-def matches(node: dict[str, Any], terms: list[tuple[str, str, str]]) -> bool:
-    for key, op, value in terms:
-        m = re.fullmatch(r"inputs\.parameters\.(.+)\.value", key)
-        if m:
-            params = {p["name"]: p.get("value") for p in node["inputs"]["parameters"]}
-            actual = params.get(m.group(1))
-        elif key in ("displayName", "templateName", "phase", "name", "id"):
-            actual = node.get(key)
-        else:
-            raise AssertionError(f"selector field {key!r} is not one Argo supports")
-        if (actual == value) != (op == "="):
-            return False
-    return True
-
-
 @pytest.fixture(scope="module")
 def swagger() -> dict[str, Any]:
     if not SWAGGER.is_file():
-        pytest.skip(f"Argo's swagger is not at {SWAGGER} (../shared/specs/argo/ is absent)")
-    return json.loads(SWAGGER.read_text())
+        pytest.skip(SKIP_REASON)
+    return load_swagger()
 
 
 @pytest.fixture
 def argo(swagger: dict[str, Any]) -> Iterator[tuple[FakeArgoServer, str]]:
     fake = FakeArgoServer(swagger)
-
-    class Handler(BaseHTTPRequestHandler):
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            status, payload = fake.handle(self.command, self.path, self.headers, body)
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _serve
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield fake, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serve(fake) as url:
+        yield fake, url
     assert fake.problems == []
 
 
