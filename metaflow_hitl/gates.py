@@ -321,6 +321,7 @@ def wait_for_decision(
     poll_interval: float,
     clock: Clock = utc_now,
     sleep: Callable[[float], None] = time.sleep,
+    on_poll: Callable[[datetime], None] | None = None,
 ) -> Decision:
     """Block until the gate is decided, recording its expiry when the time is up.
 
@@ -328,6 +329,11 @@ def wait_for_decision(
     ----------
     poll_interval
         Seconds between reads of the decision; the wait never overshoots the expiry.
+    on_poll
+        Called with the current time after each read that found no decision, before the
+        gate's expiry (the waiting task sends reminders from it:
+        :func:`metaflow_hitl.reminders.reminders_while_waiting`). It must not raise; an
+        exception ends the wait.
 
     Returns
     -------
@@ -347,4 +353,6 @@ def wait_for_decision(
             expired = expire_gate(store, gate_id, now=now)
             assert expired is not None
             return expired
+        if on_poll is not None:
+            on_poll(now)
         sleep(min(poll_interval, remaining))

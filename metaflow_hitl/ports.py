@@ -11,9 +11,16 @@ from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
 from metaflow_hitl.gate_id import GateId
-from metaflow_hitl.records import Decision, Request, Vote
+from metaflow_hitl.records import Decision, Reminder, Request, Vote
 
-__all__ = ["ApprovalStore", "Notifier", "Resumer", "ReviewBackend"]
+__all__ = [
+    "ApprovalStore",
+    "Notifier",
+    "ReminderNotifier",
+    "ReminderReview",
+    "Resumer",
+    "ReviewBackend",
+]
 
 
 @runtime_checkable
@@ -22,9 +29,9 @@ class ApprovalStore(Protocol):
 
     Contract (checked by ``tests/contract``):
 
-    * :meth:`create_request` and :meth:`create_decision` are create-if-absent and atomic:
-      no reader ever sees a half-written record, and among concurrent creators exactly one
-      wins;
+    * :meth:`create_request`, :meth:`create_decision` and :meth:`create_reminder` are
+      create-if-absent and atomic: no reader ever sees a half-written record, and among
+      concurrent creators exactly one wins;
     * records are never modified in place; votes are appended;
     * listing pending gates costs work proportional to pending gates, not to history.
     """
@@ -60,6 +67,15 @@ class ApprovalStore(Protocol):
         """Gate ids in the store, optionally only pending ones and one flow's."""
         ...
 
+    def create_reminder(self, reminder: Reminder) -> bool:
+        """Record that reminder ``reminder.number`` of its gate is being sent, unless it was;
+        True if this call created it (and so must send it), False if another sender did."""
+        ...
+
+    def list_reminders(self, gate_id: GateId) -> list[Reminder]:
+        """The reminders recorded for the gate, by number."""
+        ...
+
 
 class ReviewBackend(Protocol):
     """Where people review a gate: a git repo, a GitHub pull request or issue."""
@@ -82,6 +98,28 @@ class Notifier(Protocol):
 
     def gate_decided(self, request: Request, decision: Decision) -> None:
         """Announce a decision."""
+        ...
+
+
+@runtime_checkable
+class ReminderNotifier(Protocol):
+    """A :class:`Notifier` that can also re-announce a gate that is still pending."""
+
+    def gate_reminded(self, request: Request, reminder: Reminder) -> None:
+        """Remind people of a pending gate (mentioning ``reminder.escalated_to``, if any)."""
+        ...
+
+
+@runtime_checkable
+class ReminderReview(Protocol):
+    """A review backend that can comment on a gate's page (a pull request or an issue)."""
+
+    def post_reminder(self, request: Request, reminder: Reminder) -> dict[str, str | None] | None:
+        """Comment the reminder on the gate's open page, once per reminder number.
+
+        Returns the page's ``number`` and ``url`` (and ``posted``: ``"True"`` unless an
+        earlier attempt had already posted it), or ``None`` when the gate has no open page.
+        """
         ...
 
 

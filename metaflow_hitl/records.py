@@ -1,4 +1,5 @@
-"""The records a gate leaves behind: its request, the votes cast on it, and its decision.
+"""The records a gate leaves behind: its request, the votes cast on it, its decision, and the
+reminders sent while it waited.
 
 Each record is a frozen dataclass and serialises to one JSON document carrying its format
 name and version (``{"format": "metaflow-hitl/request", "version": 1, ...}``). The formats
@@ -34,6 +35,7 @@ __all__ = [
     "Decision",
     "Intent",
     "Outcome",
+    "Reminder",
     "Request",
     "Vote",
     "decode_record",
@@ -104,6 +106,9 @@ RECORD_SCHEMAS: dict[str, dict[str, Any]] = {
             "origin": {"type": "object", "additionalProperties": _OPT_STR},
             "store": _STR,
             "nonce": _STR,
+            # Optional (added after the first release; absent in older records):
+            "remind_every_seconds": {"type": ["number", "null"], "exclusiveMinimum": 0},
+            "escalate_to": {"type": "array", "items": _LOGIN, "maxItems": 100},
         },
         [
             "gate_id",
@@ -137,6 +142,19 @@ RECORD_SCHEMAS: dict[str, dict[str, Any]] = {
             "nonce": _STR,
         },
         ["gate_id", "intent", "actor", "input", "reason", "nonce"],
+    ),
+    "reminder": _envelope(
+        "reminder",
+        {
+            "gate_id": _STR,
+            "number": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+            "due_at": _TS,
+            "sent_at": _TS,
+            "sent_by": _LOGIN,
+            "escalated_to": {"type": "array", "items": _LOGIN, "maxItems": 100},
+            "nonce": _STR,
+        },
+        ["gate_id", "number", "due_at", "sent_at", "sent_by", "escalated_to", "nonce"],
     ),
     "decision": _envelope(
         "decision",
@@ -258,8 +276,20 @@ class Request:
     origin: dict[str, str | None] = field(default_factory=dict)
     store: str = ""
     nonce: str = field(default_factory=new_nonce)
+    #: Seconds between reminders while the gate is pending; ``None``: no reminders.
+    remind_every_seconds: float | None = None
+    #: Logins or ``@org/team`` entries mentioned from the third reminder on.
+    escalate_to: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
+        # The optional fields are written only when set, so a request without them encodes
+        # (and digests) exactly as releases before them wrote it: decisions and markers
+        # pinned to an older request's digest stay valid.
+        optional: dict[str, Any] = {}
+        if self.remind_every_seconds is not None:
+            optional["remind_every_seconds"] = self.remind_every_seconds
+        if self.escalate_to:
+            optional["escalate_to"] = list(self.escalate_to)
         return {
             "format": "metaflow-hitl/request",
             "version": FORMAT_VERSION,
@@ -281,6 +311,7 @@ class Request:
             "origin": dict(self.origin),
             "store": self.store,
             "nonce": self.nonce,
+            **optional,
         }
 
     @classmethod
@@ -304,6 +335,8 @@ class Request:
             origin=dict(data["origin"]),
             store=data["store"],
             nonce=data["nonce"],
+            remind_every_seconds=data.get("remind_every_seconds"),
+            escalate_to=tuple(data.get("escalate_to") or ()),
         )
 
     def digest(self) -> str:
@@ -422,15 +455,72 @@ class Decision:
         return f"{text}: {self.reason}" if self.reason else text
 
 
-_R = TypeVar("_R", Request, Vote, Decision)
-_KINDS: dict[str, type[Request] | type[Vote] | type[Decision]] = {
+@dataclass(frozen=True, kw_only=True)
+class Reminder:
+    """That reminder ``number`` of a pending gate was sent. Created once per number.
+
+    The store creates it atomically before anyone is reminded, so among any number of
+    reminder senders (scheduled ``metaflow-hitl remind`` runs, the waiting task) exactly one
+    sends reminder ``number``; the others find it and skip.
+
+    Parameters
+    ----------
+    number
+        Which reminder: ``n`` is due ``n`` intervals (``remind_every``) after the gate opened.
+    due_at
+        When it became due (``created_at + number * remind_every``).
+    sent_at
+        When it was claimed by its sender.
+    sent_by
+        Which sender: ``remind-command``, ``waiting-task``...
+    escalated_to
+        The ``escalate_to`` entries it mentioned (empty before the third reminder).
+    """
+
+    gate_id: GateId
+    number: int
+    due_at: datetime
+    sent_at: datetime
+    sent_by: str
+    escalated_to: tuple[str, ...] = ()
+    nonce: str = field(default_factory=new_nonce)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": "metaflow-hitl/reminder",
+            "version": FORMAT_VERSION,
+            "gate_id": str(self.gate_id),
+            "number": self.number,
+            "due_at": format_ts(self.due_at),
+            "sent_at": format_ts(self.sent_at),
+            "sent_by": self.sent_by,
+            "escalated_to": list(self.escalated_to),
+            "nonce": self.nonce,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Reminder:
+        return cls(
+            gate_id=GateId.parse(data["gate_id"]),
+            number=data["number"],
+            due_at=parse_ts(data["due_at"]),
+            sent_at=parse_ts(data["sent_at"]),
+            sent_by=data["sent_by"],
+            escalated_to=tuple(data["escalated_to"]),
+            nonce=data["nonce"],
+        )
+
+
+_R = TypeVar("_R", Request, Vote, Decision, Reminder)
+_KINDS: dict[str, type[Request] | type[Vote] | type[Decision] | type[Reminder]] = {
     "request": Request,
     "vote": Vote,
     "decision": Decision,
+    "reminder": Reminder,
 }
 
 
-def encode_record(record: Request | Vote | Decision) -> bytes:
+def encode_record(record: Request | Vote | Decision | Reminder) -> bytes:
     """Serialise a record to UTF-8 JSON bytes (sorted keys, one trailing newline)."""
     return (json.dumps(record.to_dict(), sort_keys=True, indent=2) + "\n").encode("utf-8")
 
@@ -443,7 +533,7 @@ def decode_record(data: bytes | str, kind: type[_R], *, where: str = "record") -
     data
         The JSON document.
     kind
-        :class:`Request`, :class:`Vote` or :class:`Decision`.
+        :class:`Request`, :class:`Vote`, :class:`Decision` or :class:`Reminder`.
     where
         A location for error messages (a path or key).
 
@@ -482,6 +572,8 @@ def decode_record(data: bytes | str, kind: type[_R], *, where: str = "record") -
         raise RecordError(f"{where} is not a valid {fmt} record: {exc}") from None
 
 
-def record_fields(kind: type[Request] | type[Vote] | type[Decision]) -> list[str]:
+def record_fields(
+    kind: type[Request] | type[Vote] | type[Decision] | type[Reminder],
+) -> list[str]:
     """The dataclass field names of a record type (for docs and tests)."""
     return [f.name for f in fields(kind)]

@@ -15,14 +15,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from metaflow_hitl.durations import parse_duration
+from metaflow_hitl.durations import format_duration, parse_duration
 from metaflow_hitl.errors import ConfigError
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.records import Request
 from metaflow_hitl.schema import normalize_schema, timeout_input
 from metaflow_hitl.timestamps import add_seconds
 
-__all__ = ["GateSpec", "parse_approvers"]
+__all__ = ["ESCALATE_FROM", "MAX_REMINDERS", "GateSpec", "parse_approvers"]
+
+#: The first reminder that mentions ``escalate_to`` ("after the second reminder").
+ESCALATE_FROM = 3
+#: At most this many reminders fit in one gate's timeout (``timeout / remind_every``).
+MAX_REMINDERS = 100
 
 _LOGIN = re.compile(r"@?[A-Za-z0-9](?:[A-Za-z0-9._-]{0,38})")
 _TEAM = re.compile(r"@?[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9](?:[A-Za-z0-9._-]{0,99})")
@@ -48,10 +53,11 @@ def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     return str(value)
 
 
-def parse_approvers(value: Any) -> tuple[str, ...]:
+def parse_approvers(value: Any, *, what: str = "approvers") -> tuple[str, ...]:
     """Parse ``approvers``: a list, or a comma-separated string (from ``--with``).
 
     Each entry is a GitHub login (``alice``, ``@alice``) or a team (``@acme/ml-leads``).
+    ``what`` names the option in error messages (``escalate_to`` uses the same syntax).
 
     Raises
     ------
@@ -66,17 +72,17 @@ def parse_approvers(value: Any) -> tuple[str, ...]:
             try:
                 value = json.loads(text)
             except json.JSONDecodeError:
-                raise ConfigError(f"approvers {value!r} is not a JSON list.") from None
+                raise ConfigError(f"{what} {value!r} is not a JSON list.") from None
         else:
             value = [v for v in text.split(",") if v.strip()]
     if not isinstance(value, list | tuple):
-        raise ConfigError(f"approvers must be a list of logins or teams, got {value!r}.")
+        raise ConfigError(f"{what} must be a list of logins or teams, got {value!r}.")
     out: list[str] = []
     for entry in value:
         item = str(entry).strip()
         if not (_LOGIN.fullmatch(item) or _TEAM.fullmatch(item)):
             raise ConfigError(
-                f"approver {entry!r} is neither a GitHub login ('alice') nor a team "
+                f"{what} entry {entry!r} is neither a GitHub login ('alice') nor a team "
                 "('@acme/ml-leads')."
             )
         if item not in out:
@@ -99,6 +105,8 @@ class GateSpec:
     poll_interval: float | None
     review: str | None = None
     notifier: Any = None
+    remind_every_seconds: float | None = None
+    escalate_to: tuple[str, ...] = ()
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -116,6 +124,8 @@ class GateSpec:
         poll_interval: Any = None,
         review: Any = None,
         notifier: Any = None,
+        remind_every: Any = None,
+        escalate_to: Any = None,
     ) -> GateSpec:
         """Validate decorator options (Python values, or strings from ``--with``).
 
@@ -151,9 +161,14 @@ class GateSpec:
                 f"min_approvals={quorum} can never be met by the {len(people)} approvers "
                 f"listed ({', '.join(people)}); list more people or a team, or lower it."
             )
+        timeout_seconds = parse_duration(timeout, what="timeout")
+        remind_seconds = _remind_every(remind_every, timeout, timeout_seconds)
+        escalation = _escalate_to(
+            escalate_to, people, remind_every, remind_seconds, timeout, timeout_seconds
+        )
         spec = cls(
             message=str(message),
-            timeout_seconds=parse_duration(timeout, what="timeout"),
+            timeout_seconds=timeout_seconds,
             on_timeout=_choice("on_timeout", on_timeout, ("reject", "approve")),  # type: ignore[arg-type]
             on_reject=_choice("on_reject", on_reject, ("fail", "continue")),  # type: ignore[arg-type]
             input_schema=schema,
@@ -165,6 +180,8 @@ class GateSpec:
             else parse_duration(poll_interval, what="poll_interval"),
             review=None if review in (None, "") else str(review),
             notifier=notifier,
+            remind_every_seconds=remind_seconds,
+            escalate_to=escalation,
         )
         if spec.on_timeout == "approve":
             timeout_input(schema)
@@ -202,4 +219,62 @@ class GateSpec:
             links=dict(links or {}),
             origin=dict(origin or {}),
             store=store,
+            remind_every_seconds=self.remind_every_seconds,
+            escalate_to=self.escalate_to,
         )
+
+
+def _remind_every(value: Any, timeout: Any, timeout_seconds: float) -> float | None:
+    """Parse ``remind_every``: shorter than the timeout, at most :data:`MAX_REMINDERS` of it."""
+    if value in (None, ""):
+        return None
+    seconds = parse_duration(value, what="remind_every")
+    if seconds >= timeout_seconds:
+        raise ConfigError(
+            f"remind_every={value!r} is not shorter than timeout={timeout!r}, so no reminder "
+            "would ever be sent; use a shorter remind_every (e.g. '4h' for a '24h' timeout) "
+            "or leave it out."
+        )
+    if timeout_seconds / seconds > MAX_REMINDERS:
+        raise ConfigError(
+            f"remind_every={value!r} would send up to {int(timeout_seconds // seconds)} "
+            f"reminders before timeout={timeout!r}; at most {MAX_REMINDERS} are allowed. "
+            f"Use remind_every of at least {format_duration(timeout_seconds / MAX_REMINDERS)}."
+        )
+    return seconds
+
+
+def _escalate_to(
+    value: Any,
+    approvers: tuple[str, ...],
+    remind_every: Any,
+    remind_seconds: float | None,
+    timeout: Any,
+    timeout_seconds: float,
+) -> tuple[str, ...]:
+    """Parse ``escalate_to``: people the reminders can reach, who may decide the gate."""
+    people = parse_approvers(value, what="escalate_to")
+    if not people:
+        return ()
+    if remind_seconds is None:
+        raise ConfigError(
+            "escalate_to needs remind_every: escalation happens from the third reminder on, "
+            "e.g. @hitl(remind_every='4h', escalate_to=['@acme/ml-leads'])."
+        )
+    if remind_seconds * ESCALATE_FROM >= timeout_seconds:
+        raise ConfigError(
+            f"escalate_to would never be used: escalation comes with reminder {ESCALATE_FROM}, "
+            f"{ESCALATE_FROM} x remind_every={remind_every!r} after the gate opens, but "
+            f"timeout={timeout!r} ends the gate first. Shorten remind_every or lengthen "
+            "timeout."
+        )
+    allowed = {a.lstrip("@").lower() for a in approvers}
+    if approvers and not any("/" in a for a in approvers):
+        outside = [p for p in people if p.lstrip("@").lower() not in allowed]
+        if outside:
+            raise ConfigError(
+                f"escalate_to {', '.join(outside)} may not decide this gate: only the "
+                f"approvers ({', '.join(approvers)}) may. Escalation mentions people who can "
+                "decide; add them to approvers too."
+            )
+    return people

@@ -5,7 +5,7 @@ compiled template dict: for each gated step ``S``, two tasks run before it.
 
 * ``hitl-notify-S`` — a container template copied from ``S``'s (same image, environment,
   secrets, service account, code package), whose command records the request and opens the
-  review, then exits;
+  review, then exits; it gets its own ``retryStrategy`` and a 10-minute deadline;
 * ``hitl-suspend-S`` — a native ``suspend`` template (no pod) with ``duration`` = the gate's
   timeout, a unique input parameter ``hitl-gate`` to select exactly this node when resuming,
   and an output ``decision`` supplied by the resumer whose default, ``timeout``, marks an
@@ -35,6 +35,13 @@ __all__ = ["ArgoGate", "InjectionError", "inject_gates", "task_name"]
 #: Output parameter default that tells a timed-out suspend from a human decision.
 TIMEOUT_DECISION = "timeout"
 GATE_PARAMETER = "hitl-gate"
+#: Retries of the notify task: 3 more attempts, 10 s, 20 s, 40 s apart.
+NOTIFY_RETRY = {
+    "limit": 3,
+    "retryPolicy": "Always",
+    "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"},
+}
+NOTIFY_DEADLINE_SECONDS = 600
 
 
 class InjectionError(HitlError):
@@ -162,8 +169,10 @@ def inject_gates(
 
         notify_template = copy.deepcopy(step_template)
         notify_template["name"] = notify
-        for key in ("outputs", "retryStrategy"):
-            notify_template.pop(key, None)
+        notify_template.pop("outputs", None)
+        # Its own retries (GitHub or S3 hiccups), and a deadline: it should take seconds.
+        notify_template["retryStrategy"] = copy.deepcopy(NOTIFY_RETRY)
+        notify_template["activeDeadlineSeconds"] = NOTIFY_DEADLINE_SECONDS
         notify_template["container"] = notify_container(
             gate.step, copy.deepcopy(step_template["container"])
         )

@@ -550,4 +550,7 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
         if failures:
             sys.exit(1)
 
+    from metaflow_hitl.cli.remind import remind_command  # here: remind imports this module
+
+    hitl.add_command(remind_command)
     return hitl

@@ -1,8 +1,9 @@
 """Notifications through Apprise: Slack, Teams, email, webhooks... from one URL each.
 
 An :class:`AppriseNotifier` implements the :class:`~metaflow_hitl.ports.Notifier` port. It
-sends a short plain-text title and body when a gate opens and when it is decided or times
-out, with deep links to the review (pull request or issue), the Argo UI and the Metaflow UI.
+sends a short plain-text title and body when a gate opens, when it is still pending at a
+reminder (``remind_every``), and when it is decided or times out, with deep links to the
+review (pull request or issue), the Argo UI and the Metaflow UI.
 
 A notification must never fail or block the gate: every URL is tried ``attempts`` times
 with exponential backoff, then a failure is logged and returned in a
@@ -27,8 +28,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from metaflow_hitl.durations import format_duration
 from metaflow_hitl.errors import ConfigError
-from metaflow_hitl.records import Decision, Request
+from metaflow_hitl.records import Decision, Reminder, Request
 from metaflow_hitl.timestamps import format_ts
 
 __all__ = [
@@ -55,7 +57,7 @@ _MESSAGE_MAX = 600
 _LINK_MAX = 2000
 _BODY_MAX = 3000
 
-Event = Literal["gate_opened", "gate_decided"]
+Event = Literal["gate_opened", "gate_decided", "gate_reminded"]
 
 
 def redact_url(url: str) -> str:
@@ -179,6 +181,29 @@ def render_opened(request: Request) -> tuple[str, str]:
         f"Expires: {_when(request.expires_at)}; if nobody decides by then, {then}.",
         *_links(request),
     ]
+    return title, _clean("\n".join(lines), _BODY_MAX, multiline=True)
+
+
+def render_reminded(request: Request, reminder: Reminder) -> tuple[str, str]:
+    """Title and plain-text body of reminder ``reminder.number`` of a pending gate."""
+    gate = _clean(request.gate_id, 200)
+    lead = "Escalation" if reminder.escalated_to else f"Reminder {reminder.number}"
+    title = _clean(f"{lead}: approval still needed: {gate}", _TITLE_MAX)
+    waited = (reminder.due_at - request.created_at).total_seconds()
+    approvers = ", ".join(_clean(a, 100) for a in request.approvers[:20]) or "(anyone allowed)"
+    lines = [
+        _clean(request.message, _MESSAGE_MAX, multiline=True) or "(no message)",
+        "",
+        f"Gate: {gate}",
+        f"Still undecided {_clean(format_duration(waited), 40)} after it opened "
+        f"(reminder {reminder.number}).",
+        f"Approvers: {approvers}",
+    ]
+    if reminder.escalated_to:
+        people = ", ".join(_clean(a, 100) for a in reminder.escalated_to[:20])
+        lines.append(f"Escalated to: {people} (please decide or follow up)")
+    lines.append(f"Expires: {_when(request.expires_at)}")
+    lines += _links(request)
     return title, _clean("\n".join(lines), _BODY_MAX, multiline=True)
 
 
@@ -360,6 +385,16 @@ class AppriseNotifier:
     def gate_decided(self, request: Request, decision: Decision) -> None:
         """Announce a decision or an expiry (the port); see :attr:`last_report`."""
         self.notify_decided(request, decision)
+
+    def gate_reminded(self, request: Request, reminder: Reminder) -> None:
+        """Remind people of a pending gate (the reminder port); see :attr:`last_report`."""
+        self.notify_reminded(request, reminder)
+
+    def notify_reminded(self, request: Request, reminder: Reminder) -> NotificationReport:
+        """Send a reminder (an escalation from the third on); never raises."""
+        return self._send(
+            "gate_reminded", request, lambda: render_reminded(request, reminder), "warning"
+        )
 
     def notify_opened(self, request: Request) -> NotificationReport:
         """Announce a new gate; return what was delivered where. Never raises."""

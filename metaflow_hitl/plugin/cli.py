@@ -1,7 +1,8 @@
 """``python flow.py hitl ...``: the Metaflow CLI plugin.
 
 Metaflow's loader wants a click group holding exactly one sub-group, named like the plugin.
-Gates live in the flow's own datastore (``--datastore-root`` is honoured).
+Gates live in the flow's own datastore (``--datastore`` / ``--datastore-root`` are honoured):
+the local one, or S3 (runs on Argo Workflows).
 """
 
 from __future__ import annotations
@@ -12,19 +13,27 @@ from metaflow._vendor import click
 
 from metaflow_hitl.cli.commands import CliContext, build_hitl_group
 from metaflow_hitl.errors import ConfigError
+from metaflow_hitl.plugin.argo_notify import notify_command
 from metaflow_hitl.stores import store_for_datastore_root
 
-__all__ = ["cli"]
+__all__ = ["FlowCliContext", "cli"]
+
+SUPPORTED_DATASTORES = ("local", "s3")
 
 
-def _from_flow(obj: Any) -> CliContext:
-    datastore = obj.flow_datastore
-    if datastore.TYPE != "local":
-        raise ConfigError(
-            f"this release keeps gates in the local datastore only; this flow uses "
-            f"{datastore.TYPE!r}. Run with --datastore=local."
-        )
-    return CliContext(store=store_for_datastore_root(datastore.datastore_root), flow=obj.flow.name)
+class FlowCliContext(CliContext):
+    """A :class:`CliContext` that also carries Metaflow's CLI object (flow, graph...)."""
+
+    def __init__(self, obj: Any) -> None:
+        datastore = obj.flow_datastore
+        if datastore.TYPE not in SUPPORTED_DATASTORES:
+            raise ConfigError(
+                f"this release keeps gates in the local or S3 datastore; this flow uses "
+                f"{datastore.TYPE!r}. Run with --datastore=local or --datastore=s3."
+            )
+        root = datastore.datastore_root
+        super().__init__(store=lambda: store_for_datastore_root(root), flow=obj.flow.name)
+        self.obj = obj
 
 
 @click.group()
@@ -32,4 +41,6 @@ def cli() -> None:
     """Metaflow CLI plugin entry point."""
 
 
-cli.add_command(build_hitl_group(_from_flow))
+_hitl = build_hitl_group(FlowCliContext)
+_hitl.add_command(notify_command)
+cli.add_command(_hitl)

@@ -33,10 +33,15 @@ def script_path(flow_file: str) -> str:
     return flow_file if relative.startswith("..") else relative
 
 
+def _top_options(request: Request) -> list[str]:
+    """Options the approver needs to reach the gate's store (S3 for runs on Argo)."""
+    return ["--datastore=s3"] if request.store.startswith("s3://") else []
+
+
 def approve_command(request: Request, flow_file: str) -> str:
     """The exact CLI command that approves ``request`` (with example input if needed)."""
     script = script_path(flow_file)
-    parts = ["python", script, "hitl", "approve", request.gate_id.short]
+    parts = ["python", script, *_top_options(request), "hitl", "approve", request.gate_id.short]
     example = example_input(request.input_schema)
     if example:
         parts += ["--input", json.dumps(example)]
@@ -66,7 +71,8 @@ def print_waiting(
             f"{review.get('location')}"
         )
     _say(f"[@hitl] Approve: {approve_command(request, flow_file)}")
-    reject = ["python", script, "hitl", "reject", request.gate_id.short, "--reason", "why"]
+    reject = ["python", script, *_top_options(request), "hitl", "reject"]
+    reject += [request.gate_id.short, "--reason", "why"]
     _say(f"[@hitl] Reject:  {' '.join(shlex.quote(p) for p in reject)}")
 
 

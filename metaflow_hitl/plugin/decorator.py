@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 from metaflow.decorators import StepDecorator
 from metaflow.exception import MetaflowException
@@ -99,6 +100,15 @@ class HitlDecorator(StepDecorator):
         release.
     poll_interval : str, optional
         How often a local run checks for a decision (default ``0.1s``).
+    remind_every : str, optional
+        Remind while the gate is pending: every interval (``4h``) the approvers get a
+        notification and a comment on the gate's pull request or issue. Sent by the waiting
+        task on local runs and by the scheduled ``metaflow-hitl remind``; each reminder once.
+        Must be shorter than ``timeout``, at most 100 reminders per gate.
+    escalate_to : List[str], optional
+        GitHub logins or ``@org/team`` entries mentioned from the third reminder on (after
+        the second). Needs ``remind_every``; they must be allowed to decide (listed in
+        ``approvers`` when that names only logins).
     """
 
     name = "hitl"
@@ -114,6 +124,8 @@ class HitlDecorator(StepDecorator):
         "notifier": None,
         "review": None,
         "poll_interval": None,
+        "remind_every": None,
+        "escalate_to": None,
     }
 
     # -- validation, in every process, before any task runs --------------------------------
@@ -163,15 +175,30 @@ class HitlDecorator(StepDecorator):
                     )
         self._datastore_type = flow_datastore.TYPE
         self._datastore_root = flow_datastore.datastore_root
+        deploying = _deploying_to_argo()
+        if deploying:
+            from metaflow_hitl.plugin.argo_compile import install_compile_hook
+
+            install_compile_hook()
         try:
-            # Checked here (URLs, apprise installed) so a bad setting fails before any task.
-            self._notifier = _notifier(self.spec.notifier)
+            # Checked here (URLs, apprise installed) so a bad setting fails before any task;
+            # on Argo the pods check it (their secrets hold the URLs, not the deploying machine).
+            self._notifier = None if deploying else _notifier(self.spec.notifier)
             self._review = parse_review(
                 self.spec.review or _configured_review(),
                 store_location=_store_location(flow_datastore),
             )
         except HitlError as exc:
             raise HitlException.from_error(exc, where) from None
+
+    def add_to_package(self) -> Iterator[tuple[str, str]]:
+        """Ship this package in the flow's code package, so pods run the deployer's version.
+
+        The package lands beside the flow file (on ``sys.path`` when the step runs); its
+        dependencies (``jsonschema``, ``jinja2``, ``PyGithub`` for GitHub reviews) must be in
+        the pods' image — see the README's Argo section.
+        """
+        yield from package_files()
 
     # -- the gate, in the task, before the step's code -----------------------------------
     def task_pre_step(
@@ -191,9 +218,12 @@ class HitlDecorator(StepDecorator):
         where = f"@hitl on step {step_name!r}: "
         try:
             store = self._store()
-            request, decision = self._run_gate(
-                store, step_name, run_id, task_id, flow, graph, inputs, retry_count
-            )
+            if on_argo():
+                request, decision = self._after_suspend(store, flow, step_name, run_id, retry_count)
+            else:
+                request, decision = self._run_gate(
+                    store, step_name, run_id, task_id, flow, graph, inputs, retry_count
+                )
         except HitlError as exc:
             raise HitlException.from_error(exc, where) from None
         flow.hitl_request = request.to_dict()
@@ -203,21 +233,90 @@ class HitlDecorator(StepDecorator):
             raise _rejection(decision, step_name, run_id)
 
     def _store(self) -> ApprovalStore:
-        if os.environ.get("ARGO_WORKFLOW_NAME") or (
-            os.environ.get("METAFLOW_RUNTIME_NAME") == "argo-workflows"
-        ):
+        if self._datastore_type not in ("local", "s3"):
             raise HitlException(
-                "this release of metaflow-hitl does not compile gates into Argo Workflows; "
-                "refusing to run a gated step on Argo without a recorded approval.",
-                headline="@hitl: Argo Workflows not supported yet",
-            )
-        if self._datastore_type != "local":
-            raise HitlException(
-                f"this release keeps gates in Metaflow's local datastore only; this run uses "
-                f"the {self._datastore_type!r} datastore. Run with --datastore=local.",
+                f"this release keeps gates in the local or S3 datastore; this run uses the "
+                f"{self._datastore_type!r} datastore.",
                 headline="@hitl: datastore not supported",
             )
         return store_for_datastore_root(self._datastore_root)
+
+    def _after_suspend(
+        self, store: ApprovalStore, flow: Any, step_name: str, run_id: str, retry_count: int
+    ) -> tuple[Request, Decision]:
+        """On Argo: the suspend node ended; follow the recorded decision, nothing else."""
+        from metaflow_hitl.resumed import decision_after_resume
+        from metaflow_hitl.review.publish import publish_decision
+
+        gate_id = GateId(flow.name, str(run_id), step_name)
+        decision, expired = decision_after_resume(
+            store,
+            gate_id,
+            approve_hint=f"`python {script_path(sys.argv[0])} --datastore={self._datastore_type} "
+            f"hitl approve {gate_id.short}`",
+        )
+        request = store.get_request(gate_id)
+        assert request is not None  # decision_after_resume checked it
+        if expired:
+            try:
+                publish_decision(request, decision)
+            except HitlError as exc:  # the expiry is recorded; the review catches up on sync
+                print(
+                    f"[@hitl] The review was not updated with the expiry: {exc.message} "
+                    "(run `hitl sync` later).",
+                    flush=True,
+                )
+        if retry_count == 0 and self._notifier is not None:
+            self._notifier.gate_decided(request, decision)
+        print_decided(decision)
+        return request, decision
+
+    def open_request(
+        self,
+        store: ApprovalStore,
+        gate_id: GateId,
+        *,
+        flow: Any,
+        graph: Any,
+        inputs: Any,
+        runtime: Literal["local", "argo-workflows"],
+        started_by: str,
+        origin: dict[str, str | None],
+    ) -> tuple[Request, bool, dict[str, str | None]]:
+        """Record the gate's request unless it exists, open its review, announce it.
+
+        Idempotent: a retry finds the request, re-opens a review a crash left unopened, and
+        notifies nobody again.
+
+        Returns
+        -------
+        (Request, bool, dict)
+            The stored request, whether this call created it, and the review's links
+            (``{}`` once the gate is decided).
+        """
+        from metaflow_hitl.review.publish import open_review
+
+        step_name = gate_id.step
+        request = store.get_request(gate_id)
+        created = False
+        if request is None:
+            request = self.spec.request_for(
+                gate_id,
+                message=self._render(flow, graph, step_name, inputs),
+                started_by=started_by,
+                runtime=runtime,
+                now=utc_now(),
+                store=store.location,
+                review=self._review,
+                origin=origin,
+            )
+            request, created = open_gate(store, request)
+        if store.get_decision(gate_id) is not None:
+            return request, created, {}
+        refs = open_review(request, self._approval_file(request, graph, step_name, inputs))
+        if created and self._notifier is not None:  # never fails the gate; reports failures
+            self._notifier.gate_opened(replace(request, review={**request.review, **refs}))
+        return request, created, refs
 
     def _run_gate(
         self,
@@ -235,41 +334,45 @@ class HitlDecorator(StepDecorator):
         gate_id = _reuse_origin_gate(
             store, flow.name, step_name, run_id, getattr(current, "origin_run_id", None)
         )
-        request = store.get_request(gate_id)
-        created = False
-        if request is None:
-            message = self._render(flow, graph, step_name, inputs)
-            started_by = getattr(current, "username", None) or "unknown"
-            request = self.spec.request_for(
-                gate_id,
-                message=message,
-                started_by=started_by,
-                runtime="local",
-                now=utc_now(),
-                store=store.location,
-                review=self._review,
-                origin={
-                    "task": f"{flow.name}/{run_id}/{step_name}/{task_id}",
-                    "flow_file": os.path.abspath(sys.argv[0]),
-                    "cwd": os.getcwd(),
-                },
-            )
-            request, created = open_gate(store, request)
-        from metaflow_hitl.review.publish import open_review, publish_decision
+        from metaflow_hitl.review.publish import publish_decision
 
+        request, created, refs = self.open_request(
+            store,
+            gate_id,
+            flow=flow,
+            graph=graph,
+            inputs=inputs,
+            runtime="local",
+            started_by=getattr(current, "username", None) or "unknown",
+            origin={
+                "task": f"{flow.name}/{run_id}/{step_name}/{task_id}",
+                "flow_file": os.path.abspath(sys.argv[0]),
+                "cwd": os.getcwd(),
+            },
+        )
         decided = store.get_decision(gate_id)
         if decided is None:
-            # Idempotent: a retry re-opens a review that a crash left unopened.
-            refs = open_review(request, self._approval_file(request, graph, step_name, inputs))
             if created:
                 print_waiting(request, flow_file=sys.argv[0], review=refs)
-                if self._notifier is not None:  # never fails the gate; reports failures
-                    self._notifier.gate_opened(replace(request, review={**request.review, **refs}))
             else:
                 print_rejoined(request, run_id=run_id, retry_count=retry_count)
         interval = self.spec.poll_interval or LOCAL_POLL_INTERVAL
         if decided is None:
-            decided = wait_for_decision(store, gate_id, poll_interval=interval)
+            from metaflow_hitl.reminders import reminders_while_waiting
+            from metaflow_hitl.review.config import backend_for_request
+
+            decided = wait_for_decision(
+                store,
+                gate_id,
+                poll_interval=interval,
+                on_poll=reminders_while_waiting(  # remind_every: this task sends reminders
+                    store,
+                    request,
+                    notifier=self._notifier,
+                    review_for=backend_for_request,
+                    echo=print,
+                ),
+            )
             if decided.outcome == "timed_out":
                 publish_decision(request, decided)  # this task recorded the expiry
             if self._notifier is not None:  # the task that waited announces the outcome
@@ -322,6 +425,38 @@ def _reuse_origin_gate(
     if decision is not None and not decision.proceed:
         return own  # a rejected gate stays rejected; the resumed run asks again
     return origin
+
+
+def package_files() -> Iterator[tuple[str, str]]:
+    """``(path, arcname)`` of every file of the ``metaflow_hitl`` package (templates too)."""
+    import metaflow_hitl
+
+    root = os.path.dirname(os.path.realpath(metaflow_hitl.__file__))
+    base = os.path.dirname(root)
+    templates = os.path.join(root, "templates")
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(files):
+            if name.endswith((".pyc", ".pyo")):
+                continue
+            path = os.path.join(folder, name)
+            if folder.startswith(templates):
+                arcname = os.path.join("metaflow_hitl", os.path.relpath(path, root))
+            else:
+                arcname = os.path.relpath(path, base)
+            yield path, arcname
+
+
+def on_argo() -> bool:
+    """Whether this process is a task of an Argo workflow."""
+    return bool(os.environ.get("ARGO_WORKFLOW_NAME")) or (
+        os.environ.get("METAFLOW_RUNTIME_NAME") == "argo-workflows"
+    )
+
+
+def _deploying_to_argo() -> bool:
+    """Whether this process compiles the flow for Argo (``argo-workflows create``...)."""
+    return "argo-workflows" in sys.argv and not on_argo()
 
 
 def _notifier(setting: Any) -> Any:

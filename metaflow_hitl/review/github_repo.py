@@ -55,7 +55,7 @@ from urllib.parse import quote
 
 from metaflow_hitl.errors import ConfigError, RecordError, StoreError
 from metaflow_hitl.markers import is_bot_reply, parse_markers
-from metaflow_hitl.records import Decision, Request, decode_record
+from metaflow_hitl.records import Decision, Reminder, Request, decode_record
 from metaflow_hitl.rendering import (
     approval_path,
     decision_path,
@@ -472,6 +472,24 @@ class GitHubReviewBackend:
             lambda: self._request("POST", where, what=f"reply on #{number}", body={"body": text}),
         )
         return posted
+
+    def post_reminder(self, request: Request, reminder: Reminder) -> dict[str, str | None] | None:
+        """Comment reminder ``reminder.number`` on the gate's open pull request or issue, once
+        (looked up by its hidden reminder marker among this token's comments, so a retry or a
+        re-run never posts it twice). Returns ``number``, ``url`` and ``posted``; ``None``
+        when the gate has no open page."""
+        from metaflow_hitl.reminders import reminder_tag, render_reminder_comment
+
+        self._waited = 0.0
+        if self.mode == "issue":
+            item = self._find_issue(request)
+        else:
+            item = self._find_pull(branch_for(request.gate_id))
+        if item is None or item.get("state") != "open":
+            return None
+        tag = reminder_tag(request.gate_id, reminder.number)
+        posted = self.comment_once(item["number"], render_reminder_comment(request, reminder), tag)
+        return self._refs(number=item["number"], url=item["html_url"], posted=posted)
 
     # -- ReviewBackend ----------------------------------------------------------------------
     def open_review(self, request: Request, *, approval_file: str) -> dict[str, str | None]:

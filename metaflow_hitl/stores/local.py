@@ -5,6 +5,7 @@ Layout (``<root>`` is ``<datastore root>/_hitl``, e.g. ``./.metaflow/_hitl``)::
     <root>/v1/gates/<flow>/<run>/<step>/request.json
     <root>/v1/gates/<flow>/<run>/<step>/decision.json
     <root>/v1/gates/<flow>/<run>/<step>/votes/<time>-<nonce>.json
+    <root>/v1/gates/<flow>/<run>/<step>/reminders/<number>.json
     <root>/v1/pending/<flow>/<run>/<step>          empty marker while undecided
 
 Records are created, never rewritten: each is written to a temporary file in the same
@@ -22,7 +23,15 @@ from pathlib import Path
 
 from metaflow_hitl.errors import GateRefError, StoreError
 from metaflow_hitl.gate_id import GateId
-from metaflow_hitl.records import Decision, Request, Vote, decode_record, encode_record, new_nonce
+from metaflow_hitl.records import (
+    Decision,
+    Reminder,
+    Request,
+    Vote,
+    decode_record,
+    encode_record,
+    new_nonce,
+)
 from metaflow_hitl.timestamps import format_ts
 
 __all__ = ["LocalApprovalStore"]
@@ -149,6 +158,19 @@ class LocalApprovalStore:
         path = self._gate_dir(gate_id) / "decision.json"
         data = self._read(path)
         return None if data is None else decode_record(data, Decision, where=str(path))
+
+    def create_reminder(self, reminder: Reminder) -> bool:
+        path = self._gate_dir(reminder.gate_id) / "reminders" / f"{int(reminder.number)}.json"
+        return self._create(path, encode_record(reminder))
+
+    def list_reminders(self, gate_id: GateId) -> list[Reminder]:
+        folder = self._gate_dir(gate_id) / "reminders"
+        reminders = []
+        for name in _listdir(folder):
+            data = self._read(folder / name)
+            if data is not None:
+                reminders.append(decode_record(data, Reminder, where=str(folder / name)))
+        return sorted(reminders, key=lambda r: r.number)
 
     def list_gates(self, *, pending_only: bool, flow: str | None = None) -> Iterator[GateId]:
         base = self.root / _LAYOUT / ("pending" if pending_only else "gates")

@@ -5,6 +5,7 @@ Layout under ``s3://<bucket>/<prefix>`` (the same as the local store's)::
     <prefix>/v1/gates/<flow>/<run>/<step>/request.json
     <prefix>/v1/gates/<flow>/<run>/<step>/decision.json
     <prefix>/v1/gates/<flow>/<run>/<step>/votes/<time>-<nonce>.json
+    <prefix>/v1/gates/<flow>/<run>/<step>/reminders/<number>.json
     <prefix>/v1/pending/<flow>/<run>/<step>          empty marker while undecided
 
 Records are created with S3 conditional writes (``PutObject`` with ``If-None-Match: *``,
@@ -26,6 +27,8 @@ Requests per operation (n = the objects involved):
 ``create_decision``            2: PUT decision + DELETE marker; lost race: PUT + GET
 ``list_gates(pending_only)``   1 LIST per 1,000 pending gates + 1 HEAD per pending gate
 ``list_gates(all)``            1 LIST per 1,000 objects under ``gates/``
+``create_reminder``            1 PUT; after a retry's 412, + 1 GET
+``list_reminders``             1 LIST + 1 GET per reminder
 =============================  ====================================================
 
 A conditional write answered by 409 is retried (up to 5 attempts); one whose 412 follows a
@@ -48,7 +51,14 @@ from typing import Any, NamedTuple, TypeVar
 
 from metaflow_hitl.errors import ConfigError, GateRefError, RecordError, StoreError
 from metaflow_hitl.gate_id import GateId
-from metaflow_hitl.records import Decision, Request, Vote, decode_record, encode_record
+from metaflow_hitl.records import (
+    Decision,
+    Reminder,
+    Request,
+    Vote,
+    decode_record,
+    encode_record,
+)
 from metaflow_hitl.timestamps import format_ts
 
 __all__ = ["S3ApprovalStore", "split_s3_url"]
@@ -59,7 +69,7 @@ _ATTEMPTS = 5
 _BACKOFF_SECONDS = 0.05
 _INSTALL_HINT = "pip install 'metaflow-hitl[s3]'"
 
-_R = TypeVar("_R", Request, Vote, Decision)
+_R = TypeVar("_R", Request, Vote, Decision, Reminder)
 
 
 class _Created(NamedTuple):
@@ -321,6 +331,22 @@ class S3ApprovalStore:
 
     def get_decision(self, gate_id: GateId) -> Decision | None:
         return self._get(self._gate_key(gate_id, "decision.json"), Decision)
+
+    def create_reminder(self, reminder: Reminder) -> bool:
+        key = self._gate_key(reminder.gate_id, "reminders", f"{int(reminder.number)}.json")
+        return self._create(
+            key,
+            encode_record(reminder),
+            ours=lambda data: _nonce_of(data, Reminder) == reminder.nonce,
+        ).created
+
+    def list_reminders(self, gate_id: GateId) -> list[Reminder]:
+        reminders = []
+        for key in self._keys(self._gate_key(gate_id, "reminders") + "/"):
+            reminder = self._get(key, Reminder)
+            if reminder is not None:
+                reminders.append(reminder)
+        return sorted(reminders, key=lambda r: r.number)
 
     def list_gates(self, *, pending_only: bool, flow: str | None = None) -> Iterator[GateId]:
         if flow is not None and not _valid_flow(flow):

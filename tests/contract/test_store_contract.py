@@ -31,7 +31,7 @@ from metaflow_hitl import gates
 from metaflow_hitl.errors import AlreadyDecided, RecordError
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.ports import ApprovalStore
-from metaflow_hitl.records import Actor, Decision, Request, Vote
+from metaflow_hitl.records import Actor, Decision, Reminder, Request, Vote
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.stores.local import LocalApprovalStore
 from metaflow_hitl.stores.s3 import S3ApprovalStore
@@ -532,3 +532,69 @@ def test_concurrent_deciders_exactly_one_wins(kind: StoreKind, store: ApprovalSt
         assert loser_saw == stored.nonce, f"{loser} was told of another decision"
         assert f"by {login}" in message, f"{loser} was not told who won: {message}"
     assert list(store.list_gates(pending_only=True)) == []
+
+
+# -- reminders --------------------------------------------------------------------------------
+
+
+def make_reminder(number: int, *, gate: GateId = GATE, by: str = "remind-command") -> Reminder:
+    due = T0 + timedelta(hours=4 * number)
+    return Reminder(
+        gate_id=gate, number=number, due_at=due, sent_at=due + timedelta(seconds=1), sent_by=by
+    )
+
+
+def test_create_reminder_is_create_if_absent_per_number(store: ApprovalStore) -> None:
+    store.create_request(make_request())
+    assert store.list_reminders(GATE) == []
+    first = make_reminder(1)
+    assert store.create_reminder(first) is True
+    assert store.create_reminder(make_reminder(1, by="waiting-task")) is False
+    assert store.create_reminder(make_reminder(2)) is True
+    assert store.create_reminder(make_reminder(10)) is True
+    other = GateId("TrainAndDeploy", "1733", "gate")
+    assert store.create_reminder(make_reminder(1, gate=other)) is True
+    listed = store.list_reminders(GATE)
+    assert [r.number for r in listed] == [1, 2, 10]  # by number, not by name
+    assert listed[0] == first  # the winner's record, exactly
+    assert [r.number for r in store.list_reminders(other)] == [1]
+    # reminder records are not gates, votes or decisions
+    assert list(store.list_gates(pending_only=True)) == [GATE]
+    assert store.list_votes(GATE) == []
+    assert store.get_decision(GATE) is None
+
+
+def _race_reminder(store: ApprovalStore, who: str, barrier: Any, results: Any) -> None:
+    try:  # runs in a forked child
+        barrier.wait(timeout=60)
+        results.put((who, store.create_reminder(make_reminder(3, by=who)), ""))
+    except BaseException as exc:  # reported, not raised: the parent asserts
+        results.put((who, None, repr(exc)))
+
+
+def test_concurrent_reminder_senders_exactly_one_wins(
+    kind: StoreKind, store: ApprovalStore
+) -> None:
+    store.create_request(make_request())
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(kind.racers)
+    results = ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=_race_reminder,
+            args=(kind.reopen(store), f"sender{i:02d}", barrier, results),
+        )
+        for i in range(kind.racers)
+    ]
+    for p in procs:
+        p.start()
+    outcomes = [results.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    assert [o for o in outcomes if o[1] is None] == []
+    winners = [who for who, won, _ in outcomes if won]
+    assert len(winners) == 1, f"expected one sender of reminder 3, got {winners}"
+    stored = store.list_reminders(GATE)
+    assert [(r.number, r.sent_by) for r in stored] == [(3, winners[0])]
+    assert kind.leftovers(store) == []

@@ -8,12 +8,10 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ import pytest
 from jsonschema.validators import validator_for
 
 from metaflow_hitl.argo.inject import ArgoGate, InjectionError, inject_gates
+from metaflow_hitl.plugin.argo_compile import notify_container as real_notify_container
 
 pytestmark = pytest.mark.integration
 
@@ -29,54 +28,22 @@ GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "argo"
 SPECS = Path(__file__).resolve().parents[3] / "shared" / "specs" / "argo"
 
 
-@pytest.fixture(scope="module")
-def s3_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "METAFLOW_DEFAULT_DATASTORE": "s3",
-        "METAFLOW_DATASTORE_SYSROOT_S3": "s3://bucket/metaflow",
-        "METAFLOW_S3_ENDPOINT_URL": endpoint,
-        "USER": "alice",
-        "METAFLOW_HOME": str(tmp_path_factory.mktemp("mfhome")),
-    }
-    import boto3
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            client.create_bucket(Bucket="bucket")
-            break
-        except Exception:
-            assert time.monotonic() < deadline, "moto server did not start"
-            time.sleep(0.1)
-    yield env
-    server.terminate()
-    server.wait()
+#: Runs a flow with the compile hook switched off: the template Metaflow alone produces.
+UNGATED = (
+    "import runpy, sys; import metaflow_hitl.plugin.argo_compile as hook; "
+    "hook.install_compile_hook = lambda: None; sys.argv = sys.argv[1:]; "
+    "runpy.run_path(sys.argv[0], run_name='__main__')"
+)
 
 
-def compile_flow(env: dict[str, str], tmp_path: Path, flow: str, *args: str) -> dict[str, Any]:
+def compile_flow(
+    env: dict[str, str], tmp_path: Path, flow: str, *args: str, gated: bool = False
+) -> dict[str, Any]:
+    """``argo-workflows create --only-json``: with the plugin's gates, or Metaflow's alone."""
     shutil.copy(FLOWS / flow, tmp_path / flow)
+    python = [sys.executable] if gated else [sys.executable, "-c", UNGATED]
     done = subprocess.run(
-        [sys.executable, flow, "--no-pylint", "argo-workflows", "create", "--only-json", *args],
+        [*python, flow, "--no-pylint", "argo-workflows", "create", "--only-json", *args],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -86,6 +53,23 @@ def compile_flow(env: dict[str, str], tmp_path: Path, flow: str, *args: str) -> 
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
+
+
+def hook_notify_container(step: str, container: dict[str, Any]) -> dict[str, Any]:
+    return real_notify_container(step, container, settings={})
+
+
+def same_template(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Equal but for the random name Metaflow gives the start step's parameter file and the
+    deployment time."""
+
+    def norm(t: dict[str, Any]) -> str:
+        text = json.dumps(drop_nulls(t), sort_keys=True)
+        for token in set(re.findall(r"set_parameters ([a-z]{10}) ", text)):
+            text = text.replace(token, "PARAMFILE")
+        return re.sub(r'"metaflow/deployment_timestamp": "[^"]*"', "TIMESTAMP", text)
+
+    return norm(a) == norm(b)
 
 
 def notify_container(step: str, container: dict[str, Any]) -> dict[str, Any]:
@@ -152,9 +136,11 @@ CASES = [
 
 @pytest.mark.parametrize(("name", "flow", "gates"), CASES, ids=[c[0] for c in CASES])
 def test_compiled_flows_get_notify_and_suspend_tasks(s3_env, tmp_path, name, flow, gates):
-    compiled = compile_flow(s3_env, tmp_path, flow)
-    result = inject_gates(compiled, gates, notify_container=notify_container)
-    assert compiled != result  # the input is not modified in place
+    result = compile_flow(s3_env, tmp_path, flow, gated=True)  # the plugin's own compile hook
+    compiled = compile_flow(s3_env, tmp_path, flow)  # Metaflow alone
+    # The hook is exactly the injector applied to Metaflow's template.
+    expected = inject_gates(compiled, gates, notify_container=hook_notify_container)
+    assert same_template(result, expected)
     for version in ("v3.7.18", "v4.1.2"):
         errors = sorted(strict_schema(version).iter_errors(drop_nulls(result)), key=str)
         assert not errors, [f"{list(e.path)}: {e.message}" for e in errors[:5]]
@@ -173,7 +159,13 @@ def test_compiled_flows_get_notify_and_suspend_tasks(s3_env, tmp_path, name, flo
         original = next(t for t in compiled["spec"]["templates"] if t["name"] == task)
         assert notify["container"]["image"] == original["container"]["image"]
         assert notify["container"]["env"] == original["container"]["env"]  # secrets, code
+        assert notify["container"].get("envFrom") == original["container"].get("envFrom")
         assert "outputs" not in notify
+        script = notify["container"]["command"][2]
+        assert f" hitl notify {gate.step} --run-id argo-{{{{workflow.name}}}} " in script
+        assert f" step {gate.step} " not in script
+        assert notify["container"]["resources"]["requests"] == {"cpu": "250m", "memory": "512Mi"}
+        assert notify["retryStrategy"]["limit"] == 3
     golden = GOLDEN / f"{name}.json"
     part = json.dumps(injected_part(result), indent=2, sort_keys=True) + "\n"
     if os.environ.get("HITL_REGEN_GOLDEN") == "1":
@@ -219,3 +211,21 @@ def test_the_strict_schema_rejects_what_argo_does_not_know(s3_env, tmp_path):
     suspend["suspend"]["timeout"] = "60"  # not a SuspendTemplate field
     errors = list(strict_schema("v3.7.18").iter_errors(drop_nulls(bad)))
     assert any("'timeout' was unexpected" in e.message for e in errors)
+
+
+def test_argo_workflows_create_refuses_a_workflow_timeout_shorter_than_a_gate(s3_env, tmp_path):
+    shutil.copy(FLOWS / "deploy_flow.py", tmp_path / "deploy_flow.py")
+    done = subprocess.run(
+        [sys.executable, "deploy_flow.py", "--no-pylint", "argo-workflows", "create"]
+        + ["--only-json", "--workflow-timeout", "600"],
+        cwd=tmp_path,
+        env=s3_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert not done.stdout.strip()  # no template printed, gated or not
+    assert "@hitl: cannot add gates to the Argo workflow" in done.stderr
+    assert "times out after 600s (--workflow-timeout)" in done.stderr

@@ -28,6 +28,7 @@ CORE_MODULES = (
     "metaflow_hitl.policy",
     "metaflow_hitl.commands",
     "metaflow_hitl.gates",
+    "metaflow_hitl.reminders",
     "metaflow_hitl.spec",
     "metaflow_hitl.message",
     "metaflow_hitl.ports",

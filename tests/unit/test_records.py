@@ -126,6 +126,8 @@ CHANGES: dict[str, Any] = {
     "origin": {"resumed_from": "1700"},
     "store": "/elsewhere",
     "nonce": "0" * 32,
+    "remind_every_seconds": 3600.0,
+    "escalate_to": ("@acme/ml-leads",),
 }
 
 

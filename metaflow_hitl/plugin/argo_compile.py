@@ -1,0 +1,155 @@
+"""Add the gates to ``python flow.py argo-workflows create`` (and ``--only-json``, the Deployer).
+
+Metaflow has no hook for a step decorator to add Argo tasks. ``ArgoWorkflows.__init__`` builds
+the WorkflowTemplate with ``_compile_workflow_template()``, and that one object feeds
+``--only-json``, ``deploy()`` and the Deployer; so :func:`install_compile_hook` wraps that
+method (once, from ``@hitl``'s ``step_init`` in the ``argo-workflows`` process) and rewrites
+the returned payload with :func:`metaflow_hitl.argo.inject.inject_gates`.
+
+The notify task runs the gated step's own container command with one change: instead of
+``... step S --run-id ...`` it runs ``... hitl notify S --run-id ...`` (same code package, same
+input paths, same options). Anything unexpected raises: a step is never deployed ungated.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from typing import Any
+
+from metaflow_hitl.argo.inject import ArgoGate, InjectionError, inject_gates
+from metaflow_hitl.spec import GateSpec
+
+__all__ = ["NOTIFY_RESOURCES", "gates_of", "install_compile_hook", "notify_container"]
+
+_MARK = "_metaflow_hitl_wrapped"
+#: The notify task only renders a message and calls a few APIs: it asks for little, whatever
+#: the gated step asks for (GPUs included).
+NOTIFY_RESOURCES = {
+    "requests": {"cpu": "250m", "memory": "512Mi"},
+    "limits": {"memory": "1Gi"},
+}
+#: Settings the notify pod needs from the deploying machine (Metaflow forwards none of an
+#: extension's settings into pods). Secrets (tokens, Apprise URLs) are NOT copied: give them
+#: to the pods through a Kubernetes secret (``@kubernetes(secrets=[...])``).
+FORWARDED_SETTINGS = (
+    "METAFLOW_HITL_REVIEW",
+    "METAFLOW_HITL_GITHUB_API_URL",
+    "METAFLOW_HITL_ARGO_UI_URL",
+)
+
+
+def gates_of(graph: Any) -> list[ArgoGate]:
+    """The gated steps of a flow graph, in the flow's order, with their timeouts."""
+    gates = []
+    names = list(getattr(graph, "sorted_nodes", None) or [n.name for n in graph])
+    for node in (graph[name] for name in names):  # in the flow's order: stable output
+        for deco in node.decorators:
+            if deco.name == "hitl":
+                spec = GateSpec.from_options(**deco.attributes)
+                gates.append(ArgoGate(step=node.name, timeout_seconds=spec.timeout_seconds))
+    return gates
+
+
+def _settings() -> dict[str, str]:
+    from metaflow import metaflow_config
+
+    out = {}
+    for env in FORWARDED_SETTINGS:
+        value = getattr(metaflow_config, env[len("METAFLOW_") :], None) or os.environ.get(env)
+        if value:
+            out[env] = str(value)
+    return out
+
+
+def notify_container(
+    step: str, container: dict[str, Any], *, settings: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Turn a copy of step ``step``'s container into its gate's notify container.
+
+    Raises
+    ------
+    InjectionError
+        If the step's command is not the ``bash -c`` script Metaflow writes, or does not run
+        ``step <step>`` exactly once.
+    """
+    command = container.get("command")
+    if not (
+        isinstance(command, list)
+        and len(command) == 3
+        and command[:2] == ["bash", "-c"]
+        and isinstance(command[2], str)
+    ):
+        raise InjectionError(
+            f"the container of step {step!r} does not run a `bash -c` script; Metaflow's Argo "
+            "compiler may have changed shape. Refusing to deploy the step ungated."
+        )
+    script = command[2]
+    needle = f" step {step} --run-id "
+    if script.count(needle) != 1:
+        raise InjectionError(
+            f"the container script of step {step!r} does not run `step {step} --run-id` exactly "
+            "once; Metaflow's Argo compiler may have changed shape. Refusing to deploy the step "
+            "ungated."
+        )
+    script = script.replace(needle, f" hitl notify {step} --run-id ")
+    # The notify pod's logs go beside the step's, not over them (mflog's MF_PATHSPEC).
+    script = re.sub(
+        rf"(MF_PATHSPEC=[^ ]*/){re.escape(step)}(/\$METAFLOW_TASK_ID)",
+        rf"\g<1>_hitl_notify_{step}\g<2>",
+        script,
+        count=1,
+    )
+    container["command"] = ["bash", "-c", script]
+    env = [e for e in container.get("env") or [] if e.get("name") not in (settings or {})]
+    env += [{"name": k, "value": v} for k, v in sorted((settings or {}).items())]
+    container["env"] = env
+    container["resources"] = {k: dict(v) for k, v in NOTIFY_RESOURCES.items()}
+    return container
+
+
+def install_compile_hook() -> None:
+    """Wrap ``ArgoWorkflows._compile_workflow_template`` so it adds the gates (idempotent)."""
+    from metaflow.plugins.argo import argo_workflows
+
+    cls = argo_workflows.ArgoWorkflows
+    original = cls._compile_workflow_template
+    if getattr(original, _MARK, False):
+        return
+
+    @functools.wraps(original)
+    def compile_with_gates(self: Any) -> Any:
+        built = original(self)
+        gates = gates_of(self.graph)
+        if not gates:
+            return built
+        payload = getattr(built, "payload", None)
+        if not isinstance(payload, dict):
+            raise _exception(
+                InjectionError(
+                    "Metaflow's compiled WorkflowTemplate has no payload dict; this Metaflow "
+                    "version is not supported by metaflow-hitl. Refusing to deploy ungated."
+                )
+            )
+        settings = _settings()
+        try:
+            gated = inject_gates(
+                payload,
+                gates,
+                notify_container=functools.partial(notify_container, settings=settings),
+            )
+        except InjectionError as exc:
+            raise _exception(exc) from None
+        payload.clear()
+        payload.update(gated)
+        return built
+
+    setattr(compile_with_gates, _MARK, True)
+    setattr(cls, "_compile_workflow_template", compile_with_gates)  # noqa: B010
+
+
+def _exception(error: InjectionError) -> Exception:
+    from metaflow_hitl.plugin.decorator import HitlException
+
+    return HitlException.from_error(error)

@@ -1,0 +1,125 @@
+"""``python flow.py hitl notify STEP ...``: what the ``hitl-notify-STEP`` task runs on Argo.
+
+It takes the same options as Metaflow's ``step`` command (the compiled container command is
+the step's own with ``step`` replaced by ``hitl notify``), reads the step's input artifacts
+from the datastore, renders the message, records the request in the store, opens the review
+(PR or issue) and announces the gate, then exits. Re-running it (a retried pod) changes
+nothing that exists and notifies nobody twice.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from metaflow._vendor import click
+
+from metaflow_hitl.cli.commands import fail
+from metaflow_hitl.errors import ConfigError, HitlError
+from metaflow_hitl.gate_id import GateId
+
+__all__ = ["argo_origin", "notify_command", "read_input_paths"]
+
+
+def read_input_paths(input_paths: str | None, filename: str | None) -> list[str]:
+    """The step's input pathspecs, as Metaflow's ``step`` command reads them."""
+    from metaflow.util import decompress_list
+
+    text = input_paths
+    if not text and filename:
+        with open(filename, encoding="utf-8") as fh:
+            text = fh.read().strip(" \n\"'")
+    return list(decompress_list(text)) if text else []
+
+
+def _datastores(flow_datastore: Any, paths: list[str]) -> list[Any]:
+    out = []
+    for path in paths:
+        parts = path.split("/")
+        if len(parts) not in (3, 4):
+            raise ConfigError(f"input path {path!r} is not RUN/STEP/TASK[/ATTEMPT]")
+        attempt = int(parts[3]) if len(parts) == 4 else None
+        out.append(flow_datastore.get_task_datastore(*parts[:3], attempt=attempt))
+    return out
+
+
+def argo_origin(flow: str, run_id: str, step: str, task_id: str) -> dict[str, str | None]:
+    """Where the gate's run lives on Argo: what resumers need to find its suspend node."""
+    from metaflow import metaflow_config
+
+    if not run_id.startswith("argo-"):
+        raise ConfigError(f"run id {run_id!r} is not an Argo Workflows run id (argo-<workflow>).")
+    workflow = run_id[len("argo-") :]
+    env_name = os.environ.get("ARGO_WORKFLOW_NAME")
+    if env_name and env_name != workflow:
+        raise ConfigError(
+            f"run id {run_id!r} does not match this pod's workflow {env_name!r}; refusing to "
+            "record a gate that could not be resumed."
+        )
+    namespace = (
+        os.environ.get("ARGO_WORKFLOW_NAMESPACE")
+        or os.environ.get("METAFLOW_KUBERNETES_POD_NAMESPACE")
+        or getattr(metaflow_config, "KUBERNETES_NAMESPACE", None)
+    )
+    return {
+        "task": f"{flow}/{run_id}/{step}/{task_id}",
+        "workflow": workflow,
+        "namespace": namespace or None,
+        "workflow_template": os.environ.get("ARGO_WORKFLOW_TEMPLATE") or None,
+        "pod": os.environ.get("METAFLOW_KUBERNETES_POD_NAME") or None,
+    }
+
+
+@click.command(
+    name="notify",
+    help="Run by the hitl-notify-STEP task on Argo: record the gate's request, open its "
+    "review and announce it. Takes Metaflow's `step` options.",
+)
+@click.argument("step_name")
+@click.option("--run-id", required=True)
+@click.option("--task-id", required=True)
+@click.option("--retry-count", default="0")
+@click.option("--max-user-code-retries", default="0")
+@click.option("--input-paths", default=None)
+@click.option("--input-paths-filename", default=None)
+@click.option("--split-index", default=None)
+@click.option("--ubf-context", default=None)
+@click.option("--tag", "tags", multiple=True)
+@click.option("--namespace", default=None)
+@click.pass_obj
+def notify_command(ctx: Any, step_name: str, run_id: str, task_id: str, **options: Any) -> None:
+    try:
+        _notify(ctx, step_name, run_id, task_id, options)
+    except HitlError as exc:
+        fail(exc)
+
+
+def _notify(ctx: Any, step_name: str, run_id: str, task_id: str, options: dict[str, Any]) -> None:
+    from metaflow_hitl.plugin.console import print_waiting
+
+    obj = ctx.obj
+    graph, flow = obj.graph, obj.flow
+    try:
+        node = graph[step_name]
+    except (KeyError, TypeError):
+        raise ConfigError(f"flow {flow.name} has no step {step_name!r}") from None
+    deco = next((d for d in node.decorators if d.name == "hitl"), None)
+    if deco is None:
+        raise ConfigError(f"step {step_name!r} of flow {flow.name} has no @hitl gate")
+    paths = read_input_paths(options.get("input_paths"), options.get("input_paths_filename"))
+    inputs = _datastores(obj.flow_datastore, paths)
+    gate_id = GateId(flow.name, run_id, step_name)
+    request, created, refs = deco.open_request(
+        ctx.store,
+        gate_id,
+        flow=flow,
+        graph=graph,
+        inputs=inputs,
+        runtime="argo-workflows",
+        started_by=os.environ.get("METAFLOW_OWNER") or "argo-workflows",
+        origin=argo_origin(flow.name, run_id, step_name, task_id),
+    )
+    if created:
+        print_waiting(request, flow_file=os.path.basename(flow.script_name), review=refs)
+    else:
+        click.echo(f"[@hitl] Gate {gate_id} was already open (a retried notify task); unchanged.")
