@@ -213,11 +213,13 @@ def test_the_strict_schema_rejects_what_argo_does_not_know(s3_env, tmp_path):
     assert any("'timeout' was unexpected" in e.message for e in errors)
 
 
+TIMEOUT = ("--only-json", "--workflow-timeout", "600")
+
+
 def test_argo_workflows_create_refuses_a_workflow_timeout_shorter_than_a_gate(s3_env, tmp_path):
     shutil.copy(FLOWS / "deploy_flow.py", tmp_path / "deploy_flow.py")
     done = subprocess.run(
-        [sys.executable, "deploy_flow.py", "--no-pylint", "argo-workflows", "create"]
-        + ["--only-json", "--workflow-timeout", "600"],
+        [sys.executable, "deploy_flow.py", "--no-pylint", "argo-workflows", "create", *TIMEOUT],
         cwd=tmp_path,
         env=s3_env,
         capture_output=True,
