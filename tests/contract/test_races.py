@@ -255,7 +255,8 @@ def run_race(
             text=True,
         )
     for racer in crew:
-        assert racer.proc is not None and racer.proc.stdout is not None
+        assert racer.proc is not None
+        assert racer.proc.stdout is not None
         line = racer.proc.stdout.readline()
         if line.strip() != "ready":
             _, err = racer.proc.communicate(timeout=30)
@@ -292,7 +293,8 @@ def run_race(
     # 3. Go: release everyone at once, then collect.
     time.sleep(max(0.0, go - time.time()))
     for racer in crew:
-        assert racer.proc is not None and racer.proc.stdin is not None
+        assert racer.proc is not None
+        assert racer.proc.stdin is not None
         racer.proc.stdin.write("go\n")
         racer.proc.stdin.flush()
 
