@@ -12,6 +12,11 @@ with exponential backoff, then a failure is logged and returned in a
 and the secret parts are also redacted from the ``apprise`` and ``urllib3.connectionpool``
 loggers' own records.
 
+The Argo UI link comes from ``METAFLOW_HITL_ARGO_UI_URL``
+(:func:`~metaflow_hitl.argo.settings.argo_ui_link`), the Metaflow UI link from Metaflow's
+``METAFLOW_UI_URL`` as ``{UI_URL}/{flow}/{run_id}`` (the run page Metaflow itself prints),
+unless the request recorded its own ``links``.
+
 Apprise is imported on first use (``pip install 'metaflow-hitl[notify]'``). URL syntax:
 https://github.com/caronc/apprise/wiki
 """
@@ -24,10 +29,11 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
+from metaflow_hitl.argo.settings import argo_ui_link
 from metaflow_hitl.durations import format_duration
 from metaflow_hitl.errors import ConfigError
 from metaflow_hitl.records import Decision, Reminder, Request
@@ -35,6 +41,7 @@ from metaflow_hitl.timestamps import format_ts
 
 __all__ = [
     "APPRISE_URLS_ENV",
+    "METAFLOW_UI_URL_ENV",
     "AppriseNotifier",
     "DeliveryReport",
     "NotificationReport",
@@ -44,6 +51,9 @@ __all__ = [
 
 #: The environment variable read by ``notifier="apprise"``: URLs separated by commas/spaces.
 APPRISE_URLS_ENV = "METAFLOW_HITL_APPRISE_URLS"
+#: Metaflow's own setting for its UI (``metaflow_config.UI_URL``): the Metaflow UI link base.
+METAFLOW_UI_URL_ENV = "METAFLOW_UI_URL"
+_ARGO_UI_URL_ENV = "METAFLOW_HITL_ARGO_UI_URL"  # read by argo_ui_link
 
 _INSTALL_HINT = "Install the extra: pip install 'metaflow-hitl[notify]'"
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]{0,31})://")
@@ -136,6 +146,26 @@ def _link(value: object) -> str | None:
     ):
         return None
     return url
+
+
+def _ui_base(value: object, name: str, what: str) -> str | None:
+    """A UI base URL without its trailing slash; None if unset.
+
+    Raises
+    ------
+    ConfigError
+        If it is set but not an http(s) URL.
+    """
+    text = value.strip() if isinstance(value, str) else ""
+    if not text:
+        return None
+    base = text.rstrip("/")
+    if _link(base) is None:
+        raise ConfigError(
+            f"{name}={_clean(text, 80)!r} is not an http(s) URL.",
+            hint=f"Set it to {what}, or unset it for no link.",
+        )
+    return base
 
 
 def _links(request: Request) -> list[str]:
@@ -314,11 +344,19 @@ class AppriseNotifier:
         Called to wait between tries (tests pass a no-op).
     logger
         Where failures are reported; ``metaflow_hitl.notify`` by default.
+    metaflow_ui_url
+        The Metaflow UI's base URL for the run link; default ``METAFLOW_UI_URL`` from
+        ``environ`` (the Metaflow side may pass ``metaflow_config.UI_URL``, which also
+        reads the Metaflow profile). No link without one.
+    environ
+        Where ``METAFLOW_UI_URL`` and ``METAFLOW_HITL_ARGO_UI_URL`` are read;
+        ``os.environ`` by default.
 
     Raises
     ------
     ConfigError
-        If Apprise is not installed, there is no URL, or a URL is not one Apprise accepts.
+        If Apprise is not installed, there is no URL, a URL is not one Apprise accepts,
+        or a UI base URL is not an http(s) URL.
     """
 
     def __init__(
@@ -329,6 +367,8 @@ class AppriseNotifier:
         backoff: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
         logger: logging.Logger | None = None,
+        metaflow_ui_url: str | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         if isinstance(urls, str):
             urls = [urls]
@@ -346,6 +386,19 @@ class AppriseNotifier:
         self.backoff = float(backoff)
         self._sleep = sleep
         self._log = logger or logging.getLogger("metaflow_hitl.notify")
+        self._env = os.environ if environ is None else environ
+        #: The Metaflow UI base URL (no trailing slash), or None for no Metaflow UI link.
+        explicit = metaflow_ui_url is not None
+        self.metaflow_ui_url = _ui_base(
+            metaflow_ui_url if explicit else self._env.get(METAFLOW_UI_URL_ENV),
+            "metaflow_ui_url" if explicit else METAFLOW_UI_URL_ENV,
+            "the Metaflow UI's base URL, e.g. https://metaflow.example.com",
+        )
+        _ui_base(
+            self._env.get(_ARGO_UI_URL_ENV),
+            _ARGO_UI_URL_ENV,
+            "the Argo UI's base URL, e.g. https://argo.example.com",
+        )
         self._apprise = _import_apprise()
         _install_redactor()
         self._targets: list[tuple[str, Any]] = []
@@ -378,6 +431,28 @@ class AppriseNotifier:
     def __repr__(self) -> str:
         return f"AppriseNotifier(urls={self.urls!r}, attempts={self.attempts})"
 
+    def deep_links(self, request: Request) -> dict[str, str]:
+        """The Argo UI and Metaflow UI links the settings give for ``request``'s run."""
+        links: dict[str, str] = {}
+        try:
+            argo = argo_ui_link(request, self._env)
+        except ConfigError as exc:  # the setting changed since __init__ checked it
+            self._log.warning("hitl: no Argo UI link in the notification: %s", exc)
+            argo = None
+        if argo:
+            links["argo_ui"] = argo
+        if self.metaflow_ui_url:
+            gate = request.gate_id
+            # The run page, shaped as Metaflow prints it: {UI_URL}/{flow}/{run_id}.
+            links["metaflow_ui"] = f"{self.metaflow_ui_url}/{gate.flow}/{gate.run_id}"
+        return links
+
+    def _with_links(self, request: Request) -> Request:
+        """``request`` with :meth:`deep_links` added where it recorded none of its own."""
+        found = self.deep_links(request)
+        extra = {k: v for k, v in found.items() if not request.links.get(k)}
+        return replace(request, links={**request.links, **extra}) if extra else request
+
     def gate_opened(self, request: Request) -> None:
         """Announce a new gate (the :class:`Notifier` port); see :attr:`last_report`."""
         self.notify_opened(request)
@@ -398,14 +473,21 @@ class AppriseNotifier:
 
     def notify_opened(self, request: Request) -> NotificationReport:
         """Announce a new gate; return what was delivered where. Never raises."""
-        return self._send("gate_opened", request, lambda: render_opened(request), "info")
+        return self._send(
+            "gate_opened", request, lambda: render_opened(self._with_links(request)), "info"
+        )
 
     def notify_decided(self, request: Request, decision: Decision) -> NotificationReport:
         """Announce a decision or an expiry; return what was delivered where. Never raises."""
         kind = {"approved": "success", "rejected": "failure"}.get(
             getattr(decision, "outcome", ""), "warning"
         )
-        return self._send("gate_decided", request, lambda: render_decided(request, decision), kind)
+        return self._send(
+            "gate_decided",
+            request,
+            lambda: render_decided(self._with_links(request), decision),
+            kind,
+        )
 
     # -- internals ------------------------------------------------------------------------
 
@@ -556,4 +638,4 @@ def notifier_from_setting(
             f"notifier must be None, 'apprise', an Apprise URL or a list of URLs, not "
             f"{type(value).__name__}.",
         )
-    return AppriseNotifier(urls, **options)
+    return AppriseNotifier(urls, environ=environ, **options)

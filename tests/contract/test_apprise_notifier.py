@@ -404,3 +404,117 @@ def test_bad_retry_options_are_config_errors(kwargs: dict[str, Any]) -> None:
 )
 def test_redact_url(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+# -- deep links from the settings ------------------------------------------------------------
+
+UI_ENV = {
+    "METAFLOW_UI_URL": "https://mf.example.org/",
+    "METAFLOW_HITL_ARGO_UI_URL": "https://argo.example.org",
+}
+ARGO_ORIGIN = {"workflow": "train-abc", "namespace": "ml"}
+
+
+def bodies(listener: Listener) -> list[str]:
+    return [json.loads(r["body"])["message"] for r in listener.received]
+
+
+def test_settings_give_argo_and_metaflow_ui_links_when_opened_and_decided(
+    listener: Listener,
+) -> None:
+    notifier = AppriseNotifier([listener.url()], sleep=no_sleep, environ=UI_ENV)
+    request = make_request(links={}, origin=ARGO_ORIGIN)
+    assert notifier.notify_opened(request).ok
+    assert notifier.notify_decided(request, make_decision("approved")).ok
+    assert notifier.notify_decided(request, make_decision("timed_out")).ok
+    for body in bodies(listener):
+        assert f"Review: {PR}" in body
+        assert "Argo UI: https://argo.example.org/workflows/ml/train-abc" in body
+        # the run page, as Metaflow prints it: {UI_URL}/{flow}/{run_id}
+        assert "Metaflow UI: https://mf.example.org/TrainAndDeploy/argo-train-abc" in body
+    assert notifier.deep_links(request) == {
+        "argo_ui": "https://argo.example.org/workflows/ml/train-abc",
+        "metaflow_ui": "https://mf.example.org/TrainAndDeploy/argo-train-abc",
+    }
+
+
+def test_local_gate_gets_a_metaflow_ui_link_and_no_argo_link(listener: Listener) -> None:
+    notifier = AppriseNotifier([listener.url()], sleep=no_sleep, environ=UI_ENV)
+    request = make_request(
+        gate_id=GateId("TrainAndDeploy", "1712", "gate"), links={}, review={}, runtime="local"
+    )
+    notifier.notify_opened(request)
+    (body,) = bodies(listener)
+    assert "Metaflow UI: https://mf.example.org/TrainAndDeploy/1712" in body
+    assert "Argo UI:" not in body
+    assert "Review:" not in body
+
+
+def test_metaflow_ui_url_argument_wins_over_the_environment(listener: Listener) -> None:
+    notifier = AppriseNotifier(
+        [listener.url()], sleep=no_sleep, environ=UI_ENV, metaflow_ui_url="http://ui.local:8083"
+    )
+    notifier.notify_opened(make_request(links={}))
+    assert "Metaflow UI: http://ui.local:8083/TrainAndDeploy/argo-train-abc" in bodies(listener)[0]
+
+
+def test_links_recorded_in_the_request_win_over_settings(listener: Listener) -> None:
+    notifier = AppriseNotifier([listener.url()], sleep=no_sleep, environ=UI_ENV)
+    origin = {"workflow": "other-wf", "namespace": "ns2"}
+    notifier.notify_opened(make_request(origin=origin))  # links: ARGO and MFUI recorded
+    body = bodies(listener)[0]
+    assert f"Argo UI: {ARGO}" in body
+    assert f"Metaflow UI: {MFUI}" in body
+    assert "mf.example.org" not in body
+    assert "other-wf" not in body
+
+
+def test_without_settings_there_are_no_ui_links(listener: Listener) -> None:
+    notifier = AppriseNotifier([listener.url()], sleep=no_sleep, environ={})
+    notifier.notify_opened(make_request(links={}, origin=ARGO_ORIGIN))
+    body = bodies(listener)[0]
+    assert f"Review: {PR}" in body
+    assert "Argo UI:" not in body
+    assert "Metaflow UI:" not in body
+
+
+def test_setting_apprise_passes_its_environment_on(listener: Listener) -> None:
+    env = {APPRISE_URLS_ENV: listener.url(), **UI_ENV}
+    notifier = notifier_from_setting("apprise", environ=env, sleep=no_sleep)
+    assert notifier is not None
+    notifier.notify_opened(make_request(links={}))
+    body = bodies(listener)[0]
+    assert "Metaflow UI: https://mf.example.org/TrainAndDeploy/argo-train-abc" in body
+
+
+@pytest.mark.parametrize(
+    ("env", "kwargs", "name"),
+    [
+        ({"METAFLOW_UI_URL": "mf.example.org"}, {}, "METAFLOW_UI_URL"),
+        ({"METAFLOW_UI_URL": "javascript:alert(1)//"}, {}, "METAFLOW_UI_URL"),
+        ({"METAFLOW_HITL_ARGO_UI_URL": "ftp://argo"}, {}, "METAFLOW_HITL_ARGO_UI_URL"),
+        ({}, {"metaflow_ui_url": "https://ui .example"}, "metaflow_ui_url"),
+    ],
+    ids=["no-scheme", "javascript", "ftp-argo", "space-argument"],
+)
+def test_a_bad_ui_url_is_a_config_error_up_front(
+    env: dict[str, str], kwargs: dict[str, Any], name: str
+) -> None:
+    with pytest.raises(ConfigError, match=name) as info:
+        AppriseNotifier(["json://127.0.0.1:1/a"], environ=env, **kwargs)
+    assert "is not an http(s) URL" in str(info.value)
+    assert info.value.hint
+
+
+def test_an_argo_setting_broken_after_start_drops_only_that_link(
+    listener: Listener, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = dict(UI_ENV)
+    notifier = AppriseNotifier([listener.url()], sleep=no_sleep, environ=env)
+    env["METAFLOW_HITL_ARGO_UI_URL"] = "argo.example.org"
+    report = notifier.notify_opened(make_request(links={}, origin=ARGO_ORIGIN))
+    assert report.ok
+    body = bodies(listener)[0]
+    assert "Argo UI:" not in body
+    assert "Metaflow UI: https://mf.example.org/" in body
+    assert "no Argo UI link" in caplog.text
