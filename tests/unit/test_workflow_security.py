@@ -64,7 +64,12 @@ def _walk(node: Any, where: str = "") -> Iterator[tuple[str, Any, Any]]:
 
 def test_there_is_something_to_check() -> None:
     names = {p.name for p in WORKFLOWS}
-    assert {"hitl-comments.yml", "hitl-reviews.yml", "hitl-review-decide.yml"} <= names
+    assert {
+        "hitl-comments.yml",
+        "hitl-reviews.yml",
+        "hitl-review-decide.yml",
+        "hitl-remind.yml",
+    } <= names
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
@@ -188,3 +193,15 @@ def test_action_contract_is_versioned_and_complete() -> None:
         "allow-edits": "METAFLOW_HITL_ALLOW_EDITS",
     }.items():
         assert env.get(var) == f"${{{{ inputs.{name} }}}}", f"{var} is not mapped from {name}"
+
+
+def test_the_remind_workflow_is_scheduled_and_installs_a_pinned_commit() -> None:
+    path = ROOT / "github_action" / "hitl-remind.yml"
+    data = _load(path)
+    assert set(_on(data)) == {"schedule", "workflow_dispatch"}
+    steps = [step for _, step in _steps(path, data)]
+    sources = [str((s.get("env") or {}).get("METAFLOW_HITL_SOURCE", "")) for s in steps]
+    pinned = [s for s in sources if s]
+    assert len(pinned) == 1
+    assert re.fullmatch(r"git\+https://github\.com/[^@\s]+@[0-9a-f]{40}", pinned[0]), pinned[0]
+    assert any(re.search(r"metaflow-hitl\"? remind\b", str(s.get("run", ""))) for s in steps)
