@@ -468,7 +468,10 @@ class AppriseNotifier:
     def notify_reminded(self, request: Request, reminder: Reminder) -> NotificationReport:
         """Send a reminder (an escalation from the third on); never raises."""
         return self._send(
-            "gate_reminded", request, lambda: render_reminded(request, reminder), "warning"
+            "gate_reminded",
+            request,
+            lambda: render_reminded(self._with_links(request), reminder),
+            "warning",
         )
 
     def notify_opened(self, request: Request) -> NotificationReport:

@@ -30,7 +30,7 @@ from metaflow_hitl.notify import (
     redact_url,
 )
 from metaflow_hitl.ports import Notifier
-from metaflow_hitl.records import Actor, Decision, Request
+from metaflow_hitl.records import Actor, Decision, Reminder, Request
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 SECRET = "s3cr3t-T0KEN-abc123"
@@ -518,3 +518,20 @@ def test_an_argo_setting_broken_after_start_drops_only_that_link(
     assert "Argo UI:" not in body
     assert "Metaflow UI: https://mf.example.org/" in body
     assert "no Argo UI link" in caplog.text
+
+
+def test_reminders_carry_the_deep_links_too(listener: Listener) -> None:
+    notifier = AppriseNotifier([listener.url()], sleep=no_sleep, environ=UI_ENV)
+    request = make_request(links={}, origin=ARGO_ORIGIN)
+    reminder = Reminder(
+        gate_id=request.gate_id,
+        number=1,
+        due_at=T0 + timedelta(hours=4),
+        sent_at=T0 + timedelta(hours=4),
+        sent_by="waiting-task",
+    )
+    assert notifier.notify_reminded(request, reminder).ok
+    body = bodies(listener)[0]
+    assert f"Review: {PR}" in body
+    assert "Argo UI: https://argo.example.org/workflows/ml/train-abc" in body
+    assert "Metaflow UI: https://mf.example.org/TrainAndDeploy/argo-train-abc" in body
