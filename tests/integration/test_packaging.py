@@ -39,6 +39,8 @@ def test_wheel_has_top_level_txt_templates_and_no_self_dependency(wheel: Path) -
     assert "metaflow_extensions/__init__.py" not in names  # Metaflow refuses one
     assert "metaflow_extensions/hitl/plugins/mfextinit_hitl.py" in names
     assert "metaflow_hitl/templates/__init__.py" in names
+    assert "metaflow_hitl/templates/card.html.j2" in names
+    assert "metaflow_extensions/hitl/plugins/cards/mfextinit_hitl.py" in names
     assert "metaflow_hitl/py.typed" in names
     # An extra that requires metaflow-hitl itself makes Metaflow's loader see a cycle.
     requires = [line for line in meta.splitlines() if line.startswith("Requires-Dist:")]
@@ -78,6 +80,12 @@ def test_wheel_installs_and_metaflow_finds_the_plugin(wheel: Path, tmp_path: Pat
         env = rendering.template_environment()
         source = env.loader.get_source(env, "approval.md.j2")[1]
         assert "site-packages" in source, source
+        # the hitl card type is registered (plugins/cards) and renders from the installed template
+        from metaflow.plugins import CARDS
+        from metaflow_hitl.plugin.card import HitlCard, render_card_html
+        assert [c for c in CARDS if c.type == "hitl"] == [HitlCard], [c.type for c in CARDS]
+        html = render_card_html(request.to_dict(), None, pathspec="F/1/gate/2")
+        assert "No decision recorded" in html and "ship?" in html
         print("OK", metaflow_hitl.__file__)
         """
     )
