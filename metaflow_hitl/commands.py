@@ -35,7 +35,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from metaflow_hitl.schema import MAX_INPUT_BYTES, reject_json_constant
+from metaflow_hitl.schema import MAX_INPUT_BYTES, STRICT_JSON, json_problem
 
 __all__ = ["MAX_COMMENT_BYTES", "Command", "Ignore", "Reply", "parse_comment"]
 
@@ -73,11 +73,11 @@ def _json_object(text: str) -> dict[str, Any] | Reply:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_INPUT_BYTES:
         return Reply(f"The approval input is over {MAX_INPUT_BYTES // 1024} KiB; shorten it.")
     try:
-        value, end = json.JSONDecoder(parse_constant=reject_json_constant).raw_decode(text)
+        value, end = STRICT_JSON.raw_decode(text)
     except json.JSONDecodeError as exc:
         return Reply(
-            f"The input after /approve is not valid JSON ({exc.msg} at line {exc.lineno} "
-            f"column {exc.colno}). Write it as " + '/approve {"deploy_target": "staging"}.'
+            f"The input after /approve is not valid JSON ({json_problem(exc, text)}). "
+            'Write it as /approve {"deploy_target": "staging"}.'
         )
     except RecursionError:
         return Reply("The input after /approve is not valid JSON: it is nested too deeply.")
@@ -105,12 +105,14 @@ def parse_comment(body: str | None) -> Command | Reply | Ignore:
     """
     if not body or not body.strip():
         return Ignore("empty comment")
-    if len(body.encode("utf-8", "surrogatepass")) > MAX_COMMENT_BYTES:
-        if _HEAD.match(body.lstrip()):
-            return Reply(f"This comment is over {MAX_COMMENT_BYTES // 1024} KiB; it was not read.")
-        return Ignore("comment too large to be a command")
     text = body.replace("\r\n", "\n").replace("\r", "\n").lstrip("\n \t")
     head = _HEAD.match(text)
+    if len(body.encode("utf-8", "surrogatepass")) > MAX_COMMENT_BYTES:
+        # The same test as below decides whether it is a command at all: a look-alike that
+        # would be ignored when short is ignored when long, never answered.
+        if head is not None:
+            return Reply(f"This comment is over {MAX_COMMENT_BYTES // 1024} KiB; it was not read.")
+        return Ignore("comment too large to be a command")
     if head is None:
         return Ignore("the comment does not start with /approve or /reject")
     intent = head.group(1)

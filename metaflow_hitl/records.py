@@ -22,8 +22,9 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal, TypeVar, cast
 
-from metaflow_hitl.errors import GateRefError, RecordError
+from metaflow_hitl.errors import ConfigError, GateRefError, RecordError
 from metaflow_hitl.gate_id import GateId
+from metaflow_hitl.schema import check_input_schema, loads_strict
 from metaflow_hitl.timestamps import format_ts, parse_ts
 
 __all__ = [
@@ -521,8 +522,16 @@ _KINDS: dict[str, type[Request] | type[Vote] | type[Decision] | type[Reminder]] 
 
 
 def encode_record(record: Request | Vote | Decision | Reminder) -> bytes:
-    """Serialise a record to UTF-8 JSON bytes (sorted keys, one trailing newline)."""
-    return (json.dumps(record.to_dict(), sort_keys=True, indent=2) + "\n").encode("utf-8")
+    """Serialise a record to UTF-8 JSON bytes (sorted keys, one trailing newline).
+
+    Raises
+    ------
+    ValueError
+        If the record holds NaN or an infinity, which JSON cannot represent (nothing is
+        written rather than a record no strict reader accepts).
+    """
+    text = json.dumps(record.to_dict(), sort_keys=True, indent=2, allow_nan=False)
+    return (text + "\n").encode("utf-8")
 
 
 def decode_record(data: bytes | str, kind: type[_R], *, where: str = "record") -> _R:
@@ -544,7 +553,7 @@ def decode_record(data: bytes | str, kind: type[_R], *, where: str = "record") -
     """
     name = next(k for k, v in _KINDS.items() if v is kind)
     try:
-        doc = json.loads(data)
+        doc = loads_strict(data)  # NaN, Infinity and 1e999 are refused: not JSON numbers
     except (ValueError, UnicodeDecodeError) as exc:
         raise RecordError(f"{where} is not valid JSON ({exc}); it may be truncated.") from None
     except RecursionError:
@@ -563,13 +572,37 @@ def decode_record(data: bytes | str, kind: type[_R], *, where: str = "record") -
     errors = sorted(_validator(name).iter_errors(doc), key=lambda e: list(map(str, e.path)))
     if errors:
         detail = "; ".join(
-            f"{'.'.join(map(str, e.path)) or '(top)'}: {e.message}" for e in errors[:5]
+            f"{'.'.join(map(str, e.path)) or '(top)'}: {_clip(e.message)}" for e in errors[:5]
         )
         raise RecordError(f"{where} is not a valid {fmt} record: {detail}")
+    if name == "request":
+        problem = _input_schema_problem(doc["input_schema"])
+        if problem:
+            raise RecordError(f"{where} is not a valid {fmt} record: {problem}")
     try:
         return cast(_R, kind.from_dict(doc))
     except (ValueError, KeyError, TypeError, GateRefError) as exc:
         raise RecordError(f"{where} is not a valid {fmt} record: {exc}") from None
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _input_schema_problem(schema: dict[str, Any]) -> str | None:
+    """Why a stored ``input_schema`` cannot validate input (``None`` when it can)."""
+    return _schema_problem(json.dumps(schema, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=256)
+def _schema_problem(canonical: str) -> str | None:
+    # Cached by content: a flow's gates share one schema, so listing thousands of requests
+    # checks it once.
+    try:
+        check_input_schema(json.loads(canonical))
+    except ConfigError as exc:
+        return f"input_schema: {_clip(exc.message)}"
+    return None
 
 
 def record_fields(

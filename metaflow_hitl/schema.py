@@ -17,6 +17,7 @@ See https://json-schema.org/draft/2020-12/json-schema-validation for the vocabul
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,7 +26,11 @@ from metaflow_hitl.errors import ConfigError, InvalidInput
 __all__ = [
     "MAX_INPUT_BYTES",
     "SHORT_TYPES",
+    "STRICT_JSON",
+    "check_input_schema",
     "example_input",
+    "json_problem",
+    "loads_strict",
     "normalize_schema",
     "parse_input_json",
     "timeout_input",
@@ -34,6 +39,8 @@ __all__ = [
 
 #: The largest approval input accepted, in bytes of JSON.
 MAX_INPUT_BYTES = 64 * 1024
+#: At most this many problems are listed by :func:`validate_input`, each at most 300 chars.
+MAX_PROBLEMS = 20
 
 #: Short-form type names and the JSON Schema type each stands for.
 SHORT_TYPES: dict[str, str] = {
@@ -86,14 +93,16 @@ def normalize_schema(schema: Mapping[str, Any] | None) -> dict[str, Any]:
             'use the short form {"deploy_target": "str"} or a JSON Schema object.'
         )
     if _is_full_schema(schema):
-        full = json.loads(json.dumps(schema))
-        from jsonschema import Draft202012Validator  # lazy: see records._validator
-        from jsonschema.exceptions import SchemaError
-
         try:
-            Draft202012Validator.check_schema(full)
-        except SchemaError as exc:
-            raise ConfigError(f"input_schema is not a valid JSON Schema: {exc.message}") from None
+            full = loads_strict(json.dumps(schema, allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"input_schema is not plain JSON ({exc}); use only dicts, lists, strings, "
+                "finite numbers, booleans and None."
+            ) from None
+        except RecursionError:
+            raise ConfigError("input_schema is nested too deeply to read.") from None
+        check_input_schema(full)
         if full.get("type") != "object":
             raise ConfigError(
                 'input_schema must describe a JSON object ("type": "object"); approval input '
@@ -128,10 +137,118 @@ def normalize_schema(schema: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+#: Keywords whose values are data, not subschemas: a ``"$ref"`` key inside them is no reference.
+_DATA_KEYWORDS = frozenset({"enum", "const", "default", "examples"})
+
+
+def _references(node: Any) -> list[str]:
+    """Every ``$ref`` / ``$dynamicRef`` value in a schema (data keywords skipped)."""
+    found: list[str] = []
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if key in ("$ref", "$dynamicRef") and isinstance(value, str):
+                    found.append(value)
+                elif key not in _DATA_KEYWORDS:
+                    stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+def check_input_schema(full: Mapping[str, Any]) -> None:
+    """Check a full JSON Schema: valid for draft 2020-12, and every reference resolvable.
+
+    References must point inside the schema (``"#/$defs/target"``): validation runs in the
+    GitHub Action and the waiting task, which never fetch schemas over the network, so a
+    reference that cannot be resolved there would fail every approval after the gate opened.
+
+    Raises
+    ------
+    ConfigError
+        Naming the first problem.
+    """
+    from jsonschema import Draft202012Validator  # lazy: see records._validator
+    from jsonschema.exceptions import SchemaError
+
+    try:
+        Draft202012Validator.check_schema(full)
+    except SchemaError as exc:
+        raise ConfigError(f"input_schema is not a valid JSON Schema: {exc.message}") from None
+    except RecursionError:
+        raise ConfigError("input_schema is nested too deeply to read.") from None
+    from referencing import Registry, Resource
+    from referencing.exceptions import Unresolvable
+    from referencing.jsonschema import DRAFT202012
+
+    resource = Resource.from_contents(full, default_specification=DRAFT202012)
+    base = resource.id() or ""
+    resolver = Registry().with_resource(base, resource).resolver(base_uri=base)
+    for ref in _references(full):
+        try:
+            if not ref.startswith("#"):
+                raise Unresolvable(ref)
+            resolver.lookup(ref)
+        except Unresolvable:
+            raise ConfigError(
+                f"input_schema refers to {ref!r}, which is not inside the schema; put the "
+                'definition under "$defs" and refer to it as "#/$defs/<name>".'
+            ) from None
+
+
 def reject_json_constant(name: str) -> Any:
     """``parse_constant`` hook for :mod:`json`: refuse ``NaN`` and ``Infinity``."""
     # NaN and Infinity are not JSON; records carrying them break strict readers.
     raise json.JSONDecodeError(f"{name} is not valid JSON", name, 0)
+
+
+#: The longest integer literal read from JSON (Python's own limit for ``int(str)``).
+MAX_INT_DIGITS = 4300
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise json.JSONDecodeError(f"the number {text[:40]} is too large for JSON", text, 0)
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise json.JSONDecodeError(
+            f"an integer of {len(text.lstrip('-'))} digits is too long (at most {MAX_INT_DIGITS})",
+            text,
+            0,
+        )
+    return int(text)
+
+
+#: A JSON decoder for text that becomes a record (see :func:`loads_strict`); its
+#: ``raw_decode`` reads one value from the start of a text.
+STRICT_JSON = json.JSONDecoder(
+    parse_constant=reject_json_constant, parse_float=_finite_float, parse_int=_bounded_int
+)
+
+
+def loads_strict(text: str | bytes) -> Any:
+    """:func:`json.loads` for text that becomes a record: every number finite and readable.
+
+    ``NaN``, ``Infinity``, numbers beyond float range (``1e999``, which Python would read as
+    infinity) and integers too long to convert are refused with
+    :class:`json.JSONDecodeError`, as is anything :func:`json.loads` refuses.
+    """
+    if isinstance(text, bytes | bytearray):
+        text = text.decode("utf-8")
+    return STRICT_JSON.decode(text)
+
+
+def json_problem(exc: json.JSONDecodeError, text: str) -> str:
+    """Describe a JSON error for people: ``<what> at line L column C`` when it has a place."""
+    if exc.doc != text:  # raised by a number or constant hook: no place in ``text``
+        return exc.msg
+    return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
 
 
 def parse_input_json(text: str | None) -> dict[str, Any]:
@@ -159,11 +276,11 @@ def parse_input_json(text: str | None) -> dict[str, Any]:
             problems=[f"input is over {MAX_INPUT_BYTES // 1024} KiB of JSON"],
         )
     try:
-        value = json.loads(text, parse_constant=reject_json_constant)
+        value = loads_strict(text)
     except json.JSONDecodeError as exc:
         raise InvalidInput(
             "approval input is not valid JSON",
-            problems=[f"{exc.msg} at line {exc.lineno} column {exc.colno}"],
+            problems=[json_problem(exc, text)],
             hint='Pass a JSON object, e.g. --input \'{"deploy_target": "staging"}\'.',
         ) from None
     except RecursionError:
@@ -194,15 +311,35 @@ def validate_input(schema: Mapping[str, Any], value: Any) -> list[str]:
     -------
     list of str
         One readable line per problem, ordered by field, e.g.
-        ``"replicas: 'three' is not of type 'integer'"``.
+        ``"replicas: 'three' is not of type 'integer'"``; at most :data:`MAX_PROBLEMS`
+        lines of at most 300 characters, then a count of the rest.
+
+    Raises
+    ------
+    ConfigError
+        If the schema refers to a definition it does not hold (a stored schema that was
+        edited by hand; :func:`normalize_schema` refuses such schemas up front).
     """
     from jsonschema import Draft202012Validator  # lazy: see records._validator
+    from referencing.exceptions import Unresolvable
 
     validator = Draft202012Validator(schema)
+    try:
+        errors = sorted(validator.iter_errors(value), key=lambda e: list(map(str, e.path)))
+    except Unresolvable as exc:  # a stored schema that normalize_schema never saw
+        raise ConfigError(
+            f"the gate's input_schema refers to something it does not contain ({exc}); no "
+            "approval input can be checked against it.",
+            hint="Fix input_schema in the flow and start a new run.",
+        ) from None
     problems = []
-    for error in sorted(validator.iter_errors(value), key=lambda e: list(map(str, e.path))):
+    for error in errors[:MAX_PROBLEMS]:
         where = ".".join(str(p) for p in error.path) or "input"
-        problems.append(f"{where}: {error.message}")
+        line = f"{where}: {error.message}"
+        # jsonschema quotes the offending value: keep a reply about a 60 KB value short.
+        problems.append(line if len(line) <= 300 else line[:299] + "…")
+    if len(errors) > MAX_PROBLEMS:
+        problems.append(f"... and {len(errors) - MAX_PROBLEMS} more problems")
     return problems
 
 
