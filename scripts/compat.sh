@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The compatibility matrix: for each Python / Metaflow pair, a venv with that Metaflow and
-# the unit + local integration tests. The full suite runs in .venv (see scripts/test.sh).
+# the unit + local integration tests, and the Argo compile tests (Metaflow before 2.17 writes
+# DAG edges as `dependencies`, 2.17+ as `depends`). The full suite runs in .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PAIRS=${HITL_COMPAT_PAIRS:-"3.10:2.15.21 3.12:2.17.5 3.13:2.19.39"}
@@ -27,5 +28,6 @@ for pair in $PAIRS; do
   echo "==> compat: Python $py, Metaflow $mf"
   "$venv/bin/python" -c "import metaflow, sys; assert metaflow.__version__.startswith('$mf'), metaflow.__version__"
   "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/unit \
-    tests/integration/test_local_gate.py tests/integration/test_step_init_validation.py
+    tests/integration/test_local_gate.py tests/integration/test_step_init_validation.py \
+    tests/integration/test_argo_inject.py
 done
