@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -535,3 +537,41 @@ def test_reminders_carry_the_deep_links_too(listener: Listener) -> None:
     assert f"Review: {PR}" in body
     assert "Argo UI: https://argo.example.org/workflows/ml/train-abc" in body
     assert "Metaflow UI: https://mf.example.org/TrainAndDeploy/argo-train-abc" in body
+
+
+# -- the channel docs: every URL a reader may copy is one Apprise accepts ---------------------
+
+CHANNEL_DOCS = Path(__file__).resolve().parents[2] / "docs" / "channels"
+_DOC_URL = re.compile(
+    r"(?:slack|workflows|mailtos|jsons?|forms?)://[^\s`'\"<>|]+"
+    r"|https://(?:hooks\.slack\.com|[\w.-]+\.logic\.azure\.com)[^\s`'\"<>|]*"
+)
+
+
+# Not copyable examples: redacted as in logs (``slack://***``), elided (``...``), or a syntax
+# template (``workflows://HOST:PORT/...``, ``json://host:port/path``).
+_NOT_A_URL = re.compile(r"\*\*\*|\.\.\.|…|://(?:HOST|host):(?:PORT|port)/")
+
+
+def doc_urls() -> list[tuple[str, str]]:
+    return [
+        (page.stem, url)
+        for page in sorted(CHANNEL_DOCS.glob("*.md"))
+        for url in _DOC_URL.findall(page.read_text(encoding="utf-8"))
+        if not _NOT_A_URL.search(url)
+    ]
+
+
+def test_the_channel_docs_show_urls_for_every_apprise_channel() -> None:
+    pages = {page for page, _ in doc_urls()}
+    assert {"slack", "teams", "email", "webhook"} <= pages, pages
+    assert len(doc_urls()) >= 15
+
+
+@pytest.mark.parametrize(
+    "url", [url for _, url in doc_urls()], ids=[f"{p}-{i}" for i, (p, _) in enumerate(doc_urls())]
+)
+def test_every_url_in_the_channel_docs_is_one_apprise_accepts(url: str) -> None:
+    notifier = notifier_from_setting(url, environ={})
+    assert notifier is not None
+    assert len(notifier.urls) == 1, url  # one URL, not split apart at a comma
