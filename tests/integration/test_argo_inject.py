@@ -235,3 +235,19 @@ def test_argo_workflows_create_refuses_a_workflow_timeout_shorter_than_a_gate(s3
     assert not done.stdout.strip()  # no template printed, gated or not
     assert "@hitl: cannot add gates to the Argo workflow" in done.stderr
     assert "times out after 600s (--workflow-timeout)" in done.stderr
+
+
+def test_a_gate_inside_a_foreach_is_refused_at_compile_time(s3_env, tmp_path):
+    shutil.copy(FLOWS / "config_flow.py", tmp_path / "config_flow.py")
+    done = subprocess.run(
+        [sys.executable, "config_flow.py", "--no-pylint", "argo-workflows", "create", TIMEOUT[0]],
+        cwd=tmp_path,
+        env={**s3_env, "HITL_SHAPE": "foreach"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert not done.stdout.strip()
+    assert "cannot gate a step inside a foreach" in done.stderr
