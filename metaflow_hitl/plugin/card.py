@@ -22,7 +22,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from metaflow.cards import MetaflowCard
+try:  # the module metaflow.cards re-exports it from; importing metaflow.cards costs ~40 ms,
+    # paid by every Metaflow command, since Metaflow loads card types at start-up
+    from metaflow.plugins.cards.card_modules.card import MetaflowCard
+except ImportError:  # pragma: no cover - a Metaflow that moved it
+    from metaflow.cards import MetaflowCard
 
 __all__ = ["HitlCard", "card_context", "render_card_html"]
 
