@@ -17,13 +17,14 @@ import functools
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal, TypeVar, cast
 
 from metaflow_hitl.errors import ConfigError, GateRefError, RecordError
 from metaflow_hitl.gate_id import GateId
+from metaflow_hitl.record_check import compile_schema
 from metaflow_hitl.schema import check_input_schema, loads_strict
 from metaflow_hitl.timestamps import format_ts, parse_ts
 
@@ -569,7 +570,7 @@ def decode_record(data: bytes | str, kind: type[_R], *, where: str = "record") -
             f"({FORMAT_VERSION}).",
             hint="Upgrade metaflow-hitl: pip install -U metaflow-hitl",
         )
-    errors = sorted(_validator(name).iter_errors(doc), key=lambda e: list(map(str, e.path)))
+    errors = [] if _fast_check(name)(doc) else _schema_errors(name, doc)
     if errors:
         detail = "; ".join(
             f"{'.'.join(map(str, e.path)) or '(top)'}: {_clip(e.message)}" for e in errors[:5]
@@ -587,6 +588,16 @@ def decode_record(data: bytes | str, kind: type[_R], *, where: str = "record") -
 
 def _clip(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _schema_errors(name: str, doc: Any) -> list[Any]:
+    return sorted(_validator(name).iter_errors(doc), key=lambda e: list(map(str, e.path)))
+
+
+@functools.cache
+def _fast_check(name: str) -> Callable[[Any], bool]:
+    # Plain-Python checks compiled from the schema; only what they accept skips jsonschema.
+    return compile_schema(RECORD_SCHEMAS[name]) or (lambda _doc: False)
 
 
 def _input_schema_problem(schema: dict[str, Any]) -> str | None:
