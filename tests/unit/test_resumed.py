@@ -1,6 +1,4 @@
 """The gated step after its suspend node ends (Argo): the recorded decision is the only
-
-# ruff: noqa: E501 -- case tables keep one case per line
 authority — a node resumed by hand without one never runs the step."""
 
 from __future__ import annotations
