@@ -22,13 +22,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-try:  # the module metaflow.cards re-exports it from; importing metaflow.cards costs ~40 ms,
-    # paid by every Metaflow command, since Metaflow loads card types at start-up
-    from metaflow.plugins.cards.card_modules.card import MetaflowCard
-except ImportError:  # pragma: no cover - a Metaflow that moved it
-    from metaflow.cards import MetaflowCard
-
-__all__ = ["HitlCard", "card_context", "render_card_html"]
+__all__ = ["card_context", "render_card_html", "render_task"]
 
 #: The template under ``metaflow_hitl/templates``.
 TEMPLATE = "card.html.j2"
@@ -47,44 +41,32 @@ _LINK_LABELS = {
 }
 
 
-class HitlCard(MetaflowCard):
-    """Metaflow card type ``hitl``: ``@card(type="hitl")`` on a ``@hitl`` step.
+def render_task(task: Any, options: Mapping[str, Any] | None = None) -> str:
+    """The card's HTML for ``task`` (a :class:`metaflow.Task`).
+
+    The card type itself, ``HitlCard``, is the Metaflow glue in
+    ``metaflow_extensions/hitl/plugins/hitl_card.py``; it calls this.
 
     Parameters
     ----------
-    options : dict, optional
-        No options are defined; unknown ones are listed on the card, not silently dropped.
+    task
+        The task; its ``hitl_request`` and ``hitl_decision`` artifacts are read.
+    options
+        The card's options: none are defined; unknown ones are listed on the card.
     """
-
-    type = "hitl"  # type: ignore[assignment]  # MetaflowCard declares None
-
-    def __init__(
-        self,
-        options: Mapping[str, Any] | None = None,
-        components: Any = None,
-        graph: Any = None,
-        flow: Any = None,
-        **kwargs: Any,
-    ) -> None:
-        self._options = dict(options or {})
-
-    def render(self, task: Any) -> str:
-        """The card's HTML for ``task`` (a :class:`metaflow.Task`)."""
-        request, request_problem = _artifact(task, "hitl_request")
-        decision, decision_problem = _artifact(task, "hitl_decision")
-        problems = [p for p in (request_problem, decision_problem) if p]
-        if self._options:
-            problems.append(
-                "The hitl card takes no options; ignored: " + ", ".join(sorted(self._options))
-            )
-        links, link_problems = _environment_links(task, request)
-        return render_card_html(
-            request,
-            decision,
-            pathspec=str(getattr(task, "pathspec", "")),
-            links=links,
-            problems=problems + link_problems,
-        )
+    request, request_problem = _artifact(task, "hitl_request")
+    decision, decision_problem = _artifact(task, "hitl_decision")
+    problems = [p for p in (request_problem, decision_problem) if p]
+    if options:
+        problems.append("The hitl card takes no options; ignored: " + ", ".join(sorted(options)))
+    links, link_problems = _environment_links(task, request)
+    return render_card_html(
+        request,
+        decision,
+        pathspec=str(getattr(task, "pathspec", "")),
+        links=links,
+        problems=problems + link_problems,
+    )
 
 
 def _artifact(task: Any, name: str) -> tuple[Any, str | None]:

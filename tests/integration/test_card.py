@@ -14,7 +14,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from metaflow_hitl.plugin.card import HitlCard, render_card_html
+from metaflow_hitl.plugin.card import render_card_html
 
 pytestmark = pytest.mark.integration
 
@@ -302,7 +302,10 @@ def test_unknown_options_are_listed_not_dropped():
         def __contains__(self, name: str) -> bool:
             return False
 
-    html = HitlCard(options={"colour": "red"}).render(FakeTask())
+    from metaflow.plugins import CARDS  # the card type as Metaflow registered it
+
+    (card_type,) = [c for c in CARDS if c.type == "hitl"]
+    html = card_type(options={"colour": "red"}).render(FakeTask())
     assert "takes no options; ignored: colour" in html
 
 

@@ -41,6 +41,7 @@ def test_wheel_has_top_level_txt_templates_and_no_self_dependency(wheel: Path) -
     assert "metaflow_hitl/templates/__init__.py" in names
     assert "metaflow_hitl/templates/card.html.j2" in names
     assert "metaflow_extensions/hitl/plugins/cards/mfextinit_hitl.py" in names
+    assert "metaflow_extensions/hitl/plugins/hitl_card.py" in names
     assert "metaflow_hitl/py.typed" in names
     # An extra that requires metaflow-hitl itself makes Metaflow's loader see a cycle.
     requires = [line for line in meta.splitlines() if line.startswith("Requires-Dist:")]
@@ -82,7 +83,8 @@ def test_wheel_installs_and_metaflow_finds_the_plugin(wheel: Path, tmp_path: Pat
         assert "site-packages" in source, source
         # the hitl card type is registered (plugins/cards) and renders from the installed template
         from metaflow.plugins import CARDS
-        from metaflow_hitl.plugin.card import HitlCard, render_card_html
+        from metaflow_extensions.hitl.plugins.hitl_card import HitlCard
+        from metaflow_hitl.plugin.card import render_card_html
         assert [c for c in CARDS if c.type == "hitl"] == [HitlCard], [c.type for c in CARDS]
         html = render_card_html(request.to_dict(), None, pathspec="F/1/gate/2")
         assert "No decision recorded" in html and "ship?" in html
