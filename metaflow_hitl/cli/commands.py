@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from metaflow._vendor import click
 
+from metaflow_hitl.cli._reads import read_all
 from metaflow_hitl.cli.identity import resolve_actor_login
 from metaflow_hitl.cli.tables import ago, render_table, truncate
 from metaflow_hitl.errors import ConfigError, GateNotFound, HitlError, StoreError, TooLate
@@ -123,11 +124,12 @@ def _status_json(status: GateStatus) -> dict[str, Any]:
 
 
 def _gates(ctx: CliContext, *, pending_only: bool, run_id: str | None) -> list[GateStatus]:
-    out = []
-    for gate_id in ctx.store.list_gates(pending_only=pending_only, flow=ctx.flow):
-        if run_id and gate_id.run_id != run_id:
-            continue
-        out.append(gate_status(ctx.store, gate_id))
+    ids = [
+        gate_id
+        for gate_id in ctx.store.list_gates(pending_only=pending_only, flow=ctx.flow)
+        if not run_id or gate_id.run_id == run_id
+    ]
+    out = read_all(lambda gate_id: gate_status(ctx.store, gate_id), ids)
     order = {"pending": 0}
     out.sort(key=lambda s: (order.get(s.state, 1), -s.request.created_at.timestamp()))
     return out
@@ -392,12 +394,13 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
         _act(ctx, gate_id, "reject", login, {}, reason.strip(), as_json)
 
     def _store_decisions(ctx: CliContext) -> list[tuple[Any, Decision]]:
-        out = []
-        for gate_id in ctx.store.list_gates(pending_only=False, flow=ctx.flow):
+        def read(gate_id: GateId) -> tuple[Any, Decision] | None:
             decision = ctx.store.get_decision(gate_id)
-            request = ctx.store.get_request(gate_id)
-            if decision is not None and request is not None:
-                out.append((request, decision))
+            request = ctx.store.get_request(gate_id) if decision is not None else None
+            return None if decision is None or request is None else (request, decision)
+
+        ids = list(ctx.store.list_gates(pending_only=False, flow=ctx.flow))
+        out = [pair for pair in read_all(read, ids) if pair is not None]
         out.sort(key=lambda pair: (pair[1].decided_at, str(pair[1].gate_id)))
         return out
 
