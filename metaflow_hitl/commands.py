@@ -25,7 +25,8 @@ Examples::
     /reject accuracy regressed on the holdout set
 
 Not commands (ignored): ``> /approve`` (a quote), ``/approved``, a command in the middle of
-a comment or inside a code block, look-alike characters such as a full-width ``／approve``.
+a comment or inside a code block (fenced, or indented by four or more spaces, which Markdown
+shows as code), look-alike characters such as a full-width ``／approve``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ __all__ = ["MAX_COMMENT_BYTES", "Command", "Ignore", "Reply", "parse_comment"]
 MAX_COMMENT_BYTES = 65_536
 
 _HEAD = re.compile(r"/(approve|reject)(?=\s|$)")
+_BLANK_LINES = re.compile(r"\A(?:[ \t]*\n)+")
 _FENCE = re.compile(r"```(?:json)?[ \t]*\n(?P<body>.*?)\n[ \t]*```", re.DOTALL)
 
 
@@ -105,8 +107,11 @@ def parse_comment(body: str | None) -> Command | Reply | Ignore:
     """
     if not body or not body.strip():
         return Ignore("empty comment")
-    text = body.replace("\r\n", "\n").replace("\r", "\n").lstrip("\n \t")
-    head = _HEAD.match(text)
+    text = _BLANK_LINES.sub("", body.replace("\r\n", "\n").replace("\r", "\n"), count=1)
+    stripped = text.lstrip(" \t")
+    indented = len(text[: len(text) - len(stripped)].expandtabs(4)) >= 4
+    text = stripped
+    head = None if indented else _HEAD.match(text)
     if len(body.encode("utf-8", "surrogatepass")) > MAX_COMMENT_BYTES:
         # The same test as below decides whether it is a command at all: a look-alike that
         # would be ignored when short is ignored when long, never answered.
@@ -114,6 +119,8 @@ def parse_comment(body: str | None) -> Command | Reply | Ignore:
             return Reply(f"This comment is over {MAX_COMMENT_BYTES // 1024} KiB; it was not read.")
         return Ignore("comment too large to be a command")
     if head is None:
+        if indented and _HEAD.match(text):
+            return Ignore("a command indented by 4 or more spaces is a code block, not a command")
         return Ignore("the comment does not start with /approve or /reject")
     intent = head.group(1)
     rest = text[head.end() :].strip()

@@ -25,7 +25,7 @@ from typing import Any, Literal, TypeVar, cast
 from metaflow_hitl.errors import ConfigError, GateRefError, RecordError
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.record_check import compile_schema
-from metaflow_hitl.schema import check_input_schema, loads_strict
+from metaflow_hitl.schema import check_input_schema, clip_middle, loads_strict
 from metaflow_hitl.timestamps import format_ts, parse_ts
 
 __all__ = [
@@ -586,8 +586,8 @@ def decode_record(data: bytes | str, kind: type[_R], *, where: str = "record") -
         raise RecordError(f"{where} is not a valid {fmt} record: {exc}") from None
 
 
-def _clip(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _clip(text: str) -> str:
+    return clip_middle(text, 300)
 
 
 def _schema_errors(name: str, doc: Any) -> list[Any]:

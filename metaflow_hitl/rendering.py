@@ -54,6 +54,7 @@ from metaflow_hitl.schema import example_input
 from metaflow_hitl.timestamps import format_ts
 
 __all__ = [
+    "GITHUB_BODY_LIMIT",
     "TEMPLATES_DIR_ENV",
     "ArtifactSummary",
     "approval_path",
@@ -76,6 +77,12 @@ __all__ = [
 TEMPLATES_DIR_ENV = "METAFLOW_HITL_TEMPLATES_DIR"
 #: Artifact rows shown in an approval file; the rest are counted.
 MAX_ARTIFACT_ROWS = 50
+#: GitHub refuses issue, pull request and comment bodies longer than this many characters.
+#: Escaping can make text six times longer (``&`` is ``&amp;``), so the free text of a PR or
+#: issue body or a reply (the message, a reason, the input) is cut until the body fits.
+GITHUB_BODY_LIMIT = 65_536
+# (characters of free text kept, artifact rows kept) tried in turn until a body fits.
+_SHRINK = ((None, MAX_ARTIFACT_ROWS), (8_000, MAX_ARTIFACT_ROWS), (3_000, 20), (1_000, 5), (200, 0))
 
 _LINK_LABELS = {
     "metaflow_ui": "Metaflow UI",
@@ -434,6 +441,26 @@ def _gate_context(
 # --- render functions -----------------------------------------------------------------
 
 
+def _cut(text: str | None, keep: int | None, where: str) -> str | None:
+    """``text`` cut to ``keep`` characters, saying how much was left out and where it is."""
+    if text is None or keep is None or len(text) <= keep:
+        return text
+    return f"{text[:keep]}\n\n[{len(text) - keep} more characters are not shown here: {where}]"
+
+
+def _fitted(render: Any, what: str) -> str:
+    """The first rendering, from least to most shortened, that GitHub accepts."""
+    for keep, rows in _SHRINK:
+        text = render(keep, rows)
+        if len(text) <= GITHUB_BODY_LIMIT:
+            return str(text)
+    raise ConfigError(
+        f"the {what} is over GitHub's {GITHUB_BODY_LIMIT}-character limit even with the "
+        "message, reasons and artifacts cut short.",
+        hint=f"Shorten the template override ({TEMPLATES_DIR_ENV} or templates_dir=).",
+    )
+
+
 def _render_gate(
     request: Request,
     template: str,
@@ -443,11 +470,31 @@ def _render_gate(
     flow_file_hint: str | None,
     templates_dir: str | os.PathLike[str] | None,
 ) -> str:
-    """Render a gate document and put the marker first (outside any template override)."""
+    """Render a gate document and put the marker first (outside any template override).
+
+    Pull request and issue bodies are fitted to :data:`GITHUB_BODY_LIMIT`; the approval file
+    (a file in git) always holds the full message.
+    """
+    rows = list(artifacts)
     ctx = _gate_context(
-        request, artifacts=artifacts, links=links, flow_file_hint=flow_file_hint, mode=mode
+        request, artifacts=rows, links=links, flow_file_hint=flow_file_hint, mode=mode
     )
-    return render_marker(request) + "\n" + _render(template, ctx, templates_dir)
+    marker = render_marker(request) + "\n"
+    if mode == "file":
+        return marker + _render(template, ctx, templates_dir)
+    where = f"the approval file {approval_path(request.gate_id)} has them"
+
+    def render(keep: int | None, max_rows: int) -> str:
+        shown = min(max_rows, MAX_ARTIFACT_ROWS)
+        local = {
+            **ctx,
+            "message": _cut(request.message, keep, where),
+            "artifacts": rows[:shown],
+            "artifacts_hidden": max(0, len(rows) - shown),
+        }
+        return marker + _render(template, local, templates_dir)
+
+    return _fitted(render, f"{mode} body of gate {request.gate_id}")
 
 
 def render_approval_file(
@@ -581,6 +628,9 @@ def render_reply(
 ) -> str:
     """The bot's reply comment (``reply.md.j2``), starting with its reply marker.
 
+    The reply fits :data:`GITHUB_BODY_LIMIT`: a long reason, input or refusal is cut, and the
+    reply says so and where to read the rest.
+
     Parameters
     ----------
     request
@@ -601,20 +651,34 @@ def render_reply(
         refusal = result
     if decision is not None:
         _check_pair(request, decision)
-    ctx = {
-        "request": request,
-        "gate_id": str(request.gate_id),
-        "decision": decision,
-        "summary": replace(decision, reason=None).summary() if decision else None,
-        "evidence": {"url": _link_destination(decision.evidence_url), "text": decision.evidence_url}
-        if decision and decision.evidence_url
-        else None,
-        "input_json": json.dumps(decision.input, indent=2, ensure_ascii=False)
+    input_json = (
+        json.dumps(decision.input, indent=2, ensure_ascii=False)
         if decision and decision.input
-        else None,
-        "refusal": refusal,
-        "hint": hint,
-        "commands": _commands(request, None),
-    }
-    body = _render("reply.md.j2", ctx, templates_dir)
-    return render_reply_marker(request.gate_id) + "\n" + body
+        else None
+    )
+    where = f"see them with: metaflow-hitl show {request.gate_id}"
+    marker = render_reply_marker(request.gate_id) + "\n"
+
+    def render(keep: int | None, _rows: int) -> str:
+        shown = decision
+        if decision is not None and keep is not None and decision.reason:
+            shown = replace(decision, reason=_cut(decision.reason, keep, where))
+        ctx = {
+            "request": request,
+            "gate_id": str(request.gate_id),
+            "decision": shown,
+            "summary": replace(decision, reason=None).summary() if decision else None,
+            "evidence": {
+                "url": _link_destination(decision.evidence_url),
+                "text": decision.evidence_url,
+            }
+            if decision and decision.evidence_url
+            else None,
+            "input_json": _cut(input_json, keep, where),
+            "refusal": _cut(refusal, keep, where),
+            "hint": _cut(hint, keep, where),
+            "commands": _commands(request, None),
+        }
+        return marker + _render("reply.md.j2", ctx, templates_dir)
+
+    return _fitted(render, f"reply on gate {request.gate_id}")

@@ -28,6 +28,7 @@ __all__ = [
     "SHORT_TYPES",
     "STRICT_JSON",
     "check_input_schema",
+    "clip_middle",
     "example_input",
     "json_problem",
     "loads_strict",
@@ -336,11 +337,23 @@ def validate_input(schema: Mapping[str, Any], value: Any) -> list[str]:
     for error in errors[:MAX_PROBLEMS]:
         where = ".".join(str(p) for p in error.path) or "input"
         line = f"{where}: {error.message}"
-        # jsonschema quotes the offending value: keep a reply about a 60 KB value short.
-        problems.append(line if len(line) <= 300 else line[:299] + "…")
+        # jsonschema quotes the offending value: keep a reply about a 60 KB value short, with
+        # the verdict at the end of the line.
+        problems.append(clip_middle(line, 300))
     if len(errors) > MAX_PROBLEMS:
         problems.append(f"... and {len(errors) - MAX_PROBLEMS} more problems")
     return problems
+
+
+def clip_middle(text: str, limit: int) -> str:
+    """``text`` at most ``limit`` characters long, its middle replaced by ``…`` if needed.
+
+    Messages quoting a value (``'xxx…xxx' is too long``) keep their start and their verdict.
+    """
+    if len(text) <= limit:
+        return text
+    tail = limit // 2
+    return text[: limit - tail - 1] + "…" + text[-tail:]
 
 
 def example_input(schema: Mapping[str, Any]) -> dict[str, Any]:
