@@ -1,0 +1,335 @@
+"""Scale: 1,000 to 10,000 gates in one store -- what ``list``, ``audit``, ``show`` and one
+``approve`` cost, and how the cost grows.
+
+The store (local directory, and S3 on a loopback moto server) is filled in steps up to each
+size in ``--sizes`` through the store API in parallel threads. Every gate is reviewed in a
+local bare git repo (``review: git``); its history is written with ``git fast-import`` in the
+shape ``GitReviewBackend.record_decision`` leaves: one decision commit per decided gate on
+``main`` (``decisions/<flow>/<run>/<step>.json``, the ``Hitl-*`` trailers, the decider as
+author) and one ``hitl/<flow>/<run>/<step>`` branch per gate. ``--pending`` gates stay
+undecided; the others are decided (half approved through ``gates.decide``, half timed out).
+
+At each size it times, in process through the CLI (click's runner; median of ``--repeat``):
+``list`` (the pending-first inbox), ``list --all``, ``audit`` (git history checked against the
+store), ``audit --source store``, ``show GATE``, and ``approve GATE`` of a pending gate
+(including its commit to the review repo); and the same commands cold, as
+``metaflow-hitl --store ... CMD`` subprocesses.
+
+    python benchmarks/bench_scale.py                                  # local + S3, 1k 5k 10k
+    python benchmarks/bench_scale.py --stores local --sizes 1000 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from metaflow._vendor.click.testing import CliRunner
+
+from metaflow_hitl.cli.console import main
+from metaflow_hitl.gate_id import GateId
+from metaflow_hitl.gates import _timeout_decision, decide
+from metaflow_hitl.records import Actor, Decision, Request
+from metaflow_hitl.rendering import decision_path, render_commit_message, render_decision_record
+from metaflow_hitl.review.publish import publish_decision
+from metaflow_hitl.spec import GateSpec
+from metaflow_hitl.stores import open_store
+from metaflow_hitl.timestamps import utc_now
+
+RESULTS = Path(__file__).parent / "results"
+CONSOLE = str(Path(sys.executable).with_name("metaflow-hitl"))
+FLOWS = 10
+
+
+# -- the moto server --------------------------------------------------------------------------
+
+
+def start_moto(*, serialised: bool = False) -> tuple[subprocess.Popen[Any], str]:
+    """A moto S3 server on loopback; ``serialised`` serves one request at a time (as the
+    test fixture does, so moto's conditional PUT cannot interleave with another)."""
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    if serialised:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from tests.contract.test_store_contract import _MOTO_SERVER
+
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _MOTO_SERVER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            text=True,
+        )
+        assert proc.stdout is not None
+        endpoint = f"http://127.0.0.1:{proc.stdout.readline().strip()}"
+    else:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("moto_server")), "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        endpoint = f"http://127.0.0.1:{port}"
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        METAFLOW_S3_ENDPOINT_URL=endpoint,
+    )
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=endpoint)
+    for _ in range(100):
+        try:
+            client.list_buckets()
+            break
+        except Exception:
+            time.sleep(0.1)
+    return proc, endpoint
+
+
+# -- filling ------------------------------------------------------------------------------------
+
+
+def gate_of(i: int) -> GateId:
+    return GateId(f"Flow{i % FLOWS}", str(1000 + i), "deploy")
+
+
+def fill(
+    location: str, review: str, start: int, end: int, pending: int, threads: int
+) -> tuple[list[tuple[Request, Decision]], float]:
+    """Create gates ``start..end-1``; the first ``pending`` overall stay undecided."""
+    store = open_store(location)
+    spec = GateSpec.from_options(message="Deploy model?", timeout="7d", approvers=["bob"])
+
+    def one(i: int) -> tuple[Request, Decision] | None:
+        now = utc_now()
+        request = spec.request_for(
+            gate_of(i),
+            message=f"Deploy model v{i}?",
+            started_by="alice",
+            runtime="local",
+            now=now,
+            store=location,
+            review={"backend": "git", "location": review},
+        )
+        store.create_request(request)
+        if i < pending:
+            return None
+        if i % 2:
+            return request, store.create_decision(_timeout_decision(request, now))
+        actor = Actor(login="bob", channel="cli", at=now, source="flag")
+        result = decide(store, request.gate_id, actor=actor, intent="approve", now=now)
+        assert result.decision is not None
+        return request, result.decision
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        pairs = [p for p in pool.map(one, range(start, end)) if p is not None]
+    return pairs, time.perf_counter() - t0
+
+
+def write_history(review: str, pairs: list[tuple[Request, Decision]], first: bool) -> float:
+    """Append one decision commit per pair to ``main`` and a branch per gate (fast-import)."""
+    t0 = time.perf_counter()
+    if first:
+        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", review], check=True)
+    lines: list[bytes] = []
+
+    def data(text: str) -> None:
+        raw = text.encode("utf-8")
+        lines.append(b"data %d\n" % len(raw) + raw + b"\n")
+
+    stamp = int(time.time())
+    for n, (request, decision) in enumerate(pairs):
+        lines.append(b"commit refs/heads/main\n")
+        lines.append(b"mark :%d\n" % (n + 1))
+        who = decision.decided_by.encode()
+        lines.append(b"author %s <%s@users.noreply.github.com> %d +0000\n" % (who, who, stamp))
+        bot = b"metaflow-hitl <metaflow-hitl@users.noreply.github.com>"
+        lines.append(b"committer %s %d +0000\n" % (bot, stamp))
+        data(render_commit_message(request, decision))
+        if n == 0 and not first:
+            lines.append(b"from refs/heads/main^0\n")
+        lines.append(b"M 100644 inline %s\n" % decision_path(request.gate_id).encode())
+        data(render_decision_record(request, decision))
+        gate = request.gate_id
+        branch = f"refs/heads/hitl/{gate.flow}/{gate.run_id}/{gate.step}".encode()
+        lines.append(b"reset %s\nfrom :%d\n\n" % (branch, n + 1))
+    subprocess.run(
+        ["git", "-C", review, "fast-import", "--quiet"], input=b"".join(lines), check=True
+    )
+    return time.perf_counter() - t0
+
+
+# -- timing -------------------------------------------------------------------------------------
+
+
+def in_process(location: str, args: list[str], repeat: int) -> dict[str, Any]:
+    samples, rows, code = [], None, 0
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = CliRunner().invoke(main, ["--store", location, *args])
+        samples.append(time.perf_counter() - t0)
+        code = result.exit_code
+        if code != 0:
+            raise RuntimeError(f"{args}: exit {code}: {result.output[-2000:]}")
+        if "--json" in args:
+            parsed = json.loads(result.output)
+            rows = len(parsed) if isinstance(parsed, list) else 1
+    return {"median_s": statistics.median(samples), "samples_s": samples, "rows": rows}
+
+
+def cold(location: str, args: list[str], repeat: int) -> dict[str, Any]:
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [CONSOLE, "--store", location, *args], capture_output=True, text=True, check=False
+        )
+        samples.append(time.perf_counter() - t0)
+        if proc.returncode != 0:
+            raise RuntimeError(f"cold {args}: exit {proc.returncode}: {proc.stderr[-2000:]}")
+    return {"median_s": statistics.median(samples), "samples_s": samples}
+
+
+def _say(size: int, how: str, name: str, seconds: float) -> None:
+    print(f"  {size:>6} {how:10} {name:22} {seconds:.3f} s", flush=True)
+
+
+def decide_only(location: str, gate_id: GateId) -> float:
+    """One approval through ``gates.decide`` alone: the store's part of a decision."""
+    store = open_store(location)
+    t0 = time.perf_counter()
+    actor = Actor(login="bob", channel="cli", at=utc_now(), source="flag")
+    result = decide(store, gate_id, actor=actor, intent="approve")
+    assert result.decision is not None
+    seconds = time.perf_counter() - t0
+    request = store.get_request(gate_id)
+    assert request is not None
+    publish_decision(request, result.decision)  # untimed: keeps the review repo in step
+    return seconds
+
+
+def measure(
+    location: str, size: int, next_pending: Callable[[], GateId], repeat: int, slow_repeat: int
+) -> dict[str, Any]:
+    shown = str(gate_of(size - 1))
+    out: dict[str, Any] = {"gates": size, "in_process": {}, "cold": {}}
+    commands = {
+        "list": (["list", "--json"], repeat),
+        "list --all": (["list", "--all", "--json"], max(slow_repeat, 1)),
+        "audit": (["audit", "--json"], max(slow_repeat, 1)),
+        "audit --source store": (["audit", "--source", "store", "--json"], max(slow_repeat, 1)),
+        "show": (["show", shown, "--json"], repeat),
+    }
+    for name, (args, n) in commands.items():
+        out["in_process"][name] = in_process(location, args, n)
+        _say(size, "in-process", name, out["in_process"][name]["median_s"])
+    seconds = decide_only(location, next_pending())
+    out["in_process"]["decide (store only)"] = {"median_s": seconds}
+    _say(size, "in-process", "decide (store only)", seconds)
+    approve = ["approve", str(next_pending()), "--as", "bob", "--json"]
+    out["in_process"]["approve"] = in_process(location, approve, 1)
+    _say(size, "in-process", "approve", out["in_process"]["approve"]["median_s"])
+    for name, (args, _) in commands.items():
+        if slow_repeat == 0 and name in ("list --all", "audit", "audit --source store"):
+            continue  # --s3-slow-repeat 0: in process only (cold adds only start-up)
+        out["cold"][name] = cold(location, args, 1)
+        _say(size, "cold", name, out["cold"][name]["median_s"])
+    approve = ["approve", str(next_pending()), "--as", "bob", "--json"]
+    out["cold"]["approve"] = cold(location, approve, 1)
+    _say(size, "cold", "approve", out["cold"]["approve"]["median_s"])
+    return out
+
+
+def run_store(
+    kind: str, location: str, sizes: list[int], args: argparse.Namespace, tmp: str
+) -> dict[str, Any]:
+    review = os.path.join(tmp, f"review-{kind}.git")
+    pending_left = list(range(args.pending))
+
+    def next_pending() -> GateId:
+        return gate_of(pending_left.pop(0))
+
+    steps = []
+    done = 0
+    for size in sizes:
+        pairs, fill_s = fill(location, review, done, size, args.pending, args.threads)
+        git_s = write_history(review, pairs, first=done == 0)
+        print(f"{kind}: filled {done}..{size} in {fill_s:.1f} s (+ git {git_s:.1f} s)", flush=True)
+        done = size
+        slow = args.slow_repeat if kind == "local" else args.s3_slow_repeat
+        step = measure(location, size, next_pending, args.repeat, slow)
+        step.update(fill_s=fill_s, git_history_s=git_s, pending=len(pending_left))
+        steps.append(step)
+    return {"store": kind, "steps": steps}
+
+
+def main_() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 10000])
+    parser.add_argument("--stores", nargs="+", default=["local", "s3"], choices=["local", "s3"])
+    parser.add_argument("--pending", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--slow-repeat", type=int, default=3)
+    parser.add_argument(
+        "--s3-slow-repeat",
+        type=int,
+        default=0,
+        help="runs of the slow S3 commands; 0: one in-process run and no cold run",
+    )
+    parser.add_argument("--out", default=str(RESULTS / "scale.json"))
+    args = parser.parse_args()
+    os.environ["USER"] = os.environ.get("USER") or "alice"
+    results: dict[str, Any] = {
+        "sizes": args.sizes,
+        "pending": args.pending,
+        "machine": {"nproc": os.cpu_count(), "python": sys.version.split()[0]},
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip(),
+        "stores": [],
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        if "local" in args.stores:
+            results["stores"].append(
+                run_store("local", os.path.join(tmp, "store"), args.sizes, args, tmp)
+            )
+        if "s3" in args.stores:
+            proc, endpoint = start_moto()
+            try:
+                import boto3
+
+                boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="bench")
+                results["stores"].append(run_store("s3", "s3://bench/hitl", args.sizes, args, tmp))
+            finally:
+                proc.terminate()
+                proc.wait(10)
+    results["load_average_after"] = list(os.getloadavg())
+    Path(args.out).parent.mkdir(exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main_()
