@@ -21,11 +21,22 @@ def utc_now() -> datetime:
 
 
 def format_ts(value: datetime) -> str:
-    """Format an aware datetime as UTC with millisecond precision and a ``Z``."""
+    """Format an aware datetime as UTC with millisecond precision and a ``Z``.
+
+    Any offset is converted to UTC; sub-millisecond digits are dropped (rounded down), so
+    ``parse_ts(format_ts(t))`` is ``t`` to the millisecond and never later than ``t``.
+
+    Raises
+    ------
+    ValueError
+        For a naive datetime (no time zone): its instant is unknown.
+    """
     if value.tzinfo is None:
         raise ValueError("naive datetimes are not allowed in records; use UTC")
-    value = value.astimezone(timezone.utc)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    # isoformat, not strftime: strftime("%Y") drops the leading zeros of years before 1000 on
+    # glibc, which parse_ts (and the record schemas) would then refuse.
+    return value.isoformat(timespec="milliseconds") + "Z"
 
 
 def parse_ts(text: str) -> datetime:
