@@ -351,11 +351,10 @@ class HitlDecorator(StepDecorator):
             },
         )
         decided = store.get_decision(gate_id)
-        if decided is None:
-            if created:
-                print_waiting(request, flow_file=sys.argv[0], review=refs)
-            else:
-                print_rejoined(request, run_id=run_id, retry_count=retry_count)
+        if created:  # even if a fast decider already decided it: say what was asked
+            print_waiting(request, flow_file=sys.argv[0], review=refs)
+        elif decided is None:
+            print_rejoined(request, run_id=run_id, retry_count=retry_count)
         interval = self.spec.poll_interval or LOCAL_POLL_INTERVAL
         if decided is None:
             from metaflow_hitl.reminders import reminders_while_waiting
@@ -375,10 +374,14 @@ class HitlDecorator(StepDecorator):
             )
             if decided.outcome == "timed_out":
                 publish_decision(request, decided)  # this task recorded the expiry
-            if self._notifier is not None:  # the task that waited announces the outcome
-                self._notifier.gate_decided(request, decided)
+            announce = True
+        else:  # decided already: announce it only if this task opened the gate (a fast decider)
+            announce = created
+        linked = replace(request, review={**request.review, **refs})  # with the PR/issue link
+        if announce and self._notifier is not None:
+            self._notifier.gate_decided(linked, decided)
         print_decided(decided)
-        return request, decided
+        return linked, decided
 
     def _approval_file(self, request: Any, graph: Any, step_name: str, inputs: Any) -> str:
         from metaflow_hitl.rendering import render_approval_file, summarize_artifacts

@@ -49,7 +49,7 @@ def test_gate_opened_and_decided_are_announced(workspace, listener):
     code, out = ws.finish(proc)
     assert code == 0, out
     texts = [json.dumps(r) for r in received]
-    assert len(texts) == 2, texts
+    assert len(texts) == 2, (texts, out)
     assert gate in texts[0]
     assert "Accuracy 94.3%: deploy?" in texts[0]
     assert "Approved:" in texts[1]
