@@ -96,8 +96,9 @@ class HitlDecorator(StepDecorator):
         ``METAFLOW_HITL_APPRISE_URLS``), an Apprise URL or a list of them. A failed
         notification is retried and reported, never fails the gate.
     review : str, optional
-        Reserved for the review repo (``"github:org/repo"``, ``"git:URL"``); not used by this
-        release.
+        Where the gate is reviewed: ``"github:org/repo"`` (a PR, or ``?mode=issue``),
+        ``"git:URL"`` or ``"none"``; default ``METAFLOW_HITL_REVIEW``, else a local git repo
+        beside the store.
     poll_interval : str, optional
         How often a local run checks for a decision (default ``0.1s``).
     remind_every : str, optional
