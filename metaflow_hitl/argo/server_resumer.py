@@ -18,6 +18,7 @@ https://argo-workflows.readthedocs.io/en/latest/node-field-selector/.
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -35,6 +36,7 @@ from metaflow_hitl.records import Decision, Request
 
 __all__ = ["ArgoServerResumer", "node_field_selector"]
 
+#: Seconds to connect and to wait for each answer; ``METAFLOW_HITL_ARGO_TIMEOUT`` overrides.
 _TIMEOUT = 30.0
 _SYNC_HINT = "Retry later with: python flow.py hitl sync"
 
@@ -136,7 +138,7 @@ class ArgoServerResumer:
         url = self.server_url + path
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
         try:
-            resp = session.request(method, url, headers=headers, json=body, timeout=_TIMEOUT)
+            resp = session.request(method, url, headers=headers, json=body, timeout=_timeout())
         except requests.RequestException as exc:
             raise StoreError(
                 self._scrub(
@@ -173,6 +175,23 @@ class ArgoServerResumer:
             f"(HTTP {resp.status_code}: {detail})",
             hint=_SYNC_HINT,
         )
+
+
+def _timeout() -> float:
+    """``METAFLOW_HITL_ARGO_TIMEOUT`` (seconds per request), else 30."""
+    text = os.environ.get("METAFLOW_HITL_ARGO_TIMEOUT", "").strip()
+    if not text:
+        return _TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 3600:
+        raise ConfigError(
+            f"METAFLOW_HITL_ARGO_TIMEOUT={text!r} is not a number of seconds.",
+            hint=f"Set it to e.g. {_TIMEOUT:g}, or unset it.",
+        )
+    return value
 
 
 def _error_detail(resp: Any) -> str:

@@ -37,7 +37,10 @@ retry costs one more GET, to compare nonces.
 boto3 is the ``[s3]`` extra and is imported only when the first request is made. Without an
 explicit client the store follows Metaflow's S3 settings: the endpoint from
 ``METAFLOW_S3_ENDPOINT_URL`` (or Metaflow's config file), certificate checks from
-``METAFLOW_S3_VERIFY_CERTIFICATE``, and credentials from the standard AWS chain.
+``METAFLOW_S3_VERIFY_CERTIFICATE``, and credentials from the standard AWS chain. Each attempt
+waits at most ``METAFLOW_HITL_S3_TIMEOUT`` seconds (default 20) to connect and for an answer,
+so a silent server is a lost answer, retried, never a hang; botocore's own retries follow
+``AWS_MAX_ATTEMPTS`` (standard mode: 3 attempts).
 """
 
 from __future__ import annotations
@@ -68,6 +71,16 @@ _LAYOUT = "v1"
 _ATTEMPTS = 5
 _BACKOFF_SECONDS = 0.05
 _INSTALL_HINT = "pip install 'metaflow-hitl[s3]'"
+#: Default seconds to connect and to wait for an answer, per attempt (records are small; a
+#: silent server is a lost answer, retried). ``METAFLOW_HITL_S3_TIMEOUT`` overrides it.
+_TIMEOUT_SECONDS = 20.0
+#: S3 error codes that mean "busy or failing, try again", whatever the status.
+_TRANSIENT = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout"}
+_RETRY_HINT = (
+    "S3 was failing or throttling after the client's retries. Run the same command again "
+    "(safe to repeat: the first decision wins); if it persists, check the S3 endpoint "
+    "(METAFLOW_S3_ENDPOINT_URL) and its health."
+)
 
 _R = TypeVar("_R", Request, Vote, Decision, Reminder)
 
@@ -381,7 +394,9 @@ def _default_client() -> Any:
         raise ConfigError(
             "the S3 store needs boto3, which is not installed.", hint=_INSTALL_HINT
         ) from None
-    params: dict[str, Any] = {"config": Config(retries={"mode": "standard"})}
+    timeout = _timeout_setting()
+    config = Config(retries={"mode": "standard"}, connect_timeout=timeout, read_timeout=timeout)
+    params: dict[str, Any] = {"config": config}
     endpoint = _setting("S3_ENDPOINT_URL")
     if endpoint:
         params["endpoint_url"] = endpoint
@@ -389,6 +404,23 @@ def _default_client() -> Any:
     if verify:
         params["verify"] = False if str(verify).lower() in {"false", "0", "no"} else verify
     return boto3.session.Session().client("s3", **params)
+
+
+def _timeout_setting() -> float:
+    """``METAFLOW_HITL_S3_TIMEOUT``: seconds to connect and to wait for each answer."""
+    text = os.environ.get("METAFLOW_HITL_S3_TIMEOUT", "").strip()
+    if not text:
+        return _TIMEOUT_SECONDS
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 3600:
+        raise ConfigError(
+            f"METAFLOW_HITL_S3_TIMEOUT={text!r} is not a number of seconds.",
+            hint=f"Set it to e.g. {_TIMEOUT_SECONDS:g}, or unset it.",
+        )
+    return value
 
 
 def _nonce_of(data: bytes, kind: type[_R]) -> str | None:
@@ -438,7 +470,10 @@ def _client_error(what: str, url: str, exc: Any) -> StoreError:
     status = _status(exc)
     message = str(exc.response.get("Error", {}).get("Message", "")).strip()
     detail = code + (f" (HTTP {status})" if status else "") + (f": {message}" if message else "")
-    return StoreError(f"cannot {what} {url}: S3 said {detail}", hint=_HINTS.get(code))
+    hint = _HINTS.get(code)
+    if hint is None and (code in _TRANSIENT or (status or 0) >= 500):
+        hint = _RETRY_HINT
+    return StoreError(f"cannot {what} {url}: S3 said {detail}", hint=hint)
 
 
 def _transport_error(what: str, url: str, exc: Exception) -> StoreError:

@@ -41,7 +41,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -98,6 +98,8 @@ class Exchange:
     upstream_status: int | None
     #: What the client was sent: a status, or None (dropped, hung).
     client_status: int | None
+    #: Whether the answer reached the client's socket (False: dropped, hung, client gone).
+    delivered: bool
     started: float
     elapsed: float
 
@@ -152,7 +154,7 @@ class FaultProxy:
             def handle_one_request(self) -> None:
                 try:
                     super().handle_one_request()
-                except _Dropped:
+                except (_Dropped, OSError):  # dropped on purpose, or the client went away
                     self.close_connection = True
 
             def _serve(self) -> None:
@@ -327,7 +329,7 @@ class FaultProxy:
                     return rule
         return None
 
-    def _record(self, handler: Any, rule: Rule | None, started: float, **kw: Any) -> None:
+    def _record(self, handler: Any, rule: Rule | None, started: float, **kw: Any) -> int:
         exchange = Exchange(
             method=handler.command,
             path=handler.path,
@@ -338,13 +340,20 @@ class FaultProxy:
         )
         with self._lock:
             self.log.append(exchange)
+            return len(self.log) - 1
 
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
         started = time.monotonic()
         body = _read_body(handler)
         if body is None:  # the client died mid-body: a real server discards the request
             self._record(
-                handler, None, started, forwarded=False, upstream_status=None, client_status=None
+                handler,
+                None,
+                started,
+                forwarded=False,
+                upstream_status=None,
+                client_status=None,
+                delivered=False,
             )
             raise _Dropped
         rule = self._pick(handler.command, handler.path, body)
@@ -358,33 +367,35 @@ class FaultProxy:
             except OSError:
                 answer = (502, [("Content-Type", "text/plain")], b"upstream unreachable")
             forwarded = True
-        upstream_status = answer[0] if forwarded and answer else None
-        done = dict(forwarded=forwarded, upstream_status=upstream_status)
+        done = dict(forwarded=forwarded, upstream_status=answer[0] if answer else None)
         if rule is not None and rule.kind == "delay" and rule.after:
             self._wait(handler, rule.seconds)
-        if rule is not None and rule.kind == "drop":
-            self._record(handler, rule, started, client_status=None, **done)
-            _reset(handler.connection)
-            raise _Dropped
-        if rule is not None and rule.kind == "hang":
-            self._hang(handler)
-            self._record(handler, rule, started, client_status=None, **done)
+        if rule is not None and rule.kind in ("drop", "hang"):
+            if rule.kind == "hang":
+                self._hang(handler)
+            self._record(handler, rule, started, client_status=None, delivered=False, **done)
             _reset(handler.connection)
             raise _Dropped
         if rule is not None and rule.kind == "status":
             answer = (rule.status, list(rule.headers.items()), rule.body)
         assert answer is not None
-        self._record(handler, rule, started, client_status=answer[0], **done)
         status, headers, data = answer
-        handler.send_response(status)
-        for name, value in headers:
-            if name.lower() not in _HOP and name.lower() != "content-length":
-                handler.send_header(name, value)
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        if handler.command != "HEAD":
-            handler.wfile.write(data)
-        handler.wfile.flush()
+        # Logged before the answer is sent, so a client that has its answer finds it logged.
+        index = self._record(handler, rule, started, client_status=status, delivered=True, **done)
+        try:
+            handler.send_response(status)
+            for name, value in headers:
+                if name.lower() not in _HOP and name.lower() != "content-length":
+                    handler.send_header(name, value)
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            if handler.command != "HEAD":
+                handler.wfile.write(data)
+            handler.wfile.flush()
+        except OSError:  # the client is gone (killed, or gave up)
+            with self._lock:
+                self.log[index] = replace(self.log[index], delivered=False)
+            raise _Dropped from None
 
     def _forward(
         self, handler: BaseHTTPRequestHandler, body: bytes
