@@ -466,9 +466,13 @@ def _deploying_to_argo() -> bool:
 def _notifier(setting: Any) -> Any:
     if setting in (None, ""):
         return None
+    from metaflow import metaflow_config
+
     from metaflow_hitl.notify import notifier_from_setting
 
-    return notifier_from_setting(setting)
+    # Metaflow's UI_URL comes from the environment or the Metaflow profile.
+    ui_url = getattr(metaflow_config, "UI_URL", None) or None
+    return notifier_from_setting(setting, metaflow_ui_url=ui_url)
 
 
 def _configured_review() -> str | None:
