@@ -100,6 +100,31 @@ def strict_schema(version: str) -> Any:
     return cls(root)
 
 
+def assert_hera_keeps_the_gates(template: dict[str, Any]) -> None:
+    """hera's models (pydantic, generated from Argo's OpenAPI) parse the template, and a round
+    trip through them keeps every field the gates wrote: each is a field hera knows, with the
+    type it expects (hera ignores unknown fields, so dropping one would show here)."""
+    models = pytest.importorskip("hera.workflows.models", reason="hera is in the [dev] extra")
+    parsed = models.WorkflowTemplate.model_validate(template)
+    back = parsed.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+    def ours(t: dict[str, Any]) -> list[Any]:
+        out = []
+        for tpl in t["spec"]["templates"]:
+            if tpl["name"].startswith("hitl-suspend-"):
+                out.append(tpl)
+            elif tpl["name"].startswith("hitl-notify-"):
+                keys = ("name", "retryStrategy", "activeDeadlineSeconds")
+                out.append(
+                    {**{k: tpl[k] for k in keys}, "resources": tpl["container"]["resources"]}
+                )
+            elif "dag" in tpl:
+                out.append(tpl["dag"]["tasks"])
+        return out
+
+    assert ours(back) == ours(drop_nulls(template))
+
+
 def drop_nulls(value: Any) -> Any:
     """What the API server stores: ``null`` means unset (the kubernetes client writes every
     unset field of EnvVarSource and friends as null, including ones newer than Argo's schema)."""
@@ -144,6 +169,7 @@ def test_compiled_flows_get_notify_and_suspend_tasks(s3_env, tmp_path, name, flo
     for version in ("v3.7.18", "v4.1.2"):
         errors = sorted(strict_schema(version).iter_errors(drop_nulls(result)), key=str)
         assert not errors, [f"{list(e.path)}: {e.message}" for e in errors[:5]]
+    assert_hera_keeps_the_gates(result)
     dag = next(t for t in result["spec"]["templates"] if t["name"] == result["spec"]["entrypoint"])
     names = [t["name"] for t in dag["dag"]["tasks"]]
     style = "dependencies" if any("dependencies" in t for t in dag["dag"]["tasks"]) else "depends"
