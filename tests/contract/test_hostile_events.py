@@ -1,0 +1,118 @@
+"""The Action's handler against hostile comments and skewed clocks, end to end.
+
+Extends the hostile suite of test_handle_event.py (same fixture: the OpenAPI-checked GitHub
+fake, real webhook payloads, a local store) with the cases it does not have: Unicode
+look-alikes of ``/approve``, commands in indented code or spelled with HTML entities, and the
+Action running with a clock minutes ahead of or behind the cluster that opened the gate.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from metaflow_hitl.action_handler import HandlerSettings, handle_event
+from metaflow_hitl.gate_id import GateId
+from metaflow_hitl.gates import open_gate
+from metaflow_hitl.github_events import normalize_event
+from metaflow_hitl.records import Request
+from metaflow_hitl.rendering import render_approval_file
+from metaflow_hitl.review.github_repo import GitHubReviewBackend
+from metaflow_hitl.spec import GateSpec
+from metaflow_hitl.timestamps import utc_now
+from tests.contract.test_handle_event import (  # the same fixture and helpers
+    REPO,
+    Env,
+    env,  # noqa: F401 - the fixture
+    pytestmark,  # noqa: F401 - the same skips
+)
+
+LOOKALIKE_COMMENTS = [
+    pytest.param("\uff0fapprove", id="fullwidth-solidus"),
+    pytest.param("/\u0430pprove", id="cyrillic-a"),
+    pytest.param("/ap\u200dprove", id="zero-width-joiner"),
+    pytest.param("\u202e/approve", id="rtl-override"),
+    pytest.param("\u00a0/approve", id="nbsp-before"),
+    pytest.param("    /approve", id="indented-code-block"),
+    pytest.param("&#47;approve", id="html-entity"),
+    pytest.param("~~~\n/approve\n~~~", id="tilde-fence"),
+    pytest.param("\uff0f\uff41\uff50\uff50\uff52\uff4f\uff56\uff45 " + "x" * 70_000, id="70KB"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("body", LOOKALIKE_COMMENTS)
+def test_lookalike_commands_record_nothing_and_get_no_reply(env: Env, body: str) -> None:  # noqa: F811
+    request, number = env.open(input_schema=None)
+    result, outputs = env.run(env.comment_event(number, "alice", body))
+    assert result.exit_code == 0, result.output
+    assert outputs["ignored-reason"], outputs
+    assert outputs["decision"] == ""
+    assert env.store.list_votes(request.gate_id) == []
+    assert env.store.get_decision(request.gate_id) is None
+    assert env.replies(number) == []  # a look-alike is not answered as if it were a command
+
+
+def _open_at(env: Env, minutes_ago: float, timeout: str) -> tuple[Request, int]:  # noqa: F811
+    """A gate the cluster opened ``minutes_ago`` on its clock, as ``Env.open`` opens one."""
+    spec = GateSpec.from_options(message="Deploy model v3?", timeout=timeout)
+    request = spec.request_for(
+        GateId("TrainFlow", "1732", "gate"),
+        message="Deploy model v3?",
+        started_by="dave",
+        runtime="local",
+        now=utc_now() - timedelta(minutes=minutes_ago),
+        store=env.store.location,
+        review={"backend": "github", "repo": REPO, "mode": "pr", "api_url": env.gh.url},
+    )
+    request, _ = open_gate(env.store, request)
+    backend = GitHubReviewBackend(REPO, mode="pr", api_url=env.gh.url, token=env.gh.token)
+    refs = backend.open_review(request, approval_file=render_approval_file(request))
+    return request, int(refs["number"] or 0)
+
+
+def _handle(env: Env, event: tuple[str, dict], skew: timedelta):  # noqa: F811
+    name, payload = event
+    github = GitHubReviewBackend(REPO, api_url=env.gh.url, token=env.gh.token)
+    return handle_event(
+        normalize_event(name, payload),
+        store=env.store,
+        github=github,
+        resumer=_NoResume(),
+        settings=HandlerSettings(),
+        clock=lambda: utc_now() + skew,
+    )
+
+
+class _NoResume:
+    """Local gates need no resume; anything else would be a test bug."""
+
+    def resume(self, request: Request, decision: object) -> bool:
+        assert request.runtime == "local"
+        return False
+
+
+def test_action_clock_ahead_refuses_a_comment_the_cluster_would_accept(env: Env) -> None:  # noqa: F811
+    request, number = _open_at(env, 0, "3m")
+    event = env.comment_event(number, "alice", "/approve")
+    outcome = _handle(env, event, timedelta(minutes=5))  # 2 min past expiry on its clock
+    assert outcome.decision == "timed_out"
+    assert "expired" in (outcome.ignored_reason or "")
+    decision = env.store.get_decision(request.gate_id)
+    assert decision is not None
+    assert decision.decided_by == "timeout"
+    assert decision.decided_at > request.expires_at  # recorded on the Action's clock
+    assert utc_now() < request.expires_at  # ...while the cluster's deadline had not passed
+    assert env.store.list_votes(request.gate_id) == []
+
+
+def test_action_clock_behind_accepts_a_comment_after_the_clusters_deadline(env: Env) -> None:  # noqa: F811
+    request, number = _open_at(env, 3, "1m")  # the cluster's deadline passed 2 min ago
+    event = env.comment_event(number, "alice", "/approve")
+    assert utc_now() > request.expires_at
+    outcome = _handle(env, event, -timedelta(minutes=5))  # 3 min before expiry on its clock
+    assert outcome.decision == "approved", outcome
+    decision = env.store.get_decision(request.gate_id)
+    assert decision is not None
+    assert decision.outcome == "approved"
+    assert decision.decided_at < request.expires_at  # on the Action's clock, in time
