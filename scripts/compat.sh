@@ -29,5 +29,5 @@ for pair in $PAIRS; do
   "$venv/bin/python" -c "import metaflow, sys; assert metaflow.__version__.startswith('$mf'), metaflow.__version__"
   "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/unit \
     tests/integration/test_local_gate.py tests/integration/test_step_init_validation.py \
-    tests/integration/test_argo_inject.py
+    tests/integration/test_argo_inject.py tests/integration/test_argo_deploy.py
 done

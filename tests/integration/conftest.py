@@ -199,66 +199,12 @@ def s3_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
         except Exception:
             assert time.monotonic() < deadline, "moto server did not start"
             time.sleep(0.1)
-    with no_deployments_kubernetes(tmp_path_factory.mktemp("kube")) as kubeconfig:
+    # Metaflow before 2.17 looks up the existing deployment even for --only-json: an empty
+    # loopback Kubernetes API answers it (and stores what a real `create` registers).
+    from tests.integration.kube_argo import serve_kube
+
+    with serve_kube(tmp_path_factory.mktemp("kube")) as (_api, kubeconfig):
         env["KUBECONFIG"] = str(kubeconfig)
         yield env
     server.terminate()
     server.wait()
-
-
-@contextlib.contextmanager
-def no_deployments_kubernetes(folder: Path) -> Iterator[Path]:
-    """A loopback Kubernetes API holding no WorkflowTemplates, and a kubeconfig for it.
-
-    ``argo-workflows create --only-json`` of Metaflow before 2.17 looks up the existing
-    deployment (for its production token) even when only printing JSON; this answers that
-    lookup with Kubernetes' own 404 Status, and any other request too.
-    """
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class NotFound(BaseHTTPRequestHandler):
-        def _answer(self) -> None:
-            body = json.dumps(
-                {
-                    "kind": "Status",
-                    "apiVersion": "v1",
-                    "status": "Failure",
-                    "reason": "NotFound",
-                    "code": 404,
-                    "message": f"{self.path} not found",
-                }
-            ).encode()
-            self.send_response(404)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _answer
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    config = folder / "kubeconfig"
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    config.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "test", "cluster": {"server": url}}],
-                "users": [{"name": "test", "user": {"token": "test-not-a-secret"}}],
-                "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
-                "current-context": "test",
-            }
-        )
-    )
-    try:
-        yield config
-    finally:
-        server.shutdown()
-        server.server_close()
