@@ -15,12 +15,18 @@ Settings come from the environment, which the Action's ``env:`` maps its inputs 
 
 Exit 0 when the event decided a gate, recorded a vote or was deliberately ignored (the
 reason is printed); exit 1 when it could not be recorded (store, GitHub or settings error).
+
+What it prints and outputs can hold text a commenter chose (a rejection reason). The Actions
+runner reads a line starting with ``::`` (after blanks) as a workflow command, and ``##[``
+anywhere in a line as a legacy one, so both are broken with a zero-width space first
+(:func:`inert_for_runner`): a reason cannot set outputs, mask text or stop commands.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from dataclasses import replace
 from typing import Any
@@ -30,7 +36,7 @@ from metaflow._vendor import click
 from metaflow_hitl.cli.commands import fail
 from metaflow_hitl.errors import ConfigError, HitlError
 
-__all__ = ["handle_event_command", "read_bool_env", "write_outputs"]
+__all__ = ["handle_event_command", "inert_for_runner", "read_bool_env", "write_outputs"]
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
@@ -44,6 +50,14 @@ def read_bool_env(name: str) -> bool:
     if text in _FALSE:
         return False
     raise ConfigError(f"{name}={text!r} is not true or false.", hint=f"Set {name}=true or false.")
+
+
+_RUNNER_COMMAND = re.compile(r"(?m)^(\s*):(?=:)")
+
+
+def inert_for_runner(text: str) -> str:
+    """``text`` with every GitHub Actions workflow command made plain text (see module docs)."""
+    return _RUNNER_COMMAND.sub("\\1:\u200b", text).replace("##[", "##\u200b[")
 
 
 def write_outputs(path: str | None, outputs: dict[str, str]) -> None:
@@ -139,12 +153,12 @@ def handle_event_command(obj: Any, event_name: str | None, event_path: str | Non
         fail(exc)
     if outcome is None:
         gate_id, decision, ignored = "", "", event.ignored or ""
-        click.echo(f"ignored: {ignored}")
+        click.echo(inert_for_runner(f"ignored: {ignored}"))
     else:
         gate_id, decision = outcome.gate_id or "", outcome.decision or ""
         ignored = outcome.ignored_reason or ""
-        click.echo(outcome.message)
+        click.echo(inert_for_runner(outcome.message))
     write_outputs(
         os.environ.get("GITHUB_OUTPUT"),
-        {"gate-id": gate_id, "decision": decision, "ignored-reason": ignored},
+        {"gate-id": gate_id, "decision": decision, "ignored-reason": inert_for_runner(ignored)},
     )

@@ -116,3 +116,27 @@ def test_action_clock_behind_accepts_a_comment_after_the_clusters_deadline(env: 
     assert decision is not None
     assert decision.outcome == "approved"
     assert decision.decided_at < request.expires_at  # on the Action's clock, in time
+
+
+RUNNER_COMMANDS = (
+    "/reject no\n::set-output name=decision::approved\n  ::add-mask::alice\n"
+    "::stop-commands::x\n::warning file=a::pwned\nsee ##[set-output name=decision;]approved"
+)
+
+
+def test_a_reason_cannot_issue_workflow_commands_to_the_runner(env: Env) -> None:  # noqa: F811
+    """The Actions runner reads ``::cmd::`` at a line start (after blanks) and ``##[cmd]``
+    anywhere in what a step prints. A rejection reason is printed by handle-event (and may be
+    echoed from its outputs by the workflow): none of it may be read as a command."""
+    request, number = env.open(input_schema=None)
+    result, outputs = env.run(env.comment_event(number, "alice", RUNNER_COMMANDS))
+    assert result.exit_code == 0, result.output
+    assert outputs["decision"] == "rejected"
+    decision = env.store.get_decision(request.gate_id)
+    assert decision is not None
+    assert "::set-output" in (decision.reason or "")  # the record keeps the text as written
+    assert "pwned" in result.output  # ...and it is printed, but inert
+    for text in (result.output, *outputs.values()):
+        for line in text.splitlines():
+            assert not line.lstrip().startswith("::"), line
+            assert "##[" not in line, line
