@@ -184,6 +184,8 @@ class LocalApprovalStore:
                         continue  # not ours (a stray file); never a path trick
                     if pending_only and (self._gate_dir(gate_id) / "decision.json").exists():
                         continue  # decided; its marker is being removed
+                    if not pending_only and not (self._gate_dir(gate_id) / "request.json").exists():
+                        continue  # a writer died before its request landed: no gate yet
                     yield gate_id
 
 

@@ -30,6 +30,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -357,6 +358,13 @@ class GitHubSetup:
 
 @pytest.fixture
 def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[GitHubSetup]:
+    with github_setup(monkeypatch) as setup:
+        yield setup
+
+
+@contextmanager
+def github_setup(monkeypatch: pytest.MonkeyPatch) -> Iterator[GitHubSetup]:
+    """FakeGitHub behind a FaultProxy; the notify path's backend with test-sized backoff."""
     from tests.fakes._github_state import Clock
     from tests.fakes.github_api import SKIP_REASON, SPEC_FILE, FakeGitHub
 
@@ -855,6 +863,20 @@ def test_sigkill_mid_write_local_store(tmp_path: Path) -> None:
     assert report.kills == 50
     assert report.decisions  # writers got far enough to decide gates
     assert report.records > 0
+
+
+def test_a_writer_killed_before_its_request_landed_leaves_no_listed_gate(tmp_path: Path) -> None:
+    """Regression (found by the kill benchmark): a writer SIGKILLed between creating the gate's
+    folder and linking its request.json left a folder that list_gates(pending_only=False)
+    listed, so ``hitl list --all`` failed with "no gate"."""
+    store = LocalApprovalStore(tmp_path / "_hitl")
+    folder = tmp_path / "_hitl" / "v1" / "gates" / "KillFlow" / "100" / "gate"
+    folder.mkdir(parents=True)
+    (folder / ".tmp-request.json-abc").write_bytes(b'{"format": "metaflow-h')  # torn temp
+    assert list(store.list_gates(pending_only=False)) == []
+    store.create_request(make_request(kill_gate(0)))
+    assert list(store.list_gates(pending_only=False)) == [kill_gate(0)]
+    check_store(store, local_objects(tmp_path / "_hitl"), KillReport())
 
 
 def test_sigkill_during_s3_puts(moto_s3: str, tmp_path: Path) -> None:  # noqa: F811
