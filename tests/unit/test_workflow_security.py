@@ -205,3 +205,107 @@ def test_the_remind_workflow_is_scheduled_and_installs_a_pinned_commit() -> None
     assert len(pinned) == 1
     assert re.fullmatch(r"git\+https://github\.com/[^@\s]+@[0-9a-f]{40}", pinned[0]), pinned[0]
     assert any(re.search(r"metaflow-hitl\"? remind\b", str(s.get("run", ""))) for s in steps)
+
+
+# -- least privilege and secrets in logs (docs/reliability.md, "Security of the example
+# workflows") ---------------------------------------------------------------------------------
+
+_SECRET_EXPR = re.compile(r"secrets\.|github\.token|inputs\.[\w-]*token|inputs\.kubeconfig", re.I)
+_TRACE = re.compile(
+    r"(^|[;&|]\s*|\s)(set\s+-[a-wyz]*x|set\s+-o\s+xtrace|bash\s+-[a-z]*x|printenv|export\s+-p|"
+    r"declare\s+-p|env\s*$|env\s*[|>;])",
+    re.M,
+)
+
+
+def _jobs(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    yield from (_load(path).get("jobs") or {}).items()
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_job_states_its_own_permissions_and_a_timeout(path: Path) -> None:
+    """No job inherits permissions, and none can hang on to its token for hours."""
+    for job_id, job in _jobs(path):
+        assert "permissions" in job, f"{path.name} jobs.{job_id}: no `permissions:`"
+        minutes = job.get("timeout-minutes")
+        assert isinstance(minutes, int), f"{path.name} jobs.{job_id}: no `timeout-minutes`"
+        assert 0 < minutes <= 30, f"{path.name} jobs.{job_id}: timeout-minutes {minutes}"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_secrets_are_never_given_to_a_whole_job_or_workflow(path: Path) -> None:
+    """Workflow- and job-level ``env:`` reaches every step, installers included; secrets
+    belong to the one step that uses them."""
+    data = _load(path)
+    scopes = [("env", data.get("env"))] + [
+        (f"jobs.{job_id}.env", job.get("env")) for job_id, job in _jobs(path)
+    ]
+    for where, env in scopes:
+        for name, value in (env or {}).items():
+            assert not _SECRET_EXPR.search(str(value)), f"{path.name} {where}.{name}: {value}"
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_secrets_never_reach_installers_names_or_conditions(path: Path) -> None:
+    """An install step runs third-party build code, and ``name``/``if``/``concurrency``
+    values are shown in the UI and logs: none of them may hold a secret or a token."""
+    data = _load(path)
+    for where, step in _steps(path, data):
+        installs = "pip install" in str(step.get("run", "")) or "setup-python" in str(
+            step.get("uses", "")
+        )
+        if installs:
+            passed = {**(step.get("env") or {}), **(step.get("with") or {})}
+            for name, value in passed.items():
+                assert not _SECRET_EXPR.search(str(value)), (
+                    f"{path.name} {where}: the install step receives {name}={value}"
+                )
+        for key in ("name", "if"):
+            assert not _SECRET_EXPR.search(str(step.get(key, ""))), f"{path.name} {where}.{key}"
+    for job_id, job in _jobs(path) if path != ACTION else []:
+        for key in ("name", "if", "concurrency", "runs-on"):
+            value = str(job.get(key, ""))
+            assert "secrets." not in value, f"{path.name} jobs.{job_id}.{key}: {value}"
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_run_scripts_neither_trace_nor_print_a_secret(path: Path) -> None:
+    """No shell tracing or environment dumps, and no script names a variable that holds a
+    secret (the program reads it from its environment; the shell never expands it)."""
+    for where, step in _steps(path, _load(path)):
+        script = str(step.get("run", ""))
+        match = _TRACE.search(script)
+        assert match is None, f"{path.name} {where}: `{match.group(0).strip()}` may log secrets"
+        for name, value in (step.get("env") or {}).items():
+            if _SECRET_EXPR.search(str(value)):
+                assert not re.search(rf"\$\{{?{re.escape(name)}\b", script), (
+                    f"{path.name} {where}: the script expands ${name}, which holds a secret"
+                )
+
+
+def test_every_composite_run_step_names_its_shell() -> None:
+    for where, step in _steps(ACTION, _load(ACTION)):
+        if "run" in step:
+            assert step.get("shell") == "bash", f"action.yml {where}: `shell: bash` missing"
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_checkouts_do_not_keep_the_token(path: Path) -> None:
+    for where, step in _steps(path, _load(path)):
+        if str(step.get("uses", "")).startswith("actions/checkout@"):
+            assert (step.get("with") or {}).get("persist-credentials") is False, (
+                f"{path.name} {where}: set `persist-credentials: false`"
+            )
+
+
+@pytest.mark.parametrize(
+    "script",
+    ["set -x", "set -eux", "set -o xtrace", "bash -x run.sh", "printenv", "env | sort", "env",
+     "export -p", 'echo "$METAFLOW_HITL_GITHUB_TOKEN"'],
+)  # fmt: skip
+def test_the_checks_catch_what_they_look_for(script: str) -> None:
+    """The rules above are regexes: make sure each still matches what it must refuse."""
+    step = {"run": script, "env": {"METAFLOW_HITL_GITHUB_TOKEN": "${{ inputs.github-token }}"}}
+    traced = _TRACE.search(script) is not None
+    expands = re.search(r"\$\{?METAFLOW_HITL_GITHUB_TOKEN\b", str(step["run"])) is not None
+    assert traced or expands
