@@ -296,10 +296,15 @@ def _decision_from(request: Request, standing: Tally, now: datetime) -> Decision
 
 
 def _counts(decision: Decision, vote: Vote) -> bool:
-    """Whether the stored decision is this vote's outcome and names its act as a decider."""
+    """Whether the stored decision is this vote's outcome and names its author as a decider.
+
+    Compared by person, not by act: a retry after a failed write (the vote was stored, the
+    decision was not) finds a decision built from the same person's earlier vote, and that
+    decision is theirs.
+    """
     outcome = {"approve": "approved", "reject": "rejected"}.get(vote.intent)
-    mine = vote.actor.to_dict()
-    return decision.outcome == outcome and any(a.to_dict() == mine for a in decision.deciders)
+    me = vote.actor.login.casefold()
+    return decision.outcome == outcome and any(a.login.casefold() == me for a in decision.deciders)
 
 
 def gate_status(store: ApprovalStore, gate_id: GateId) -> GateStatus:

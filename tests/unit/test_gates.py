@@ -426,3 +426,28 @@ def test_vote_not_credited_by_the_stored_decision_is_told_who_won(
     assert info.value.decision.decided_by == "bob"
     assert "rejected by bob" in str(info.value)
     assert bob_results[0].decision == info.value.decision
+
+
+class _DecisionWriteFails(LocalApprovalStore):
+    """A store whose first decision write fails after the vote was stored (S3 5xx)."""
+
+    failed = False
+
+    def create_decision(self, decision):  # type: ignore[no-untyped-def]
+        if not self.failed:
+            self.failed = True
+            raise OSError("503 SlowDown")
+        return super().create_decision(decision)
+
+
+def test_a_retry_after_a_failed_decision_write_reports_its_own_success(tmp_path: Path) -> None:
+    """The retry's decision is built from the same person's stored first vote: it is theirs."""
+    store = _DecisionWriteFails(tmp_path / "_hitl")
+    gates.open_gate(store, build_request(input_schema={"target": "str"}))
+    with pytest.raises(OSError):
+        gates.decide(store, GATE, actor=actor("alice", SOON), intent="approve", input={"target": "a"}, now=SOON)
+    result = gates.decide(store, GATE, actor=actor("alice", LATER), intent="approve", input={"target": "a"}, now=LATER)
+    assert result.decision is not None
+    assert (result.decision.outcome, result.decision.decided_by) == ("approved", "alice")
+    with pytest.raises(AlreadyDecided):  # someone else afterwards is still told who won
+        gates.decide(store, GATE, actor=actor("bob", LATER), intent="reject", reason="no", now=LATER)
