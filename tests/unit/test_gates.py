@@ -444,10 +444,21 @@ def test_a_retry_after_a_failed_decision_write_reports_its_own_success(tmp_path:
     """The retry's decision is built from the same person's stored first vote: it is theirs."""
     store = _DecisionWriteFails(tmp_path / "_hitl")
     gates.open_gate(store, build_request(input_schema={"target": "str"}))
-    with pytest.raises(OSError):
-        gates.decide(store, GATE, actor=actor("alice", SOON), intent="approve", input={"target": "a"}, now=SOON)
-    result = gates.decide(store, GATE, actor=actor("alice", LATER), intent="approve", input={"target": "a"}, now=LATER)
+    with pytest.raises(OSError, match="503 SlowDown"):
+        gates.decide(
+            store,
+            GATE,
+            actor=actor("alice", SOON),
+            intent="approve",
+            input={"target": "a"},
+            now=SOON,
+        )
+    result = gates.decide(
+        store, GATE, actor=actor("alice", LATER), intent="approve", input={"target": "a"}, now=LATER
+    )
     assert result.decision is not None
     assert (result.decision.outcome, result.decision.decided_by) == ("approved", "alice")
     with pytest.raises(AlreadyDecided):  # someone else afterwards is still told who won
-        gates.decide(store, GATE, actor=actor("bob", LATER), intent="reject", reason="no", now=LATER)
+        gates.decide(
+            store, GATE, actor=actor("bob", LATER), intent="reject", reason="no", now=LATER
+        )
