@@ -85,10 +85,9 @@ def one_round(store: str, racers: int, offset: float, moto: str | None) -> dict[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--racers", type=int, default=64)
-    parser.add_argument(
-        "--offsets", type=float, nargs="+", default=[-1.0, 0.0, 0.005, 0.02, 0.05]
-    )
+    parser.add_argument("--offsets", type=float, nargs="+", default=[-1.0, 0.0, 0.005, 0.02, 0.05])
     parser.add_argument("--stores", nargs="+", default=["local", "s3"], choices=["local", "s3"])
+    parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
     rounds = []
     moto_proc = None
@@ -122,8 +121,8 @@ def main() -> None:
         "machine": {"nproc": os.cpu_count(), "python": sys.version.split()[0]},
         "load_average_after": list(os.getloadavg()),
     }
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2) + "\n")
+    Path(args.out).parent.mkdir(exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
     if any(r["problems"] for r in rounds):
         sys.exit(1)
 

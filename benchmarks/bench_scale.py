@@ -7,7 +7,8 @@ local bare git repo (``review: git``); its history is written with ``git fast-im
 shape ``GitReviewBackend.record_decision`` leaves: one decision commit per decided gate on
 ``main`` (``decisions/<flow>/<run>/<step>.json``, the ``Hitl-*`` trailers, the decider as
 author) and one ``hitl/<flow>/<run>/<step>`` branch per gate. ``--pending`` gates stay
-undecided; the others are decided (half approved through ``gates.decide``, half timed out).
+undecided; the others are decided (half approved by bob -- the vote and decision
+``gates.decide`` stores, written directly -- and half timed out).
 
 At each size it times, in process through the CLI (click's runner; median of ``--repeat``):
 ``list`` (the pending-first inbox), ``list --all``, ``audit`` (git history checked against the
@@ -40,7 +41,7 @@ from metaflow._vendor.click.testing import CliRunner
 from metaflow_hitl.cli.console import main
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import _timeout_decision, decide
-from metaflow_hitl.records import Actor, Decision, Request
+from metaflow_hitl.records import Actor, Decision, Request, Vote
 from metaflow_hitl.rendering import decision_path, render_commit_message, render_decision_record
 from metaflow_hitl.review.publish import publish_decision
 from metaflow_hitl.spec import GateSpec
@@ -137,10 +138,21 @@ def fill(
             return None
         if i % 2:
             return request, store.create_decision(_timeout_decision(request, now))
+        # What gates.decide stores for bob's approval, written directly: decide() also lists
+        # the votes, which on moto scans the whole bucket and would slow the fill (below).
         actor = Actor(login="bob", channel="cli", at=now, source="flag")
-        result = decide(store, request.gate_id, actor=actor, intent="approve", now=now)
-        assert result.decision is not None
-        return request, result.decision
+        store.add_vote(Vote(gate_id=request.gate_id, intent="approve", actor=actor))
+        decision = Decision(
+            gate_id=request.gate_id,
+            outcome="approved",
+            proceed=True,
+            decided_by="bob",
+            channel="cli",
+            deciders=(actor,),
+            decided_at=now,
+            request_digest=request.digest(),
+        )
+        return request, store.create_decision(decision)
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
@@ -184,19 +196,49 @@ def write_history(review: str, pairs: list[tuple[Request, Decision]], first: boo
 # -- timing -------------------------------------------------------------------------------------
 
 
+#: S3 requests made in this process, by operation (counted by a botocore event hook).
+S3_CALLS: dict[str, int] = {}
+
+
+def _count_s3_requests() -> None:
+    """Count every S3 request the store's clients make (benchmark instrumentation)."""
+    from metaflow_hitl.stores import s3
+
+    make = s3._default_client
+
+    def counted() -> Any:
+        client = make()
+
+        def hook(model: Any, **_: Any) -> None:
+            S3_CALLS[model.name] = S3_CALLS.get(model.name, 0) + 1
+
+        client.meta.events.register("before-call.s3", hook)
+        return client
+
+    s3._default_client = counted
+
+
 def in_process(location: str, args: list[str], repeat: int) -> dict[str, Any]:
     samples, rows, code = [], None, 0
+    requests: dict[str, int] = {}
     for _ in range(repeat):
+        S3_CALLS.clear()
         t0 = time.perf_counter()
         result = CliRunner().invoke(main, ["--store", location, *args])
         samples.append(time.perf_counter() - t0)
+        requests = dict(S3_CALLS)
         code = result.exit_code
         if code != 0:
             raise RuntimeError(f"{args}: exit {code}: {result.output[-2000:]}")
         if "--json" in args:
             parsed = json.loads(result.output)
             rows = len(parsed) if isinstance(parsed, list) else 1
-    return {"median_s": statistics.median(samples), "samples_s": samples, "rows": rows}
+    out: dict[str, Any] = {"median_s": statistics.median(samples), "samples_s": samples}
+    out["rows"] = rows
+    if requests:
+        out["s3_requests"] = requests
+        out["s3_requests_total"] = sum(requests.values())
+    return out
 
 
 def cold(location: str, args: list[str], repeat: int) -> dict[str, Any]:
@@ -212,8 +254,9 @@ def cold(location: str, args: list[str], repeat: int) -> dict[str, Any]:
     return {"median_s": statistics.median(samples), "samples_s": samples}
 
 
-def _say(size: int, how: str, name: str, seconds: float) -> None:
-    print(f"  {size:>6} {how:10} {name:22} {seconds:.3f} s", flush=True)
+def _say(size: int, how: str, name: str, seconds: float, requests: int | None = None) -> None:
+    extra = f" ({requests} S3 requests)" if requests else ""
+    print(f"  {size:>6} {how:10} {name:22} {seconds:.3f} s{extra}", flush=True)
 
 
 def decide_only(location: str, gate_id: GateId) -> float:
@@ -231,7 +274,12 @@ def decide_only(location: str, gate_id: GateId) -> float:
 
 
 def measure(
-    location: str, size: int, next_pending: Callable[[], GateId], repeat: int, slow_repeat: int
+    location: str,
+    size: int,
+    next_pending: Callable[[], GateId],
+    repeat: int,
+    slow_repeat: int,
+    full_max: int = 0,
 ) -> dict[str, Any]:
     shown = str(gate_of(size - 1))
     out: dict[str, Any] = {"gates": size, "in_process": {}, "cold": {}}
@@ -243,8 +291,10 @@ def measure(
         "show": (["show", shown, "--json"], repeat),
     }
     for name, (args, n) in commands.items():
-        out["in_process"][name] = in_process(location, args, n)
-        _say(size, "in-process", name, out["in_process"][name]["median_s"])
+        if full_max and size > full_max and name in ("list --all", "audit", "audit --source store"):
+            continue  # beyond --s3-full-max: see the request counts at the smaller sizes
+        got = out["in_process"][name] = in_process(location, args, n)
+        _say(size, "in-process", name, got["median_s"], got.get("s3_requests_total"))
     seconds = decide_only(location, next_pending())
     out["in_process"]["decide (store only)"] = {"median_s": seconds}
     _say(size, "in-process", "decide (store only)", seconds)
@@ -252,6 +302,8 @@ def measure(
     out["in_process"]["approve"] = in_process(location, approve, 1)
     _say(size, "in-process", "approve", out["in_process"]["approve"]["median_s"])
     for name, (args, _) in commands.items():
+        if name not in out["in_process"]:
+            continue
         if slow_repeat == 0 and name in ("list --all", "audit", "audit --source store"):
             continue  # --s3-slow-repeat 0: in process only (cold adds only start-up)
         out["cold"][name] = cold(location, args, 1)
@@ -263,7 +315,12 @@ def measure(
 
 
 def run_store(
-    kind: str, location: str, sizes: list[int], args: argparse.Namespace, tmp: str
+    kind: str,
+    location: str,
+    sizes: list[int],
+    args: argparse.Namespace,
+    tmp: str,
+    save: Callable[[dict[str, Any]], None],
 ) -> dict[str, Any]:
     review = os.path.join(tmp, f"review-{kind}.git")
     pending_left = list(range(args.pending))
@@ -271,7 +328,8 @@ def run_store(
     def next_pending() -> GateId:
         return gate_of(pending_left.pop(0))
 
-    steps = []
+    steps: list[dict[str, Any]] = []
+    record = {"store": kind, "steps": steps}
     done = 0
     for size in sizes:
         pairs, fill_s = fill(location, review, done, size, args.pending, args.threads)
@@ -279,10 +337,12 @@ def run_store(
         print(f"{kind}: filled {done}..{size} in {fill_s:.1f} s (+ git {git_s:.1f} s)", flush=True)
         done = size
         slow = args.slow_repeat if kind == "local" else args.s3_slow_repeat
-        step = measure(location, size, next_pending, args.repeat, slow)
+        full_max = 0 if kind == "local" else args.s3_full_max
+        step = measure(location, size, next_pending, args.repeat, slow, full_max)
         step.update(fill_s=fill_s, git_history_s=git_s, pending=len(pending_left))
         steps.append(step)
-    return {"store": kind, "steps": steps}
+        save(record)  # after every size: a later failure keeps what was measured
+    return record
 
 
 def main_() -> None:
@@ -299,6 +359,12 @@ def main_() -> None:
         default=0,
         help="runs of the slow S3 commands; 0: one in-process run and no cold run",
     )
+    parser.add_argument(
+        "--s3-full-max",
+        type=int,
+        default=0,
+        help="above this many gates, skip list --all and audit on S3 (0: never skip)",
+    )
     parser.add_argument("--out", default=str(RESULTS / "scale.json"))
     args = parser.parse_args()
     os.environ["USER"] = os.environ.get("USER") or "alice"
@@ -311,24 +377,33 @@ def main_() -> None:
         ).stdout.strip(),
         "stores": [],
     }
+    out = Path(args.out)
+    out.parent.mkdir(exist_ok=True)
+
+    def save(record: dict[str, Any]) -> None:
+        stores = [r for r in results["stores"] if r["store"] != record["store"]]
+        results["stores"] = [*stores, record]
+        results["load_average"] = list(os.getloadavg())
+        out.write_text(json.dumps(results, indent=2) + "\n")
+
     with tempfile.TemporaryDirectory() as tmp:
         if "local" in args.stores:
-            results["stores"].append(
-                run_store("local", os.path.join(tmp, "store"), args.sizes, args, tmp)
-            )
+            run_store("local", os.path.join(tmp, "store"), args.sizes, args, tmp, save)
         if "s3" in args.stores:
-            proc, endpoint = start_moto()
+            # One request at a time, as in the tests: moto's threaded server answers some
+            # concurrent requests with 500s. Client threads still overlap with the server.
+            _count_s3_requests()
+            proc, endpoint = start_moto(serialised=True)
             try:
                 import boto3
 
                 boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="bench")
-                results["stores"].append(run_store("s3", "s3://bench/hitl", args.sizes, args, tmp))
+                run_store("s3", "s3://bench/hitl", args.sizes, args, tmp, save)
             finally:
+                if proc.stdin is not None:
+                    proc.stdin.close()
                 proc.terminate()
                 proc.wait(10)
-    results["load_average_after"] = list(os.getloadavg())
-    Path(args.out).parent.mkdir(exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -265,7 +265,7 @@ def run_race(
 
     # 2. Open the gate: request in the store, pull request with its marker, every comment.
     if setup_margin is None:  # FakeGitHub answers a few requests per comment
-        setup_margin = 1.5 + 0.15 * racers
+        setup_margin = 0.8 + 0.08 * racers
     go = time.time() + setup_margin
     now = utc_now()
     expires = datetime.fromtimestamp(go + expiry_offset, tz=timezone.utc)
@@ -287,11 +287,10 @@ def run_race(
         comment = next(c for c in _api(gh, f"issues/{number}/comments") if c["id"] == cid)
         payload = webhooks.comment_payload(REPO, _api(gh, f"issues/{number}"), comment)
         Path(racer.args[-1]).write_text(json.dumps(payload), encoding="utf-8")
-    if time.time() > go:
-        raise AssertionError(f"setup took longer than setup_margin={setup_margin} s")
-
-    # 3. Go: release everyone at once, then collect.
+    # 3. Go: release everyone at once, then collect. (A slow setup -- a loaded machine --
+    # only moves "go" later, closer to or past the expiry: still a race, reported as such.)
     time.sleep(max(0.0, go - time.time()))
+    go = time.time()
     for racer in crew:
         assert racer.proc is not None
         assert racer.proc.stdin is not None
@@ -327,7 +326,7 @@ def run_race(
         argo=argo,
         node=node,
         go=go,
-        expires_at=go + expiry_offset,
+        expires_at=expires.timestamp(),
         pending=list(store.list_gates(pending_only=True)),
         spawn_s=spawn_s,
     )
