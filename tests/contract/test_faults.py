@@ -282,13 +282,6 @@ def test_s3_decide_fails_loudly_then_a_retry_succeeds(s3: S3Setup) -> None:
     assert len([k for k in records if k.endswith("decision.json")]) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in metaflow_hitl/gates.py decide(), not fixed here (core, outside this "
-    "change): the failed attempt's vote stays in the store, the retry's tally replays that "
-    "earlier vote, builds the decision from it and _counts() then calls the retry's own "
-    "successful decision 'already decided ... nothing was changed' (exit 1)",
-)
 def test_s3_retry_after_a_failed_decision_write_reports_success(s3: S3Setup) -> None:
     s3.store.create_request(make_request(S3_GATE))
     _slowdown(s3.proxy, None)
