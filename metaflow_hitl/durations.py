@@ -17,6 +17,12 @@ _WHOLE = re.compile(r"(?:\d+(?:\.\d+)?[dhms])+")
 _EXAMPLES = "'30s', '15m', '4h', '2d' or '1h30m'"
 
 
+#: The longest duration accepted: ten years.
+MAX_SECONDS = 3650 * 86400
+#: The shortest: the stored timestamps keep milliseconds.
+MIN_SECONDS = 0.001
+
+
 def parse_duration(value: str | int | float, *, what: str = "duration") -> float:
     """Parse a duration into seconds.
 
@@ -67,6 +73,16 @@ def parse_duration(value: str | int | float, *, what: str = "duration") -> float
         raise ConfigError(
             f"{what} must be longer than zero, got {value!r}; write a finite duration such as "
             f"{_EXAMPLES}."
+        )
+    if seconds > MAX_SECONDS:
+        raise ConfigError(
+            f"{what} {value!r} is longer than {MAX_SECONDS // 86400} days; nothing should wait "
+            "that long (and Argo's suspend and the records' timestamps would not hold it)."
+        )
+    if seconds < MIN_SECONDS:
+        raise ConfigError(
+            f"{what} {value!r} is shorter than {MIN_SECONDS * 1000:g} ms, the precision of the "
+            "stored timestamps."
         )
     return seconds
 

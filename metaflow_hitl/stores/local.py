@@ -174,6 +174,11 @@ class LocalApprovalStore:
 
     def list_gates(self, *, pending_only: bool, flow: str | None = None) -> Iterator[GateId]:
         base = self.root / _LAYOUT / ("pending" if pending_only else "gates")
+        if flow is not None:
+            try:
+                GateId(flow, "1", "step")  # a flow name, never a path
+            except GateRefError:
+                return
         flows = [flow] if flow else _listdir(base)
         for flow_name in flows:
             for run_id in _listdir(base / flow_name):

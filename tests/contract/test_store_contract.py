@@ -598,3 +598,12 @@ def test_concurrent_reminder_senders_exactly_one_wins(
     stored = store.list_reminders(GATE)
     assert [(r.number, r.sent_by) for r in stored] == [(3, winners[0])]
     assert kind.leftovers(store) == []
+
+
+def test_a_flow_filter_that_is_a_path_lists_nothing(tmp_path):
+    from metaflow_hitl.stores.local import LocalApprovalStore
+
+    store = LocalApprovalStore(tmp_path / "_hitl")
+    (tmp_path / "_hitl" / "v1" / "gates" / "Flow" / "1" / "step").mkdir(parents=True)
+    for flow in ("..", "../..", "Flow/1", "/etc", ""):
+        assert list(store.list_gates(pending_only=False, flow=flow or None)) == []

@@ -102,3 +102,19 @@ def test_parse_duration_only_ever_raises_config_error(value: object) -> None:
     except ConfigError:
         return
     assert 0 < seconds < float("inf")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (10**12, "longer than 3650 days"),
+        ("3651d", "longer than 3650 days"),
+        (0.0005, "shorter than 1 ms"),
+    ],
+)
+def test_durations_beyond_what_can_be_stored_are_refused_up_front(value, message):
+    """Found by the hostile-input suite: 10**12 s passed here, then overflowed when the gate
+    opened; under 1 ms stored expires_at == created_at."""
+    with pytest.raises(ConfigError, match=message):
+        parse_duration(value, what="timeout")
+    assert parse_duration("3650d") == 3650 * 86400
