@@ -25,7 +25,7 @@ Requests per operation (n = the objects involved):
 ``add_vote``                   1 PUT
 ``list_votes``                 1 LIST per 1,000 votes + 1 GET per vote
 ``create_decision``            2: PUT decision + DELETE marker; lost race: PUT + GET
-``list_gates(pending_only)``   1 LIST per 1,000 pending gates + 1 HEAD per pending gate
+``list_gates(pending_only)``   1 LIST per 1,000 pending gates + 1 HEAD per pending gate (10 at once)
 ``list_gates(all)``            1 LIST per 1,000 objects under ``gates/``
 ``create_reminder``            1 PUT; after a retry's 412, + 1 GET
 ``list_reminders``             1 LIST + 1 GET per reminder
@@ -50,6 +50,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple, TypeVar
 
 from metaflow_hitl.errors import ConfigError, GateRefError, RecordError, StoreError
@@ -70,6 +71,8 @@ _LAYOUT = "v1"
 #: Attempts for one conditional write (409 conflicts and lost responses are retried).
 _ATTEMPTS = 5
 _BACKOFF_SECONDS = 0.05
+#: Existence checks in flight at once when listing pending gates (botocore's default pool).
+_READERS = 10
 _INSTALL_HINT = "pip install 'metaflow-hitl[s3]'"
 #: Default seconds to connect and to wait for an answer, per attempt (records are small; a
 #: silent server is a lost answer, retried). ``METAFLOW_HITL_S3_TIMEOUT`` overrides it.
@@ -366,6 +369,7 @@ class S3ApprovalStore:
             return  # no gate can live there; never a key trick
         base = self._key("pending" if pending_only else "gates") + "/"
         seen: set[GateId] = set()
+        marked: list[GateId] = []
         for key in self._keys(base + (f"{flow}/" if flow else "")):
             parts = key[len(base) :].split("/")
             if len(parts) < 3 or (pending_only and len(parts) != 3):
@@ -377,9 +381,25 @@ class S3ApprovalStore:
             if gate_id in seen:
                 continue
             seen.add(gate_id)
-            if pending_only and self._exists(self._gate_key(gate_id, "decision.json")):
-                continue  # decided; its marker is being removed
+            if pending_only:
+                marked.append(gate_id)
+            else:
+                yield gate_id
+        # A marker outlives its decision only between the decision's write and the marker's
+        # delete; one HEAD per marker tells, _READERS at a time (each is a round trip).
+        for gate_id in self._undecided(marked):
             yield gate_id
+
+    def _undecided(self, gate_ids: list[GateId]) -> list[GateId]:
+        def decided(gate_id: GateId) -> bool:
+            return self._exists(self._gate_key(gate_id, "decision.json"))
+
+        if len(gate_ids) < 2:
+            flags = [decided(g) for g in gate_ids]
+        else:
+            with ThreadPoolExecutor(max_workers=min(_READERS, len(gate_ids))) as pool:
+                flags = list(pool.map(decided, gate_ids))
+        return [g for g, done in zip(gate_ids, flags, strict=True) if not done]
 
 
 # -- helpers ------------------------------------------------------------------------------
