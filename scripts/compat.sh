@@ -27,7 +27,8 @@ for pair in $PAIRS; do
   "$venv/bin/python" -m pip install -q "metaflow==$mf" -e ".[dev]"
   echo "==> compat: Python $py, Metaflow $mf"
   "$venv/bin/python" -c "import metaflow, sys; assert metaflow.__version__.startswith('$mf'), metaflow.__version__"
-  "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/unit \
+  "$venv/bin/python" -m pytest -q -p no:cacheprovider -n "${HITL_TEST_WORKERS:-2}" \
+    --dist loadfile tests/unit \
     tests/integration/test_local_gate.py tests/integration/test_step_init_validation.py \
     tests/integration/test_argo_inject.py tests/integration/test_argo_deploy.py
 done

@@ -11,7 +11,8 @@ fi
 ruff check .
 ruff format --check .
 mypy
-python -m pytest "$@"
+# Two workers, one test file per worker at a time (files share module-level servers).
+python -m pytest -n "${HITL_TEST_WORKERS:-2}" --dist loadfile "$@"
 # The compatibility matrix (README) runs with the full suite, not with a pytest subset.
 if [ "$#" -eq 0 ] || [ "$*" = "-q" ]; then
   bash scripts/compat.sh
