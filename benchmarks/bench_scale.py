@@ -161,7 +161,8 @@ def fill(
 
 
 def write_history(review: str, pairs: list[tuple[Request, Decision]], first: bool) -> float:
-    """Append one decision commit per pair to ``main`` and a branch per gate (fast-import)."""
+    """Append one decision commit per pair to ``main`` (fast-import), as merged decisions leave
+    it: no branch for a decided gate."""
     t0 = time.perf_counter()
     if first:
         subprocess.run(["git", "init", "-q", "--bare", "-b", "main", review], check=True)
@@ -184,9 +185,8 @@ def write_history(review: str, pairs: list[tuple[Request, Decision]], first: boo
             lines.append(b"from refs/heads/main^0\n")
         lines.append(b"M 100644 inline %s\n" % decision_path(request.gate_id).encode())
         data(render_decision_record(request, decision))
-        gate = request.gate_id
-        branch = f"refs/heads/hitl/{gate.flow}/{gate.run_id}/{gate.step}".encode()
-        lines.append(b"reset %s\nfrom :%d\n\n" % (branch, n + 1))
+        # A decided gate's branch is deleted when its decision is merged (git_repo.py): the
+        # repo keeps a branch per pending gate only.
     subprocess.run(
         ["git", "-C", review, "fast-import", "--quiet"], input=b"".join(lines), check=True
     )

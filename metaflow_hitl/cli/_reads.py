@@ -23,13 +23,16 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
-def read_all(read: Callable[[_T], _R], items: Iterable[_T]) -> list[_R]:
+def read_all(read: Callable[[_T], _R], items: Iterable[_T], *, parallel: bool = True) -> list[_R]:
     """``[read(item) for item in items]``, with up to :data:`READERS` reads at a time.
 
-    Results keep the order of ``items``; the first exception raised by a read is raised here.
+    ``parallel=False`` reads one after another: for the local store, whose reads are CPU-bound
+    under the GIL, threads only add overhead (``audit`` at 10,000 gates: 4.0 s in threads,
+    2.0 s in turn). Results keep the order of ``items``; the first exception raised by a read
+    is raised here.
     """
     todo = list(items)
-    if len(todo) < 2:
+    if len(todo) < 2 or not parallel:
         return [read(item) for item in todo]
     with ThreadPoolExecutor(max_workers=min(READERS, len(todo))) as pool:
         return list(pool.map(read, todo))

@@ -129,10 +129,17 @@ def _gates(ctx: CliContext, *, pending_only: bool, run_id: str | None) -> list[G
         for gate_id in ctx.store.list_gates(pending_only=pending_only, flow=ctx.flow)
         if not run_id or gate_id.run_id == run_id
     ]
-    out = read_all(lambda gate_id: gate_status(ctx.store, gate_id), ids)
+    out = read_all(
+        lambda gate_id: gate_status(ctx.store, gate_id), ids, parallel=_remote(ctx.store)
+    )
     order = {"pending": 0}
     out.sort(key=lambda s: (order.get(s.state, 1), -s.request.created_at.timestamp()))
     return out
+
+
+def _remote(store: ApprovalStore) -> bool:
+    """Whether reads cost network round trips (worth overlapping in threads)."""
+    return "://" in store.location
 
 
 def _may_approve(request: Request, login: str) -> bool:
@@ -400,7 +407,9 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
             return None if decision is None or request is None else (request, decision)
 
         ids = list(ctx.store.list_gates(pending_only=False, flow=ctx.flow))
-        out = [pair for pair in read_all(read, ids) if pair is not None]
+        out = [
+            pair for pair in read_all(read, ids, parallel=_remote(ctx.store)) if pair is not None
+        ]
         out.sort(key=lambda pair: (pair[1].decided_at, str(pair[1].gate_id)))
         return out
 

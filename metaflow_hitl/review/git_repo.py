@@ -10,12 +10,16 @@ working tree; git's own rule (a push must fast-forward) arbitrates between them.
   (``--force-with-lease=<ref>:``), so a retried notify changes nothing.
 * :meth:`GitReviewBackend.record_decision` commits ``decisions/<flow>/<run>/<step>.json`` on the
   gate branch with the decider as author and git trailers in the message
-  (``Hitl-Gate``, ``Hitl-Outcome``...), then merges the branch into the default branch.
+  (``Hitl-Gate``, ``Hitl-Outcome``...), then merges the branch into the default branch and
+  deletes it in the same atomic push (the merge keeps its history), so the repo holds a branch
+  per *pending* gate and pushes stay fast at any size.
   A non-fast-forward rejection is retried from a fresh fetch; if the gate branch already holds a
   different decision, the first one stands and :class:`ReviewConflict` is raised.
 * :meth:`GitReviewBackend.audit` reads the default branch's history: every decision commit.
 
-See https://git-scm.com/docs/git-push (push rules, ``--force-with-lease``).
+Operations clone only the default branch and the gate's branch, with a sparse checkout of the
+one file they write. See https://git-scm.com/docs/git-push (push rules, ``--force-with-lease``,
+``--atomic``).
 """
 
 from __future__ import annotations
@@ -168,7 +172,7 @@ class GitReviewBackend:
         elif self._has_default_branch(path):
             self._ready = True  # the usual case: no clone needed to find out
             return
-        with self._clone() as repo:
+        with self._clone(paths=("README.md",)) as repo:
             if any(r.remote_head == self.default_branch for r in repo.remotes.origin.refs):
                 self._ready = True
                 return
@@ -189,27 +193,66 @@ class GitReviewBackend:
         return True
 
     @contextmanager
-    def _clone(self) -> Iterator[git.Repo]:
+    def _clone(self, branch: str | None = None, paths: tuple[str, ...] = ()) -> Iterator[git.Repo]:
+        """A fresh clone of the default branch only, plus ``branch`` if it exists, whose
+        checkouts write only ``paths``.
+
+        A review repo holds a branch and two files per gate; cloning every branch and checking
+        out every file made each decision cost seconds at 10,000 gates. Only the branches an
+        operation reads are fetched, and only the files it writes are checked out (a sparse
+        checkout); everything else is read from git objects.
+        """
         tmp = tempfile.mkdtemp(prefix="hitl-review-")
         try:
             env = {"GIT_TERMINAL_PROMPT": "0"}
             try:
-                repo = git.Repo.clone_from(self.remote, tmp, env=env, no_checkout=True)
+                repo = git.Repo.clone_from(
+                    self.remote,
+                    tmp,
+                    env=env,
+                    no_checkout=True,
+                    single_branch=True,
+                    branch=self.default_branch,
+                )
             except git.GitCommandError as exc:
-                raise StoreError(
-                    f"cannot clone review repo {self.location}: {_stderr(exc)}",
-                    hint="Check the review= setting / METAFLOW_HITL_REVIEW and your git access.",
-                ) from None
+                if "not found in upstream" not in _stderr(exc):
+                    raise StoreError(
+                        f"cannot clone review repo {self.location}: {_stderr(exc)}",
+                        hint="Check the review= setting / METAFLOW_HITL_REVIEW and your git "
+                        "access.",
+                    ) from None
+                shutil.rmtree(tmp, ignore_errors=True)  # an empty repo: no default branch yet
+                repo = git.Repo.clone_from(self.remote, tmp, env=env, no_checkout=True)
             with repo.config_writer() as cfg:
                 cfg.set_value("user", "name", BOT_NAME)
                 cfg.set_value("user", "email", BOT_EMAIL)
+                cfg.set_value("core", "sparseCheckout", "true")
+            info = Path(repo.git_dir) / "info"
+            info.mkdir(exist_ok=True)
+            # Non-cone patterns, anchored: exactly these files (works with any git since 1.7).
+            patterns = [f"/{p.lstrip('/')}" for p in paths] or ["/README.md"]
+            (info / "sparse-checkout").write_text("\n".join(patterns) + "\n", encoding="utf-8")
+            if branch is not None:
+                try:
+                    repo.git.fetch(
+                        "--no-tags", "origin", f"+refs/heads/{branch}:refs/remotes/origin/{branch}"
+                    )
+                except git.GitCommandError as exc:
+                    if "couldn't find remote ref" not in _stderr(exc).lower():
+                        raise StoreError(
+                            f"cannot fetch {branch} from review repo {self.location}: "
+                            f"{_stderr(exc)}"
+                        ) from None
             yield repo
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    def _push(self, repo: git.Repo, refspec: str, *, create_only: bool = False) -> bool:
-        """Push; False when git refuses (not a fast-forward, or the ref exists)."""
-        args = ["--porcelain", "origin", refspec]
+    def _push(self, repo: git.Repo, refspec: str, *more: str, create_only: bool = False) -> bool:
+        """Push (several refspecs: atomically); False when git refuses (not a fast-forward,
+        or the ref exists)."""
+        args = ["--porcelain", "origin", refspec, *more]
+        if more:
+            args.insert(0, "--atomic")
         if create_only:
             args.insert(0, f"--force-with-lease={refspec.split(':', 1)[1]}:")
         self.pushes += 1
@@ -241,6 +284,7 @@ class GitReviewBackend:
         self._ensure_local_remote()
         branch = branch_for(request.gate_id)
         path = approval_path(request.gate_id)
+        decided_path = decision_path(request.gate_id)
         refs: dict[str, str | None] = {
             "backend": "git",
             "location": self.location,
@@ -248,9 +292,11 @@ class GitReviewBackend:
             "path": path,
         }
         for _ in range(_ATTEMPTS):
-            with self._clone() as repo:
+            with self._clone(branch, (path,)) as repo:
                 if self._remote_has(repo, branch):
                     return refs
+                if self._read(repo, f"origin/{self.default_branch}", decided_path) is not None:
+                    return refs  # decided and merged already (its branch was deleted)
                 repo.git.checkout("-B", branch, f"origin/{self.default_branch}")
                 target = _tree(repo) / path
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -281,7 +327,7 @@ class GitReviewBackend:
         message = render_commit_message(request, decision)
         author = _author(decision.decided_by)
         for attempt in range(_ATTEMPTS):
-            with self._clone() as repo:
+            with self._clone(branch, (path,)) as repo:
                 base = (
                     f"origin/{branch}"
                     if self._remote_has(repo, branch)
@@ -290,7 +336,11 @@ class GitReviewBackend:
                 existing = self._read(repo, base, path)
                 if existing is not None:
                     self._check_same(existing, decision, path)
-                    decided = repo.git.rev_parse(base)
+                    # the commit that wrote the decision (the branch tip, or on main once the
+                    # branch was merged and deleted)
+                    decided = repo.git.log(
+                        "-1", "--no-merges", "--format=%H", "--diff-filter=A", base, "--", path
+                    ).strip() or repo.git.rev_parse(base)
                 else:
                     repo.git.checkout("-B", branch, base)
                     target = _tree(repo) / path
@@ -302,6 +352,8 @@ class GitReviewBackend:
                         continue  # someone else wrote the branch: re-read it
                     decided = repo.git.rev_parse("HEAD")
                 if self._merged(repo, decided):
+                    if self._remote_has(repo, branch):  # a merge whose branch was kept
+                        self._push(repo, f":refs/heads/{branch}")
                     return self._refs(branch, path, decided)
                 repo.git.checkout("-B", self.default_branch, f"origin/{self.default_branch}")
                 repo.git.merge(
@@ -310,7 +362,10 @@ class GitReviewBackend:
                     f"hitl: merge {request.gate_id} ({decision.outcome})",
                     decided,
                 )
-                if self._push(repo, f"HEAD:refs/heads/{self.default_branch}"):
+                # Merged, the gate's branch is deleted in the same atomic push: the repo keeps
+                # a branch per pending gate only, so pushes stay fast with any history.
+                main = f"HEAD:refs/heads/{self.default_branch}"
+                if self._push(repo, main, f":refs/heads/{branch}"):
                     return self._refs(branch, path, decided)
                 time.sleep(0.05 * (attempt + 1))  # main moved: fetch again and re-merge
         raise StoreError(

@@ -130,6 +130,15 @@ def test_decision_is_a_commit_by_the_decider_merged_into_main(daemon, tmp_path):
         "metaflow-hitl|hitl: open gate Flow/7/gate",
     ]
     assert backend.decision_record(request.gate_id) == decision
+    # Merged, the gate's branch is gone (main keeps its commits): a branch per pending gate.
+    heads = _git("ls-remote", "--heads", daemon, cwd=tmp_path).split()
+    assert "refs/heads/main" in heads
+    assert f"refs/heads/{branch_for(request.gate_id)}" not in heads
+    # ...and a late open_review of the decided gate does not bring it back.
+    backend.open_review(request, approval_file=render_approval_file(request))
+    assert f"refs/heads/{branch_for(request.gate_id)}" not in _git(
+        "ls-remote", "--heads", daemon, cwd=tmp_path
+    )
     (entry,) = backend.audit()
     assert (entry.gate_id, entry.outcome, entry.decided_by, entry.channel, entry.author) == (
         "Flow/7/gate",
