@@ -5,11 +5,12 @@ Used for ``timeout``, ``poll_interval`` and, later, reminder intervals.
 
 from __future__ import annotations
 
+import os
 import re
 
 from metaflow_hitl.errors import ConfigError
 
-__all__ = ["format_duration", "parse_duration"]
+__all__ = ["format_duration", "parse_duration", "seconds_setting"]
 
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _TERM = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
@@ -109,3 +110,26 @@ def format_duration(seconds: float) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts) or "0s"
+
+
+def seconds_setting(name: str, default: float) -> float:
+    """A timeout in seconds from environment variable ``name`` (``default`` when unset).
+
+    Raises
+    ------
+    ConfigError
+        If the value is not a number of seconds between 0 (exclusive) and 3600.
+    """
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 3600:
+        raise ConfigError(
+            f"{name}={text!r} is not a number of seconds.",
+            hint=f"Set it to e.g. {default:g}, or unset it.",
+        )
+    return value

@@ -18,7 +18,6 @@ https://argo-workflows.readthedocs.io/en/latest/node-field-selector/.
 from __future__ import annotations
 
 import json
-import os
 import re
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -31,6 +30,7 @@ from metaflow_hitl.argo.k8s_resumer import (
     pick_running_node,
     resume_message,
 )
+from metaflow_hitl.durations import seconds_setting
 from metaflow_hitl.errors import ConfigError, StoreError
 from metaflow_hitl.records import Decision, Request
 
@@ -179,19 +179,7 @@ class ArgoServerResumer:
 
 def _timeout() -> float:
     """``METAFLOW_HITL_ARGO_TIMEOUT`` (seconds per request), else 30."""
-    text = os.environ.get("METAFLOW_HITL_ARGO_TIMEOUT", "").strip()
-    if not text:
-        return _TIMEOUT
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value <= 3600:
-        raise ConfigError(
-            f"METAFLOW_HITL_ARGO_TIMEOUT={text!r} is not a number of seconds.",
-            hint=f"Set it to e.g. {_TIMEOUT:g}, or unset it.",
-        )
-    return value
+    return seconds_setting("METAFLOW_HITL_ARGO_TIMEOUT", _TIMEOUT)
 
 
 def _error_detail(resp: Any) -> str:

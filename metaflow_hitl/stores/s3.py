@@ -53,6 +53,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple, TypeVar
 
+from metaflow_hitl.durations import seconds_setting
 from metaflow_hitl.errors import ConfigError, GateRefError, RecordError, StoreError
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.records import (
@@ -428,19 +429,7 @@ def _default_client() -> Any:
 
 def _timeout_setting() -> float:
     """``METAFLOW_HITL_S3_TIMEOUT``: seconds to connect and to wait for each answer."""
-    text = os.environ.get("METAFLOW_HITL_S3_TIMEOUT", "").strip()
-    if not text:
-        return _TIMEOUT_SECONDS
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value <= 3600:
-        raise ConfigError(
-            f"METAFLOW_HITL_S3_TIMEOUT={text!r} is not a number of seconds.",
-            hint=f"Set it to e.g. {_TIMEOUT_SECONDS:g}, or unset it.",
-        )
-    return value
+    return seconds_setting("METAFLOW_HITL_S3_TIMEOUT", _TIMEOUT_SECONDS)
 
 
 def _nonce_of(data: bytes, kind: type[_R]) -> str | None:

@@ -12,7 +12,9 @@ pod): :func:`pods_supported` says whether this machine lets us create it.
 from __future__ import annotations
 
 import base64
+import json
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 OUT_DIR = Path("/mnt/out")
+FLOWS = Path(__file__).parent / "flows"
 
 
 def pods_supported() -> str | None:
@@ -127,3 +130,30 @@ class Workflow:
     def path(self, step: str, task_id: str) -> str:
         """An input path as Argo passes it: ``argo-<workflow>/<step>/<task>``."""
         return f"argo-{self.name}/{step}/{task_id}"
+
+
+#: Runs a flow with the compile hook switched off: the template Metaflow alone produces.
+UNGATED = (
+    "import runpy, sys; import metaflow_hitl.plugin.argo_compile as hook; "
+    "hook.install_compile_hook = lambda: None; sys.argv = sys.argv[1:]; "
+    "runpy.run_path(sys.argv[0], run_name='__main__')"
+)
+
+
+def compile_flow(
+    env: dict[str, str], tmp_path: Path, flow: str, *args: str, gated: bool = False
+) -> dict[str, Any]:
+    """``argo-workflows create --only-json``: with the plugin's gates, or Metaflow's alone."""
+    shutil.copy(FLOWS / flow, tmp_path / flow)
+    python = [sys.executable] if gated else [sys.executable, "-c", UNGATED]
+    done = subprocess.run(
+        [*python, flow, "--no-pylint", "argo-workflows", "create", "--only-json", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)

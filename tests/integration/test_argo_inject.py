@@ -20,39 +20,13 @@ from jsonschema.validators import validator_for
 
 from metaflow_hitl.argo.inject import ArgoGate, InjectionError, inject_gates
 from metaflow_hitl.plugin.argo_compile import notify_container as real_notify_container
+from tests.integration.argo_pods import compile_flow
 
 pytestmark = pytest.mark.integration
 
 FLOWS = Path(__file__).parent / "flows"
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "argo"
 SPECS = Path(__file__).resolve().parents[3] / "shared" / "specs" / "argo"
-
-
-#: Runs a flow with the compile hook switched off: the template Metaflow alone produces.
-UNGATED = (
-    "import runpy, sys; import metaflow_hitl.plugin.argo_compile as hook; "
-    "hook.install_compile_hook = lambda: None; sys.argv = sys.argv[1:]; "
-    "runpy.run_path(sys.argv[0], run_name='__main__')"
-)
-
-
-def compile_flow(
-    env: dict[str, str], tmp_path: Path, flow: str, *args: str, gated: bool = False
-) -> dict[str, Any]:
-    """``argo-workflows create --only-json``: with the plugin's gates, or Metaflow's alone."""
-    shutil.copy(FLOWS / flow, tmp_path / flow)
-    python = [sys.executable] if gated else [sys.executable, "-c", UNGATED]
-    done = subprocess.run(
-        [*python, flow, "--no-pylint", "argo-workflows", "create", "--only-json", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
 
 
 def hook_notify_container(step: str, container: dict[str, Any]) -> dict[str, Any]:

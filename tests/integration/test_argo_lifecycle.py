@@ -11,13 +11,11 @@ server; then the gated step's pod runs and proceeds with the approved input.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -36,7 +34,7 @@ from tests.fakes.argo_server import (
     suspend_node,
 )
 from tests.fakes.github_api import SKIP_REASON, SPEC_FILE, FakeGitHub
-from tests.integration.argo_pods import Workflow, pods_supported
+from tests.integration.argo_pods import Workflow, compile_flow, pods_supported
 
 pytestmark = [
     pytest.mark.integration,
@@ -59,21 +57,6 @@ def github() -> Iterator[FakeGitHub]:
         gh.add_collaborator(REPO, "bob", "write")
         gh.add_user("mallory")
         yield gh
-
-
-def compile_gated(env: dict[str, str], tmp_path: Path, flow: str) -> dict[str, Any]:
-    shutil.copy(FLOWS / flow, tmp_path / flow)
-    done = subprocess.run(
-        [sys.executable, flow, "--no-pylint", "argo-workflows", "create", "--only-json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return dict(json.loads(done.stdout))
 
 
 def handle_comment(
@@ -129,7 +112,7 @@ def test_compile_notify_decide_resume_and_run_the_gated_step(
         "METAFLOW_HITL_GITHUB_API_URL": gh.url,
         "METAFLOW_HITL_GITHUB_TOKEN": gh.token,  # the deployer's own token...
     }
-    template = compile_gated(deployer, tmp_path, "deploy_flow.py")
+    template = compile_flow(deployer, tmp_path, "deploy_flow.py", gated=True)
     assert gh.token not in json.dumps(template)  # ...is never baked into the template
     notify_env = {
         e["name"]: e.get("value")
@@ -235,7 +218,7 @@ def test_a_gate_left_undecided_times_out_on_argo(
 ) -> None:
     """The suspend's duration ran out: the step records the expiry and applies on_timeout."""
     env = {**s3_env, "GATE_TIMEOUT": "2s", "METAFLOW_HITL_REVIEW": "none"}
-    template = compile_gated(env, tmp_path, "deploy_flow.py")
+    template = compile_flow(env, tmp_path, "deploy_flow.py", gated=True)
     suspend = next(t for t in template["spec"]["templates"] if t["name"] == "hitl-suspend-gate")
     assert suspend["suspend"]["duration"] == "2"
     wf = Workflow(template, "deployflow-t1m30", tmp_path / "pods", env=env)

@@ -118,3 +118,16 @@ def test_durations_beyond_what_can_be_stored_are_refused_up_front(value, message
     with pytest.raises(ConfigError, match=message):
         parse_duration(value, what="timeout")
     assert parse_duration("3650d") == 3650 * 86400
+
+
+def test_seconds_settings_from_the_environment(monkeypatch):
+    from metaflow_hitl.durations import seconds_setting
+
+    monkeypatch.delenv("HITL_TEST_TIMEOUT", raising=False)
+    assert seconds_setting("HITL_TEST_TIMEOUT", 20) == 20
+    monkeypatch.setenv("HITL_TEST_TIMEOUT", "2.5")
+    assert seconds_setting("HITL_TEST_TIMEOUT", 20) == 2.5
+    for bad in ("soon", "0", "-1", "7200"):
+        monkeypatch.setenv("HITL_TEST_TIMEOUT", bad)
+        with pytest.raises(ConfigError, match="is not a number of seconds"):
+            seconds_setting("HITL_TEST_TIMEOUT", 20)
