@@ -251,3 +251,20 @@ def test_a_gate_inside_a_foreach_is_refused_at_compile_time(s3_env, tmp_path):
     assert done.returncode != 0
     assert not done.stdout.strip()
     assert "cannot gate a step inside a foreach" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("container", "message"),
+    [
+        ({"command": ["python", "flow.py", "step", "gate"]}, "does not run a `bash -c` script"),
+        ({"command": ["bash", "-c", "python flow.py step other --run-id x"]}, "exactly once"),
+        (
+            {"command": ["bash", "-c", "a step gate --run-id 1 && b step gate --run-id 2"]},
+            "exactly once",
+        ),
+    ],
+)
+def test_a_step_command_of_another_shape_is_refused(container, message):
+    """If Metaflow's container script changes shape, no notify task is guessed at."""
+    with pytest.raises(InjectionError, match=message):
+        real_notify_container("gate", container, settings={})
