@@ -400,11 +400,18 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
         gate_id = _resolve(ctx, gate, latest, pending=True)
         _act(ctx, gate_id, "reject", login, {}, reason.strip(), as_json)
 
-    def _store_decisions(ctx: CliContext) -> list[tuple[Any, Decision]]:
+    def _store_decisions(ctx: CliContext, *, requests: bool = True) -> list[tuple[Any, Decision]]:
+        """Every decided gate's (request, decision); ``requests=False`` skips reading the
+        requests (``None`` in their place) when only decisions are shown."""
+
         def read(gate_id: GateId) -> tuple[Any, Decision] | None:
             decision = ctx.store.get_decision(gate_id)
-            request = ctx.store.get_request(gate_id) if decision is not None else None
-            return None if decision is None or request is None else (request, decision)
+            if decision is None:
+                return None
+            if not requests:
+                return (None, decision)
+            request = ctx.store.get_request(gate_id)
+            return None if request is None else (request, decision)
 
         ids = list(ctx.store.list_gates(pending_only=False, flow=ctx.flow))
         out = [
@@ -437,7 +444,7 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
                 decision = expire_gate(ctx.store, gate_id)
                 if decision is not None:
                     _publish(ctx, decision)
-        pairs = _store_decisions(ctx)
+        pairs = _store_decisions(ctx, requests=source != "store")
         rows: list[dict[str, Any]] = []
         problems: list[str] = []
         if source == "store":
