@@ -49,8 +49,9 @@ echo "==> the run finished:"
 tail -n 8 "$LOG"
 
 echo
-echo "==> the decision commit: git --git-dir $REVIEW log -1 $BRANCH"
-git --git-dir "$REVIEW" log -1 "$BRANCH"
+echo "==> the decision commit, merged into main (the gate's branch is deleted once merged):"
+echo "    git --git-dir $REVIEW log -1 --no-merges main"
+git --git-dir "$REVIEW" log -1 --no-merges main
 
 echo
 echo "==> python $FLOW hitl audit   (from the review repo's history, checked against the store)"
