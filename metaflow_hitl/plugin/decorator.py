@@ -16,7 +16,7 @@ from typing import Any, Literal
 from metaflow.decorators import StepDecorator
 from metaflow.exception import MetaflowException
 
-from metaflow_hitl.errors import HitlError
+from metaflow_hitl.errors import GateNotFound, HitlError
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import open_gate, wait_for_decision
 from metaflow_hitl.message import render_message
@@ -257,7 +257,8 @@ class HitlDecorator(StepDecorator):
             f"hitl approve {gate_id.short}`",
         )
         request = store.get_request(gate_id)
-        assert request is not None  # decision_after_resume checked it
+        if request is None:  # decision_after_resume read it a moment ago
+            raise GateNotFound(f"the request of gate {gate_id} vanished from {store.location}")
         if expired:
             try:
                 publish_decision(request, decision)
