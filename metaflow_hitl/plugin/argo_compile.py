@@ -21,7 +21,15 @@ from typing import Any
 from metaflow_hitl.argo.inject import ArgoGate, InjectionError, inject_gates
 from metaflow_hitl.spec import GateSpec
 
-__all__ = ["NOTIFY_RESOURCES", "gates_of", "install_compile_hook", "notify_container"]
+__all__ = [
+    "NOTIFY_RESOURCES",
+    "WORKFLOW_UID_ENV",
+    "add_gates",
+    "bind_workflow_uid",
+    "gates_of",
+    "install_compile_hook",
+    "notify_container",
+]
 
 _MARK = "_metaflow_hitl_wrapped"
 #: The notify task only renders a message and calls a few APIs: it asks for little, whatever
@@ -105,8 +113,44 @@ def notify_container(
     env = [e for e in container.get("env") or [] if e.get("name") not in (settings or {})]
     env += [{"name": k, "value": v} for k, v in sorted((settings or {}).items())]
     container["env"] = env
+    bind_workflow_uid(container)
     container["resources"] = {k: dict(v) for k, v in NOTIFY_RESOURCES.items()}
     return container
+
+
+#: The Argo workflow's UID, in the notify task and the gated step: a gate id names the
+#: workflow (``argo-<name>``), and a name can be used again after a workflow is deleted; the
+#: UID tells a new workflow from an old one of the same name.
+WORKFLOW_UID_ENV = "METAFLOW_HITL_WORKFLOW_UID"
+
+
+def bind_workflow_uid(container: dict[str, Any]) -> None:
+    """Give ``container`` the workflow's UID (``{{workflow.uid}}``) as an environment variable."""
+    env = [e for e in container.get("env") or [] if e.get("name") != WORKFLOW_UID_ENV]
+    env.append({"name": WORKFLOW_UID_ENV, "value": "{{workflow.uid}}"})
+    container["env"] = env
+
+
+def add_gates(
+    template: dict[str, Any], gates: list[ArgoGate], *, settings: dict[str, str]
+) -> dict[str, Any]:
+    """The compiled ``template`` with its gates: notify and suspend tasks before each gated
+    step, and the workflow UID bound into the notify tasks and the gated steps.
+
+    Raises
+    ------
+    InjectionError
+        On any shape it does not expect.
+    """
+    gated = inject_gates(
+        template, gates, notify_container=functools.partial(notify_container, settings=settings)
+    )
+    for gate in gates:  # the gated step checks that the request belongs to its workflow
+        task = gate.step.replace("_", "-")
+        for entry in gated["spec"]["templates"]:
+            if entry.get("name") == task and "container" in entry:
+                bind_workflow_uid(entry["container"])
+    return gated
 
 
 def install_compile_hook() -> None:
@@ -132,13 +176,8 @@ def install_compile_hook() -> None:
                     "version is not supported by metaflow-hitl. Refusing to deploy ungated."
                 )
             )
-        settings = _settings()
         try:
-            gated = inject_gates(
-                payload,
-                gates,
-                notify_container=functools.partial(notify_container, settings=settings),
-            )
+            gated = add_gates(payload, gates, settings=_settings())
         except InjectionError as exc:
             raise _exception(exc) from None
         payload.clear()

@@ -17,8 +17,15 @@ from metaflow._vendor import click
 from metaflow_hitl.cli.commands import fail
 from metaflow_hitl.errors import ConfigError, HitlError
 from metaflow_hitl.gate_id import GateId
+from metaflow_hitl.plugin.argo_compile import WORKFLOW_UID_ENV
 
-__all__ = ["argo_origin", "notify_command", "read_input_paths"]
+__all__ = [
+    "GateBelongsToAnotherWorkflow",
+    "argo_origin",
+    "check_same_workflow",
+    "notify_command",
+    "read_input_paths",
+]
 
 
 def read_input_paths(input_paths: str | None, filename: str | None) -> list[str]:
@@ -67,7 +74,33 @@ def argo_origin(flow: str, run_id: str, step: str, task_id: str) -> dict[str, st
         "namespace": namespace or None,
         "workflow_template": os.environ.get("ARGO_WORKFLOW_TEMPLATE") or None,
         "pod": os.environ.get("METAFLOW_KUBERNETES_POD_NAME") or None,
+        "workflow_uid": os.environ.get(WORKFLOW_UID_ENV) or None,
     }
+
+
+def check_same_workflow(request: Any, where: str) -> None:
+    """Refuse a request recorded by another workflow of the same name (a reused name).
+
+    Raises
+    ------
+    ConfigError
+        If this pod's workflow UID and the request's differ (or only one is known).
+    """
+    mine = os.environ.get(WORKFLOW_UID_ENV) or None
+    theirs = request.origin.get("workflow_uid")
+    if mine != theirs:
+        raise GateBelongsToAnotherWorkflow(
+            f"gate {request.gate_id} was opened by workflow {request.origin.get('workflow')!r} "
+            f"with UID {theirs!r}, but {where} runs in UID {mine!r}: a workflow of the same name "
+            "ran before. Refusing to reuse its request or decision.",
+            hint="Submit the workflow under a new name (argo-workflows trigger generates one).",
+        )
+
+
+class GateBelongsToAnotherWorkflow(ConfigError):
+    """A gate id (``argo-<workflow name>``) reused by a different workflow."""
+
+    headline = "@hitl: gate belongs to another workflow"
 
 
 @click.command(
@@ -109,6 +142,9 @@ def _notify(ctx: Any, step_name: str, run_id: str, task_id: str, options: dict[s
     paths = read_input_paths(options.get("input_paths"), options.get("input_paths_filename"))
     inputs = _datastores(obj.flow_datastore, paths)
     gate_id = GateId(flow.name, run_id, step_name)
+    existing = ctx.store.get_request(gate_id)
+    if existing is not None:
+        check_same_workflow(existing, "this notify task")
     request, created, refs = deco.open_request(
         ctx.store,
         gate_id,

@@ -246,10 +246,14 @@ class HitlDecorator(StepDecorator):
         self, store: ApprovalStore, flow: Any, step_name: str, run_id: str, retry_count: int
     ) -> tuple[Request, Decision]:
         """On Argo: the suspend node ended; follow the recorded decision, nothing else."""
+        from metaflow_hitl.plugin.argo_notify import check_same_workflow
         from metaflow_hitl.resumed import decision_after_resume
         from metaflow_hitl.review.publish import publish_decision
 
         gate_id = GateId(flow.name, str(run_id), step_name)
+        recorded = store.get_request(gate_id)
+        if recorded is not None:  # before anything is recorded for it
+            check_same_workflow(recorded, f"step {step_name!r}")
         decision, expired = decision_after_resume(
             store,
             gate_id,

@@ -58,6 +58,7 @@ class Workflow:
     root: Path
     env: dict[str, str]
     created: str = "2026-11-25T10:00:00Z"
+    uid: str = "6b1f0c2e-0000-4000-8000-000000000001"
 
     def _template(self, name: str) -> dict[str, Any]:
         for t in self.template["spec"]["templates"]:
@@ -79,6 +80,7 @@ class Workflow:
         for key, value in {
             "{{workflow.name}}": self.name,
             "{{workflow.creationTimestamp}}": self.created,
+            "{{workflow.uid}}": self.uid,
             "{{inputs.parameters.input-paths}}": inputs,
             "{{retries}}": str(retries),
             "/tmp/mf-input-paths": str(paths_file),

@@ -19,6 +19,7 @@ import pytest
 from jsonschema.validators import validator_for
 
 from metaflow_hitl.argo.inject import ArgoGate, InjectionError, inject_gates
+from metaflow_hitl.plugin.argo_compile import add_gates
 from metaflow_hitl.plugin.argo_compile import notify_container as real_notify_container
 from tests.integration.argo_pods import compile_flow
 
@@ -137,8 +138,20 @@ CASES = [
 def test_compiled_flows_get_notify_and_suspend_tasks(s3_env, tmp_path, name, flow, gates):
     result = compile_flow(s3_env, tmp_path, flow, gated=True)  # the plugin's own compile hook
     compiled = compile_flow(s3_env, tmp_path, flow)  # Metaflow alone
-    # The hook is exactly the injector applied to Metaflow's template.
-    expected = inject_gates(compiled, gates, notify_container=hook_notify_container)
+    # The hook is exactly the injector applied to Metaflow's template (plus the workflow UID
+    # bound into the notify tasks and the gated steps).
+    expected = add_gates(compiled, list(gates), settings={})
+    assert (
+        same_template(
+            expected, inject_gates(compiled, gates, notify_container=hook_notify_container)
+        )
+        is False
+    )  # the UID binding is the only addition:
+    for gate in gates:
+        task = gate.step.replace("_", "-")
+        step = next(t for t in expected["spec"]["templates"] if t["name"] == task)
+        uid = [e for e in step["container"]["env"] if e["name"] == "METAFLOW_HITL_WORKFLOW_UID"]
+        assert uid == [{"name": "METAFLOW_HITL_WORKFLOW_UID", "value": "{{workflow.uid}}"}]
     assert same_template(result, expected)
     for version in ("v3.7.18", "v4.1.2"):
         errors = sorted(strict_schema(version).iter_errors(drop_nulls(result)), key=str)
@@ -162,7 +175,10 @@ def test_compiled_flows_get_notify_and_suspend_tasks(s3_env, tmp_path, name, flo
         notify = next(t for t in result["spec"]["templates"] if t["name"] == f"hitl-notify-{task}")
         original = next(t for t in compiled["spec"]["templates"] if t["name"] == task)
         assert notify["container"]["image"] == original["container"]["image"]
-        assert notify["container"]["env"] == original["container"]["env"]  # secrets, code
+        ours = [e for e in notify["container"]["env"] if e["name"].startswith("METAFLOW_HITL_")]
+        theirs = [e for e in notify["container"]["env"] if e not in ours]
+        assert theirs == original["container"]["env"]  # secrets, code package, identity
+        assert ours == [{"name": "METAFLOW_HITL_WORKFLOW_UID", "value": "{{workflow.uid}}"}]
         assert notify["container"].get("envFrom") == original["container"].get("envFrom")
         assert "outputs" not in notify
         script = notify["container"]["command"][2]

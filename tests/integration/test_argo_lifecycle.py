@@ -121,6 +121,14 @@ def test_compile_notify_decide_resume_and_run_the_gated_step(
         for e in t["container"]["env"]
     }
     assert notify_env["METAFLOW_HITL_REVIEW"] == f"github:{REPO}"  # forwarded setting
+    assert notify_env["METAFLOW_HITL_WORKFLOW_UID"] == "{{workflow.uid}}"
+    gate_env = {
+        e["name"]: e.get("value")
+        for t in template["spec"]["templates"]
+        if t["name"] == "gate"
+        for e in t["container"]["env"]
+    }
+    assert gate_env["METAFLOW_HITL_WORKFLOW_UID"] == "{{workflow.uid}}"
 
     secrets = {"METAFLOW_HITL_GITHUB_TOKEN": gh.token}  # what a Kubernetes secret would give
     pod_env = {k: v for k, v in s3_env.items() if not k.startswith("METAFLOW_HITL_")}
@@ -211,6 +219,19 @@ def test_compile_notify_decide_resume_and_run_the_gated_step(
     assert "'deploy_target': 'staging'" in dumped
     assert "'decided_by': 'bob'" in dumped
     gh.assert_clean()
+
+    # 5. The workflow is deleted and a new one is submitted under the same name: its gate id is
+    #    the same, but the recorded approval belongs to the old workflow (another UID).
+    reused = Workflow(
+        template, wf.name, tmp_path / "pods-reused", env=pod_env, uid="6b1f0c2e-reused"
+    )
+    stale = reused.run("hitl-notify-gate", inputs=inputs, extra_env=secrets)
+    assert stale.returncode != 0
+    assert "@hitl: gate belongs to another workflow" in stale.output
+    resumed = reused.run("gate", inputs=inputs, retries=1, extra_env=secrets)
+    assert resumed.returncode != 0
+    assert "gate belongs to another workflow" in resumed.output
+    assert "GATE BODY RAN" not in resumed.output
 
 
 def test_a_gate_left_undecided_times_out_on_argo(
