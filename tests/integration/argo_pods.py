@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -29,7 +30,7 @@ def pods_supported() -> str | None:
     """``None`` if pods can run here, else why not (a skip reason)."""
     try:
         OUT_DIR.mkdir(parents=True, exist_ok=True)
-        probe = OUT_DIR / ".probe"
+        probe = OUT_DIR / f".probe-{os.getpid()}"  # per process: xdist workers probe at once
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
