@@ -24,10 +24,15 @@ from metaflow_hitl.errors import GateNotFound, HitlError
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import expire_gate
 from metaflow_hitl.ports import ApprovalStore
-from metaflow_hitl.records import Decision
+from metaflow_hitl.records import Decision, Request
 from metaflow_hitl.timestamps import format_ts, utc_now
 
-__all__ = ["DEFAULT_GRACE_SECONDS", "ResumedWithoutDecision", "decision_after_resume"]
+__all__ = [
+    "DEFAULT_GRACE_SECONDS",
+    "ResumedWithoutDecision",
+    "decision_after_resume",
+    "recorded_request",
+]
 
 #: Seconds before expiry within which an undecided gate is waited out rather than refused:
 #: the suspend's own clock (the Argo controller's) may run a little ahead of the pod's.
@@ -40,30 +45,14 @@ class ResumedWithoutDecision(HitlError):
     headline = "@hitl: resumed without a recorded decision"
 
 
-def decision_after_resume(
-    store: ApprovalStore,
-    gate_id: GateId,
-    *,
-    clock: Callable[[], datetime] = utc_now,
-    sleep: Callable[[float], None] = time.sleep,
-    grace_seconds: float = DEFAULT_GRACE_SECONDS,
-    approve_hint: str = "",
-) -> tuple[Decision, bool]:
-    """The decision a resumed gated step must follow, and whether this call recorded it.
-
-    Returns
-    -------
-    (Decision, bool)
-        The recorded decision, and True if it is an expiry found undecided by this call
-        (the caller then publishes and announces it).
+def recorded_request(store: ApprovalStore, gate_id: GateId) -> Request:
+    """The request the gate's notify task recorded.
 
     Raises
     ------
     GateNotFound
         No request: the gate's notify task never ran (the template was not compiled with
         metaflow-hitl, or the store is not the one the notify task wrote to).
-    ResumedWithoutDecision
-        No decision and the gate has not expired: the node was resumed by hand.
     """
     request = store.get_request(gate_id)
     if request is None:
@@ -73,6 +62,39 @@ def decision_after_resume(
             hint="Deploy with `python flow.py argo-workflows create` using metaflow-hitl, and "
             "check that the notify task and this step use the same datastore root.",
         )
+    return request
+
+
+def decision_after_resume(
+    store: ApprovalStore,
+    request: Request,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    sleep: Callable[[float], None] = time.sleep,
+    grace_seconds: float = DEFAULT_GRACE_SECONDS,
+    approve_hint: str = "",
+) -> tuple[Decision, bool]:
+    """The decision a resumed gated step must follow, and whether this call recorded it.
+
+    Parameters
+    ----------
+    store
+        The approval store.
+    request
+        The gate's stored request (:func:`recorded_request`).
+
+    Returns
+    -------
+    (Decision, bool)
+        The recorded decision, and True if it is an expiry found undecided by this call
+        (the caller then publishes and announces it).
+
+    Raises
+    ------
+    ResumedWithoutDecision
+        No decision and the gate has not expired: the node was resumed by hand.
+    """
+    gate_id = request.gate_id
     decision = store.get_decision(gate_id)
     if decision is not None:
         return decision, False

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from metaflow.decorators import StepDecorator
 from metaflow.exception import MetaflowException
 
-from metaflow_hitl.errors import GateNotFound, HitlError
+from metaflow_hitl.errors import HitlError
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import open_gate, wait_for_decision
 from metaflow_hitl.message import render_message
@@ -247,22 +247,18 @@ class HitlDecorator(StepDecorator):
     ) -> tuple[Request, Decision]:
         """On Argo: the suspend node ended; follow the recorded decision, nothing else."""
         from metaflow_hitl.plugin.argo_notify import check_same_workflow
-        from metaflow_hitl.resumed import decision_after_resume
+        from metaflow_hitl.resumed import decision_after_resume, recorded_request
         from metaflow_hitl.review.publish import publish_decision
 
         gate_id = GateId(flow.name, str(run_id), step_name)
-        recorded = store.get_request(gate_id)
-        if recorded is not None:  # before anything is recorded for it
-            check_same_workflow(recorded, f"step {step_name!r}")
+        request = recorded_request(store, gate_id)
+        check_same_workflow(request, f"step {step_name!r}")  # before anything is recorded
         decision, expired = decision_after_resume(
             store,
-            gate_id,
+            request,
             approve_hint=f"`python {script_path(sys.argv[0])} --datastore={self._datastore_type} "
             f"hitl approve {gate_id.short}`",
         )
-        request = store.get_request(gate_id)
-        if request is None:  # decision_after_resume read it a moment ago
-            raise GateNotFound(f"the request of gate {gate_id} vanished from {store.location}")
         if expired:
             try:
                 publish_decision(request, decision)

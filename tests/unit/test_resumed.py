@@ -5,13 +5,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hitl_builders import GATE, T0, actor, build_request
 
 from metaflow_hitl import gates
 from metaflow_hitl.errors import GateNotFound
-from metaflow_hitl.resumed import ResumedWithoutDecision, decision_after_resume
+from metaflow_hitl.records import Decision
+from metaflow_hitl.resumed import (
+    ResumedWithoutDecision,
+    decision_after_resume,
+    recorded_request,
+)
 from metaflow_hitl.stores.local import LocalApprovalStore
 
 EXPIRY = T0 + timedelta(hours=1)
@@ -24,11 +30,17 @@ def store(tmp_path: Path) -> LocalApprovalStore:
     return store
 
 
+def after_resume(store: LocalApprovalStore, **options: Any) -> tuple[Decision, bool]:
+    return decision_after_resume(store, recorded_request(store, GATE), **options)
+
+
 def test_an_approval_is_followed(store: LocalApprovalStore) -> None:
     gates.decide(
         store, GATE, actor=actor("bob"), intent="approve", input={"target": "prod"}, now=T0
     )
-    decision, expired = decision_after_resume(store, GATE, clock=lambda: T0)
+    decision, expired = decision_after_resume(
+        store, recorded_request(store, GATE), clock=lambda: T0
+    )
     assert (decision.outcome, decision.proceed, dict(decision.input)) == (
         "approved",
         True,
@@ -39,7 +51,7 @@ def test_an_approval_is_followed(store: LocalApprovalStore) -> None:
 
 def test_a_rejection_is_followed(store: LocalApprovalStore) -> None:
     gates.decide(store, GATE, actor=actor("bob"), intent="reject", reason="no", now=T0)
-    decision, _ = decision_after_resume(store, GATE, clock=lambda: T0)
+    decision, _ = after_resume(store, clock=lambda: T0)
     assert (decision.outcome, decision.proceed) == ("rejected", False)
 
 
@@ -47,7 +59,7 @@ def test_a_resume_by_hand_before_expiry_is_refused_and_records_nothing(
     store: LocalApprovalStore,
 ) -> None:
     with pytest.raises(ResumedWithoutDecision) as caught:
-        decision_after_resume(store, GATE, clock=lambda: T0 + timedelta(minutes=5))
+        after_resume(store, clock=lambda: T0 + timedelta(minutes=5))
     assert "resumed (by hand, in the Argo UI or CLI?)" in caught.value.message
     assert "2026-11-25T11:00:00.123Z" in caught.value.message
     assert "argo retry" in (caught.value.hint or "")
@@ -55,7 +67,9 @@ def test_a_resume_by_hand_before_expiry_is_refused_and_records_nothing(
 
 
 def test_after_expiry_the_timeout_is_recorded_and_reported(store: LocalApprovalStore) -> None:
-    decision, expired = decision_after_resume(store, GATE, clock=lambda: EXPIRY)
+    decision, expired = decision_after_resume(
+        store, recorded_request(store, GATE), clock=lambda: EXPIRY
+    )
     assert (decision.outcome, decision.decided_by, decision.proceed) == (
         "timed_out",
         "timeout",
@@ -63,7 +77,9 @@ def test_after_expiry_the_timeout_is_recorded_and_reported(store: LocalApprovalS
     )
     assert expired
     assert store.get_decision(GATE) == decision
-    again, _ = decision_after_resume(store, GATE, clock=lambda: EXPIRY + timedelta(hours=1))
+    again, _ = decision_after_resume(
+        store, recorded_request(store, GATE), clock=lambda: EXPIRY + timedelta(hours=1)
+    )
     assert again == decision  # first decision wins
 
 
@@ -77,7 +93,9 @@ def test_a_pod_clock_slightly_behind_the_controller_waits_out_the_expiry(
         slept.append(seconds)
         now[0] += timedelta(seconds=seconds)
 
-    decision, expired = decision_after_resume(store, GATE, clock=lambda: now[0], sleep=sleep)
+    decision, expired = decision_after_resume(
+        store, recorded_request(store, GATE), clock=lambda: now[0], sleep=sleep
+    )
     assert slept == [30.0]
     assert decision.outcome == "timed_out"
     assert expired
@@ -87,7 +105,10 @@ def test_beyond_the_grace_nothing_is_waited_for(store: LocalApprovalStore) -> No
     slept: list[float] = []
     with pytest.raises(ResumedWithoutDecision):
         decision_after_resume(
-            store, GATE, clock=lambda: EXPIRY - timedelta(seconds=121), sleep=slept.append
+            store,
+            recorded_request(store, GATE),
+            clock=lambda: EXPIRY - timedelta(seconds=121),
+            sleep=slept.append,
         )
     assert slept == []
 
@@ -95,4 +116,4 @@ def test_beyond_the_grace_nothing_is_waited_for(store: LocalApprovalStore) -> No
 def test_no_request_means_the_notify_task_never_ran(tmp_path: Path) -> None:
     empty = LocalApprovalStore(tmp_path / "empty")
     with pytest.raises(GateNotFound, match="hitl-notify task of this step did not record one"):
-        decision_after_resume(empty, GATE, clock=lambda: T0)
+        recorded_request(empty, GATE)
