@@ -41,6 +41,7 @@ __all__ = [
     "expire_gate",
     "gate_status",
     "open_gate",
+    "require_request",
     "wait_for_decision",
 ]
 
@@ -89,7 +90,14 @@ def open_gate(store: ApprovalStore, request: Request) -> tuple[Request, bool]:
     return existing, False
 
 
-def _require_request(store: ApprovalStore, gate_id: GateId) -> Request:
+def require_request(store: ApprovalStore, gate_id: GateId) -> Request:
+    """The gate's stored request.
+
+    Raises
+    ------
+    GateNotFound
+        If the store has no such gate.
+    """
     request = store.get_request(gate_id)
     if request is None:
         raise GateNotFound(
@@ -136,7 +144,7 @@ def expire_gate(
         The gate's decision (the timeout, or whatever won before it), or ``None`` if the gate
         has not expired and is undecided.
     """
-    request = _require_request(store, gate_id)
+    request = require_request(store, gate_id)
     existing = store.get_decision(gate_id)
     if existing is not None:
         return existing
@@ -202,7 +210,7 @@ def decide(
     TooLate
         The gate expired; its expiry was recorded (if it was not yet) and is the decision.
     """
-    request = _require_request(store, gate_id)
+    request = require_request(store, gate_id)
     existing = store.get_decision(gate_id)
     if existing is not None:
         raise _already(existing)
@@ -309,7 +317,7 @@ def _counts(decision: Decision, vote: Vote) -> bool:
 
 def gate_status(store: ApprovalStore, gate_id: GateId) -> GateStatus:
     """Read a gate's request, decision and votes."""
-    request = _require_request(store, gate_id)
+    request = require_request(store, gate_id)
     votes = tuple(sorted(store.list_votes(gate_id), key=lambda v: (v.actor.at, v.nonce)))
     return GateStatus(
         request=request,
@@ -347,7 +355,7 @@ def wait_for_decision(
     """
     if poll_interval <= 0:
         raise ConfigError(f"poll_interval must be positive, got {poll_interval!r}")
-    request = _require_request(store, gate_id)
+    request = require_request(store, gate_id)
     while True:
         decision = store.get_decision(gate_id)
         if decision is not None:

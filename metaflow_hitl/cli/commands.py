@@ -21,7 +21,7 @@ from metaflow_hitl.cli.identity import resolve_actor_login
 from metaflow_hitl.cli.tables import ago, render_table, truncate
 from metaflow_hitl.errors import ConfigError, GateNotFound, HitlError, StoreError, TooLate
 from metaflow_hitl.gate_id import GateId, parse_gate_ref
-from metaflow_hitl.gates import GateStatus, decide, expire_gate, gate_status
+from metaflow_hitl.gates import GateStatus, decide, expire_gate, gate_status, require_request
 from metaflow_hitl.policy import check_decider
 from metaflow_hitl.ports import ApprovalStore, Resumer
 from metaflow_hitl.records import Actor, Decision, Request
@@ -150,11 +150,8 @@ def _may_approve(request: Request, login: str) -> bool:
     return "team membership cannot be checked" in refusal.reason
 
 
-def _publish(ctx: CliContext, decision: Decision) -> dict[str, Any]:
+def _publish(request: Request, decision: Decision) -> dict[str, Any]:
     """Commit a stored decision to the gate's review repo, or explain how to retry."""
-    request = ctx.store.get_request(decision.gate_id)
-    if request is None:  # pragma: no cover - decide() read it a moment ago
-        return {}
     try:
         return dict(publish_decision(request, decision))
     except HitlError as exc:
@@ -165,13 +162,10 @@ def _publish(ctx: CliContext, decision: Decision) -> dict[str, Any]:
         ) from None
 
 
-def _resume(ctx: CliContext, decision: Decision) -> bool:
+def _resume(ctx: CliContext, request: Request, decision: Decision) -> bool:
     """Resume the decided gate's run (Argo); a failure keeps the decision and says so."""
     from metaflow_hitl.action_handler import resume_after_decision
 
-    request = ctx.store.get_request(decision.gate_id)
-    if request is None:  # pragma: no cover - decide() read it a moment ago
-        return False
     return resume_after_decision(ctx.resumer, request, decision)
 
 
@@ -317,18 +311,20 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
                 reason=reason,
             )
         except TooLate as exc:
-            _publish(ctx, exc.decision)  # the expiry may have been recorded by this call
-            _resume(ctx, exc.decision)
+            request = require_request(ctx.store, gate_id)
+            _publish(request, exc.decision)  # the expiry may have been recorded by this call
+            _resume(ctx, request, exc.decision)
             raise
         review: dict[str, Any] = {}
         resumed = False
         if result.decision:
+            request = require_request(ctx.store, gate_id)
             unpublished: HitlError | None = None
             try:
-                review = _publish(ctx, result.decision)
+                review = _publish(request, result.decision)
             except HitlError as exc:  # the run is resumed anyway; sync commits it later
                 unpublished = exc
-            resumed = _resume(ctx, result.decision)
+            resumed = _resume(ctx, request, result.decision)
             if unpublished is not None:
                 raise unpublished
         if as_json:
@@ -443,7 +439,7 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
             for gate_id in list(ctx.store.list_gates(pending_only=True, flow=ctx.flow)):
                 decision = expire_gate(ctx.store, gate_id)
                 if decision is not None:
-                    _publish(ctx, decision)
+                    _publish(require_request(ctx.store, gate_id), decision)
         pairs = _store_decisions(ctx, requests=source != "store")
         rows: list[dict[str, Any]] = []
         problems: list[str] = []
@@ -554,9 +550,9 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
                 continue
             try:
                 if backend_for_request(request) is not None:
-                    _publish(ctx, decision)
+                    _publish(request, decision)
                     published += 1
-                if _resume(ctx, decision):
+                if _resume(ctx, request, decision):
                     resumed += 1
                     click.echo(f"Resumed {request.gate_id} ({decision.summary()}).")
             except HitlError as exc:
