@@ -145,7 +145,7 @@ def _notify(ctx: Any, step_name: str, run_id: str, task_id: str, options: dict[s
     existing = ctx.store.get_request(gate_id)
     if existing is not None:
         check_same_workflow(existing, "this notify task")
-    request, created, refs = deco.open_request(
+    request, created, refs, _decision = deco.open_request(
         ctx.store,
         gate_id,
         flow=flow,

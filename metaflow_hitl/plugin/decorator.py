@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from metaflow.decorators import StepDecorator
 from metaflow.exception import MetaflowException
@@ -40,6 +40,18 @@ __all__ = ["HitlDecorator", "HitlException", "HitlRejected"]
 LOCAL_POLL_INTERVAL = 0.1
 #: Artifacts larger than this (serialized) are listed in the approval file without a value.
 ARTIFACT_PREVIEW_BYTES = 64 * 1024
+
+
+class OpenedGate(NamedTuple):
+    """What :meth:`HitlDecorator.open_request` did."""
+
+    request: Request
+    #: Whether this call created the request (only then is the gate announced).
+    created: bool
+    #: The review's links; ``{}`` once the gate is decided.
+    refs: dict[str, str | None]
+    #: The decision found when opening, if the gate was decided already.
+    decision: Decision | None
 
 
 class HitlException(MetaflowException):
@@ -284,17 +296,11 @@ class HitlDecorator(StepDecorator):
         runtime: Literal["local", "argo-workflows"],
         started_by: str,
         origin: dict[str, str | None],
-    ) -> tuple[Request, bool, dict[str, str | None]]:
+    ) -> OpenedGate:
         """Record the gate's request unless it exists, open its review, announce it.
 
         Idempotent: a retry finds the request, re-opens a review a crash left unopened, and
         notifies nobody again.
-
-        Returns
-        -------
-        (Request, bool, dict)
-            The stored request, whether this call created it, and the review's links
-            (``{}`` once the gate is decided).
         """
         from metaflow_hitl.review.publish import open_review
 
@@ -313,12 +319,13 @@ class HitlDecorator(StepDecorator):
                 origin=origin,
             )
             request, created = open_gate(store, request)
-        if store.get_decision(gate_id) is not None:
-            return request, created, {}
+        decision = store.get_decision(gate_id)
+        if decision is not None:
+            return OpenedGate(request, created, {}, decision)
         refs = open_review(request, self._approval_file(request, graph, step_name, inputs))
         if created and self._notifier is not None:  # never fails the gate; reports failures
             self._notifier.gate_opened(replace(request, review={**request.review, **refs}))
-        return request, created, refs
+        return OpenedGate(request, created, refs, None)
 
     def _run_gate(
         self,
@@ -338,7 +345,7 @@ class HitlDecorator(StepDecorator):
         )
         from metaflow_hitl.review.publish import publish_decision
 
-        request, created, refs = self.open_request(
+        request, created, refs, decided = self.open_request(
             store,
             gate_id,
             flow=flow,
@@ -352,7 +359,6 @@ class HitlDecorator(StepDecorator):
                 "cwd": os.getcwd(),
             },
         )
-        decided = store.get_decision(gate_id)
         if created:  # even if a fast decider already decided it: say what was asked
             print_waiting(request, flow_file=sys.argv[0], review=refs)
         elif decided is None:
