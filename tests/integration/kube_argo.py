@@ -13,9 +13,10 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from tests.fakes.json_http import serve_json
 
 _PATH = re.compile(
     r"^/apis/argoproj\.io/v1alpha1/namespaces/(?P<ns>[^/]+)/(?P<plural>"
@@ -84,29 +85,13 @@ class KubeArgo:
 def serve_kube(folder: Path) -> Iterator[tuple[KubeArgo, Path]]:
     """Serve a :class:`KubeArgo` on loopback; yields it and a kubeconfig file for it."""
     api = KubeArgo()
+    with serve_json(lambda method, path, _headers, body: api.handle(method, path, body)) as url:
+        yield api, _kubeconfig(folder, url)
 
-    class Handler(BaseHTTPRequestHandler):
-        def _answer(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            code, payload = api.handle(self.command, self.path, self.rfile.read(length))
-            data = json.dumps(payload).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _answer
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
+def _kubeconfig(folder: Path, url: str) -> Path:
+    """A kubeconfig file pointing at ``url`` with a test token."""
     config = folder / "kubeconfig"
-    url = f"http://127.0.0.1:{server.server_address[1]}"
     config.write_text(
         json.dumps(
             {
@@ -119,9 +104,4 @@ def serve_kube(folder: Path) -> Iterator[tuple[KubeArgo, Path]]:
             }
         )
     )
-    try:
-        yield api, config
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    return config
