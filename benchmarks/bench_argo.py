@@ -18,12 +18,12 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.fakes.github_api import FakeGitHub  # noqa: E402
-from tests.integration.argo_pods import Workflow, pods_supported  # noqa: E402
+from tests.fakes.moto_s3 import MOTO_CREDENTIALS, metaflow_s3_env, moto_server  # noqa: E402
+from tests.integration.argo_pods import Workflow, compile_flow, pods_supported  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "argo.json"
 FLOW = ROOT / "tests" / "integration" / "flows" / "deploy_flow.py"
@@ -40,39 +41,12 @@ ONLY_JSON = "--only-json"
 WAIT_HOURS = (1, 4, 24)
 
 
-def moto() -> tuple[subprocess.Popen[bytes], dict[str, str]]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "METAFLOW_DEFAULT_DATASTORE": "s3",
-        "METAFLOW_DATASTORE_SYSROOT_S3": "s3://bucket/metaflow",
-        "METAFLOW_S3_ENDPOINT_URL": endpoint,
-        "USER": "alice",
-    }
-    import boto3
-
-    os.environ.update({k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")})
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            client.create_bucket(Bucket="bucket")
-            return proc, env
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+@contextmanager
+def _removed(folder: Path) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def parse_quantity(text: str) -> float:
@@ -91,9 +65,10 @@ def main() -> None:
     reason = pods_supported()
     if reason:
         sys.exit(reason)
-    proc, env = moto()
     tmp = Path(tempfile.mkdtemp(prefix="bench-argo-"))
-    try:
+    with moto_server("bucket") as endpoint, _removed(tmp):
+        env = {**os.environ, **metaflow_s3_env(endpoint, "bucket")}
+        os.environ.update(MOTO_CREDENTIALS)
         with FakeGitHub() as gh:
             gh.add_org("acme")
             gh.add_repo(REPO, files={"README.md": "# approvals\n"})
@@ -103,23 +78,7 @@ def main() -> None:
                 "METAFLOW_HITL_REVIEW": f"github:{REPO}",
                 "METAFLOW_HITL_GITHUB_API_URL": gh.url,
             }
-            shutil.copy(FLOW, tmp / FLOW.name)
-            compiled = subprocess.run(
-                [
-                    sys.executable,
-                    FLOW.name,
-                    "--no-pylint",
-                    "argo-workflows",
-                    "create",
-                    "--only-json",
-                ],
-                cwd=tmp,
-                env=deployer,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            template = json.loads(compiled.stdout)
+            template = compile_flow(deployer, tmp, FLOW.name, gated=True)
             by_name = {t["name"]: t for t in template["spec"]["templates"]}
             suspend = by_name["hitl-suspend-gate"]
             pod_kinds = ("container", "script", "resource", "containerSet", "http", "plugin")
@@ -143,10 +102,6 @@ def main() -> None:
                 wall = time.perf_counter() - t0
                 assert notify.returncode == 0, notify.output
                 samples.append({"wall_s": round(wall, 3), "github_requests": gh.count() - before})
-    finally:
-        proc.terminate()
-        proc.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
 
     cpu = parse_quantity(step_resources.get("cpu", "0"))
     mem_gib = parse_quantity(step_resources.get("memory", "0")) / 2**30

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -162,49 +161,19 @@ def workspace(tmp_path: Path) -> Iterator[callable]:
 
 @pytest.fixture(scope="module")
 def s3_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "METAFLOW_DEFAULT_DATASTORE": "s3",
-        "METAFLOW_DATASTORE_SYSROOT_S3": "s3://bucket/metaflow",
-        "METAFLOW_S3_ENDPOINT_URL": endpoint,
-        "USER": "alice",
-        "METAFLOW_HOME": str(tmp_path_factory.mktemp("mfhome")),
-    }
-    import boto3
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            client.create_bucket(Bucket="bucket")
-            break
-        except Exception:
-            assert time.monotonic() < deadline, "moto server did not start"
-            time.sleep(0.1)
-    # Metaflow before 2.17 looks up the existing deployment even for --only-json: an empty
-    # loopback Kubernetes API answers it (and stores what a real `create` registers).
+    """A loopback S3 server (bucket ``bucket``) and the environment a Metaflow run needs."""
+    from tests.fakes.moto_s3 import metaflow_s3_env, moto_server
     from tests.integration.kube_argo import serve_kube
 
-    with serve_kube(tmp_path_factory.mktemp("kube")) as (_api, kubeconfig):
-        env["KUBECONFIG"] = str(kubeconfig)
-        yield env
-    server.terminate()
-    server.wait()
+    # Metaflow before 2.17 looks up the existing deployment even for --only-json: an empty
+    # loopback Kubernetes API answers it (and stores what a real `create` registers).
+    with (
+        moto_server("bucket") as endpoint,
+        serve_kube(tmp_path_factory.mktemp("kube")) as (_api, kubeconfig),
+    ):
+        yield {
+            **os.environ,
+            **metaflow_s3_env(endpoint, "bucket"),
+            "METAFLOW_HOME": str(tmp_path_factory.mktemp("mfhome")),
+            "KUBECONFIG": str(kubeconfig),
+        }
