@@ -12,6 +12,7 @@ characters Metaflow and Argo produce (letters, digits, ``.``, ``_``, ``-``), nev
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -74,7 +75,14 @@ class GateId:
         GateRefError
             If the text is not three valid components.
         """
-        return parse_gate_ref(text, flow=None)
+        return _parse_full(text) if isinstance(text, str) else parse_gate_ref(text, flow=None)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_full(text: str) -> GateId:
+    """:meth:`GateId.parse`, remembered: reading a store parses each gate's id from each of
+    its records (ids are immutable, so the cache is safe; errors are not cached)."""
+    return parse_gate_ref(text, flow=None)
 
 
 def parse_gate_ref(text: str, *, flow: str | None) -> GateId:

@@ -67,6 +67,33 @@ class ApprovalStore(Protocol):
         """Gate ids in the store, optionally only pending ones and one flow's."""
         ...
 
+    def scan_gates(self, flow: str | None = None) -> dict[GateId, dict[str, str]]:
+        """Every gate with a request (optionally one flow's), with its records' names
+        (``request.json``, ``decision.json``, ``votes/<file>``) and a tag per record that
+        changes whenever the record is replaced (the S3 ETag, the local inode number).
+        One listing of the store: no record is read."""
+        ...
+
+    def read_record(self, gate_id: GateId, name: str) -> bytes | None:
+        """The bytes of one record named as :meth:`scan_gates` names it, or None."""
+        ...
+
+    def list_index_segments(self) -> list[str]:
+        """The names of the index segments (:mod:`metaflow_hitl.gate_index`)."""
+        ...
+
+    def get_index_segment(self, name: str) -> bytes | None:
+        """A segment's bytes, or None if it is gone."""
+        ...
+
+    def create_index_segment(self, name: str, data: bytes) -> bool:
+        """Store a segment unless one of that name exists (atomic, as records are)."""
+        ...
+
+    def delete_index_segment(self, name: str) -> None:
+        """Delete a segment (merged into another); deleting a missing one is no error."""
+        ...
+
     def create_reminder(self, reminder: Reminder) -> bool:
         """Record that reminder ``reminder.number`` of its gate is being sent, unless it was;
         True if this call created it (and so must send it), False if another sender did."""

@@ -77,6 +77,8 @@ def _keyword(key: str, arg: Any, schema: dict[str, Any]) -> Check | None:
         return lambda v: not _NUMBER(v) or v < arg
     if key == "maxItems":
         return lambda v: not isinstance(v, list) or len(v) <= arg
+    if key == "minItems":
+        return lambda v: not isinstance(v, list) or len(v) >= arg
     if key == "items":
         item = _compile(arg)
         return lambda v: not isinstance(v, list) or all(item(x) for x in v)

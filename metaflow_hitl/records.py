@@ -40,6 +40,7 @@ __all__ = [
     "Reminder",
     "Request",
     "Vote",
+    "checks_digest",
     "decode_record",
     "encode_record",
     "new_nonce",
@@ -190,6 +191,20 @@ RECORD_SCHEMAS: dict[str, dict[str, Any]] = {
         ],
     ),
 }
+
+
+#: Bumped whenever validation beyond the schemas (``_input_schema_problem``, ``from_dict``)
+#: becomes stricter, so records validated by an older release are validated again.
+_CHECKS_REVISION = 1
+
+
+@functools.cache
+def checks_digest() -> str:
+    """``sha256:<hex>`` naming the checks :func:`decode_record` applies (the schemas and the
+    checks beyond them). An index segment records it; its records skip validation only under
+    the same checks."""
+    canonical = json.dumps([_CHECKS_REVISION, RECORD_SCHEMAS], sort_keys=True)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 @functools.cache
@@ -521,6 +536,8 @@ _KINDS: dict[str, type[Request] | type[Vote] | type[Decision] | type[Reminder]] 
     "reminder": Reminder,
 }
 
+_NAMES = {kind: name for name, kind in _KINDS.items()}
+
 
 def encode_record(record: Request | Vote | Decision | Reminder) -> bytes:
     """Serialise a record to UTF-8 JSON bytes (sorted keys, one trailing newline).
@@ -535,7 +552,9 @@ def encode_record(record: Request | Vote | Decision | Reminder) -> bytes:
     return (text + "\n").encode("utf-8")
 
 
-def decode_record(data: bytes | str, kind: type[_R], *, where: str = "record") -> _R:
+def decode_record(
+    data: bytes | str, kind: type[_R], *, where: str = "record", prevalidated: bool = False
+) -> _R:
     """Parse and validate a record.
 
     Parameters
@@ -546,15 +565,21 @@ def decode_record(data: bytes | str, kind: type[_R], *, where: str = "record") -
         :class:`Request`, :class:`Vote`, :class:`Decision` or :class:`Reminder`.
     where
         A location for error messages (a path or key).
+    prevalidated
+        Skip the schema checks: only for a document this release already validated and
+        keeps unchanged (a verified index segment, :mod:`metaflow_hitl.gate_index`). The
+        format, the version and the fields are still checked.
 
     Raises
     ------
     RecordError
         For invalid JSON, the wrong format, an unknown version, or a schema violation.
     """
-    name = next(k for k, v in _KINDS.items() if v is kind)
+    name = _NAMES[kind]
     try:
-        doc = loads_strict(data)  # NaN, Infinity and 1e999 are refused: not JSON numbers
+        # NaN, Infinity and 1e999 are refused: not JSON numbers (a prevalidated document
+        # passed that check when it was written, so the C parser's fast path reads it)
+        doc = json.loads(data) if prevalidated else loads_strict(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RecordError(f"{where} is not valid JSON ({exc}); it may be truncated.") from None
     except RecursionError:
@@ -570,13 +595,13 @@ def decode_record(data: bytes | str, kind: type[_R], *, where: str = "record") -
             f"({FORMAT_VERSION}).",
             hint="Upgrade metaflow-hitl: pip install -U metaflow-hitl",
         )
-    errors = [] if _fast_check(name)(doc) else _schema_errors(name, doc)
+    errors = [] if prevalidated or _fast_check(name)(doc) else _schema_errors(name, doc)
     if errors:
         detail = "; ".join(
             f"{'.'.join(map(str, e.path)) or '(top)'}: {_clip(e.message)}" for e in errors[:5]
         )
         raise RecordError(f"{where} is not a valid {fmt} record: {detail}")
-    if name == "request":
+    if name == "request" and not prevalidated:
         problem = _input_schema_problem(doc["input_schema"])
         if problem:
             raise RecordError(f"{where} is not a valid {fmt} record: {problem}")

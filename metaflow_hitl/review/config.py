@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -36,6 +37,7 @@ __all__ = [
     "GITHUB_API_URL_ENVS",
     "GITHUB_TOKEN_ENVS",
     "backend_for_request",
+    "backend_for_review",
     "github_api_url",
     "parse_review",
     "review_settings",
@@ -186,7 +188,12 @@ def review_settings(request: Request) -> dict[str, Any]:
 
 def backend_for_request(request: Request) -> Any | None:
     """Build the review backend a request names, or ``None`` for ``backend: none``."""
-    settings = review_settings(request)
+    return backend_for_review(request.review, gate_id=str(request.gate_id))
+
+
+def backend_for_review(review: Mapping[str, Any] | None, *, gate_id: str) -> Any | None:
+    """Build the backend of a request's ``review`` settings, or ``None`` for ``none``."""
+    settings = dict(review or {"backend": "none"})
     kind = settings.get("backend", "none")
     if kind == "none":
         return None
@@ -203,4 +210,4 @@ def backend_for_request(request: Request) -> Any | None:
             merge_method=str(settings.get("merge") or "merge"),
             api_url=settings.get("api_url") or None,
         )
-    raise ConfigError(f"gate {request.gate_id} names review backend {kind!r}, unknown here.")
+    raise ConfigError(f"gate {gate_id} names review backend {kind!r}, unknown here.")

@@ -7,6 +7,7 @@ Layout (``<root>`` is ``<datastore root>/_hitl``, e.g. ``./.metaflow/_hitl``)::
     <root>/v1/gates/<flow>/<run>/<step>/votes/<time>-<nonce>.json
     <root>/v1/gates/<flow>/<run>/<step>/reminders/<number>.json
     <root>/v1/pending/<flow>/<run>/<step>          empty marker while undecided
+    <root>/v1/index/decided/<sha256>.json.gz       index segments (metaflow_hitl.gate_index)
 
 Records are created, never rewritten: each is written to a temporary file in the same
 directory, flushed to disk, then ``os.link``-ed to its final name. ``link`` fails if the name
@@ -23,6 +24,8 @@ from pathlib import Path
 
 from metaflow_hitl.errors import GateRefError, StoreError
 from metaflow_hitl.gate_id import GateId
+from metaflow_hitl.gate_index import RECORD_NAME as _RECORD_NAME
+from metaflow_hitl.gate_index import check_record_name, check_segment_name
 from metaflow_hitl.records import (
     Decision,
     Reminder,
@@ -61,6 +64,9 @@ class LocalApprovalStore:
 
     def _pending(self, gate_id: GateId) -> Path:
         return self.root / _LAYOUT / "pending" / gate_id.flow / gate_id.run_id / gate_id.step
+
+    def _index_dir(self) -> Path:
+        return self.root / _LAYOUT / "index" / "decided"
 
     # -- primitives -------------------------------------------------------------------------
     def _create(self, path: Path, data: bytes) -> bool:
@@ -174,11 +180,8 @@ class LocalApprovalStore:
 
     def list_gates(self, *, pending_only: bool, flow: str | None = None) -> Iterator[GateId]:
         base = self.root / _LAYOUT / ("pending" if pending_only else "gates")
-        if flow is not None:
-            try:
-                GateId(flow, "1", "step")  # a flow name, never a path
-            except GateRefError:
-                return
+        if flow is not None and not _valid_flow(flow):
+            return
         flows = [flow] if flow else _listdir(base)
         for flow_name in flows:
             for run_id in _listdir(base / flow_name):
@@ -193,8 +196,89 @@ class LocalApprovalStore:
                         continue  # a writer died before its request landed: no gate yet
                     yield gate_id
 
+    def scan_gates(self, flow: str | None = None) -> dict[GateId, dict[str, str]]:
+        # Plain os calls on str paths: pathlib costs more than the listing at 10,000 gates.
+        # scandir reports each entry's inode without a stat; a record is only ever created
+        # by link(2), so a replaced record has another inode.
+        base = os.path.join(self.root, _LAYOUT, "gates")
+        if flow is not None and not _valid_flow(flow):
+            return {}
+        out: dict[GateId, dict[str, str]] = {}
+        for flow_name in [flow] if flow else _listdir(base):
+            flow_dir = os.path.join(base, flow_name)
+            for run_id in _listdir(flow_dir):
+                run_dir = os.path.join(flow_dir, run_id)
+                for step in _listdir(run_dir):
+                    try:
+                        gate_id = GateId(flow_name, run_id, step)
+                    except GateRefError:
+                        continue  # not ours (a stray file); never a path trick
+                    tags = _tags(os.path.join(run_dir, step))
+                    if "request.json" in tags:  # else a writer died before its request
+                        out[gate_id] = tags
+        return out
 
-def _listdir(path: Path) -> list[str]:
+    def read_record(self, gate_id: GateId, name: str) -> bytes | None:
+        return self._read(self._gate_dir(gate_id) / check_record_name(name))
+
+    def list_index_segments(self) -> list[str]:
+        return [n for n in _listdir(self._index_dir()) if _is_segment(n)]
+
+    def get_index_segment(self, name: str) -> bytes | None:
+        return self._read(self._index_dir() / check_segment_name(name))
+
+    def create_index_segment(self, name: str, data: bytes) -> bool:
+        return self._create(self._index_dir() / check_segment_name(name), data)
+
+    def delete_index_segment(self, name: str) -> None:
+        path = self._index_dir() / check_segment_name(name)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StoreError(f"cannot delete {path}: {exc.strerror or exc}") from exc
+
+
+def _tags(gate_dir: str) -> dict[str, str]:
+    """A gate folder's records (``request.json``, ``decision.json``, ``votes/<file>``) and
+    their inode numbers."""
+    tags: dict[str, str] = {}
+    try:
+        with os.scandir(gate_dir) as entries:
+            for entry in entries:
+                if entry.name in ("request.json", "decision.json"):
+                    tags[entry.name] = str(entry.inode())
+                elif entry.name == "votes":
+                    with os.scandir(entry.path) as votes:
+                        for vote in votes:
+                            name = "votes/" + vote.name
+                            if _RECORD_NAME.fullmatch(name):  # not temporary files, not strays
+                                tags[name] = str(vote.inode())
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    except OSError as exc:
+        raise StoreError(f"cannot list {gate_dir}: {exc.strerror or exc}") from exc
+    return tags
+
+
+def _is_segment(name: str) -> bool:
+    try:
+        check_segment_name(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _valid_flow(flow: str) -> bool:
+    try:
+        GateId(flow, "1", "step")  # a flow name, never a path
+    except GateRefError:
+        return False
+    return True
+
+
+def _listdir(path: Path | str) -> list[str]:
     try:
         return sorted(n for n in os.listdir(path) if not n.startswith("."))
     except (FileNotFoundError, NotADirectoryError):

@@ -7,6 +7,7 @@ Layout under ``s3://<bucket>/<prefix>`` (the same as the local store's)::
     <prefix>/v1/gates/<flow>/<run>/<step>/votes/<time>-<nonce>.json
     <prefix>/v1/gates/<flow>/<run>/<step>/reminders/<number>.json
     <prefix>/v1/pending/<flow>/<run>/<step>          empty marker while undecided
+    <prefix>/v1/index/decided/<sha256>.json.gz       index segments (metaflow_hitl.gate_index)
 
 Records are created with S3 conditional writes (``PutObject`` with ``If-None-Match: *``,
 https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html): S3 refuses
@@ -29,6 +30,9 @@ Requests per operation (n = the objects involved):
 ``list_gates(all)``            1 LIST per 1,000 objects under ``gates/``
 ``create_reminder``            1 PUT; after a retry's 412, + 1 GET
 ``list_reminders``             1 LIST + 1 GET per reminder
+``scan_gates``                 1 LIST per 1,000 objects under ``gates/`` (tags: ETags)
+``read_record``                1 GET
+index segments                 1 LIST to list them; 1 GET, PUT or DELETE each
 =============================  ====================================================
 
 A conditional write answered by 409 is retried (up to 5 attempts); one whose 412 follows a
@@ -45,6 +49,7 @@ so a silent server is a lost answer, retried, never a hang; botocore's own retri
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import threading
@@ -56,6 +61,7 @@ from typing import Any, NamedTuple, TypeVar
 from metaflow_hitl.durations import seconds_setting
 from metaflow_hitl.errors import ConfigError, GateRefError, RecordError, StoreError
 from metaflow_hitl.gate_id import GateId
+from metaflow_hitl.gate_index import RECORD_NAME, check_record_name, check_segment_name
 from metaflow_hitl.records import (
     Decision,
     Reminder,
@@ -286,6 +292,11 @@ class S3ApprovalStore:
 
     def _keys(self, prefix: str) -> Iterator[str]:
         """Every key under ``prefix`` (which ends with ``/``), in lexicographic order."""
+        for key, _ in self._listing(prefix):
+            yield key
+
+    def _listing(self, prefix: str) -> Iterator[tuple[str, str]]:
+        """Every ``(key, ETag)`` under ``prefix`` (which ends with ``/``), in key order."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -294,7 +305,7 @@ class S3ApprovalStore:
             )
             for page in pages:
                 for item in page.get("Contents", ()):
-                    yield str(item["Key"])
+                    yield str(item["Key"]), str(item.get("ETag", ""))
         except ClientError as exc:
             raise _client_error("list", self._url(prefix), exc) from None
         except BotoCoreError as exc:
@@ -390,6 +401,60 @@ class S3ApprovalStore:
         # delete; one HEAD per marker tells, _READERS at a time (each is a round trip).
         for gate_id in self._undecided(marked):
             yield gate_id
+
+    def scan_gates(self, flow: str | None = None) -> dict[GateId, dict[str, str]]:
+        if flow is not None and not _valid_flow(flow):
+            return {}
+        base = self._key("gates") + "/"
+        out: dict[GateId, dict[str, str]] = {}
+        current: tuple[str, str, str] | None = None
+        tags: dict[str, str] = {}
+        for key, etag in self._listing(base + (f"{flow}/" if flow else "")):
+            parts = key[len(base) :].split("/", 3)
+            if len(parts) < 4:
+                continue
+            name = parts[3]
+            if not RECORD_NAME.fullmatch(name):
+                continue  # reminders, or not ours
+            where = (parts[0], parts[1], parts[2])
+            if where != current:
+                current, tags = where, {}
+                # not ours (a stray object): its records are skipped with it
+                with contextlib.suppress(GateRefError):
+                    out[GateId(*where)] = tags
+            tags[name] = etag
+        # Keys come in order, so a gate's records are together; a gate whose request has not
+        # landed (its writer died first) is no gate yet.
+        return {gate_id: t for gate_id, t in out.items() if "request.json" in t}
+
+    def read_record(self, gate_id: GateId, name: str) -> bytes | None:
+        return self._get_bytes(self._gate_key(gate_id, check_record_name(name)))
+
+    def _index_key(self, name: str = "") -> str:
+        return self._key("index", "decided", name)
+
+    def list_index_segments(self) -> list[str]:
+        base = self._index_key() + "/"
+        names = []
+        for key in self._keys(base):
+            name = key[len(base) :]
+            try:
+                names.append(check_segment_name(name))
+            except ValueError:
+                continue  # not ours
+        return names
+
+    def get_index_segment(self, name: str) -> bytes | None:
+        return self._get_bytes(self._index_key(check_segment_name(name)))
+
+    def create_index_segment(self, name: str, data: bytes) -> bool:
+        # The name is the content's hash: an existing object there is the same segment.
+        return self._create(
+            self._index_key(check_segment_name(name)), data, ours=lambda _: True
+        ).created
+
+    def delete_index_segment(self, name: str) -> None:
+        self._delete(self._index_key(check_segment_name(name)))
 
     def _undecided(self, gate_ids: list[GateId]) -> list[GateId]:
         def decided(gate_id: GateId) -> bool:
