@@ -192,3 +192,18 @@ def test_the_fast_check_is_never_looser_than_jsonschema(
         parent[f"x{pick % 7}"] = value
     if _fast(name)(doc):
         assert VALIDATORS[name].is_valid(doc), doc
+
+
+MIN_ITEMS_VALUES: list[Any] = [[], [1], [1, 2], [None, "x", {}], "ab", {"a": 1, "b": 2}, None, 2]
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [{"type": "array", "minItems": 2}, {"minItems": 2}, {"minItems": 0}],
+    ids=json.dumps,
+)
+@pytest.mark.parametrize("value", MIN_ITEMS_VALUES, ids=repr)
+def test_min_items_agrees_with_jsonschema(schema: dict[str, Any], value: Any) -> None:
+    check = compile_schema(schema)
+    assert check is not None, "minItems no longer compiles"
+    assert check(value) is Draft202012Validator(schema).is_valid(value)
