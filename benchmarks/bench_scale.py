@@ -51,6 +51,8 @@ from metaflow_hitl.timestamps import utc_now
 RESULTS = Path(__file__).parent / "results"
 CONSOLE = str(Path(sys.executable).with_name("metaflow-hitl"))
 FLOWS = 10
+#: The commands timed without the index too (as every history read cost before it).
+NO_INDEX = ("list --all --no-index", "audit --source store --no-index")
 
 
 # -- the moto server --------------------------------------------------------------------------
@@ -283,15 +285,28 @@ def measure(
 ) -> dict[str, Any]:
     shown = str(gate_of(size - 1))
     out: dict[str, Any] = {"gates": size, "in_process": {}, "cold": {}}
+    # The first history read after the fill indexes the gates decided since the last size
+    # (all of them at the first size): the one-off cost of the index, reported on its own.
+    got = out["in_process"]["index update"] = in_process(
+        location, ["audit", "--source", "store", "--json"], 1
+    )
+    _say(size, "in-process", "index update", got["median_s"], got.get("s3_requests_total"))
     commands = {
         "list": (["list", "--json"], repeat),
         "list --all": (["list", "--all", "--json"], max(slow_repeat, 1)),
         "audit": (["audit", "--json"], max(slow_repeat, 1)),
         "audit --source store": (["audit", "--source", "store", "--json"], max(slow_repeat, 1)),
         "show": (["show", shown, "--json"], repeat),
+        # Without the index: every record read and validated (the cost before the index).
+        "list --all --no-index": (["list", "--all", "--json", "--no-index"], 1),
+        "audit --source store --no-index": (
+            ["audit", "--source", "store", "--json", "--no-index"],
+            1,
+        ),
     }
+    slow = ("list --all", "audit", "audit --source store", *NO_INDEX)
     for name, (args, n) in commands.items():
-        if full_max and size > full_max and name in ("list --all", "audit", "audit --source store"):
+        if full_max and size > full_max and name in NO_INDEX:
             continue  # beyond --s3-full-max: see the request counts at the smaller sizes
         got = out["in_process"][name] = in_process(location, args, n)
         _say(size, "in-process", name, got["median_s"], got.get("s3_requests_total"))
@@ -304,8 +319,8 @@ def measure(
     for name, (args, _) in commands.items():
         if name not in out["in_process"]:
             continue
-        if slow_repeat == 0 and name in ("list --all", "audit", "audit --source store"):
-            continue  # --s3-slow-repeat 0: in process only (cold adds only start-up)
+        if name in NO_INDEX or (slow_repeat == 0 and name in slow):
+            continue  # in process only (cold adds only start-up)
         out["cold"][name] = cold(location, args, 1)
         _say(size, "cold", name, out["cold"][name]["median_s"])
     approve = ["approve", str(next_pending()), "--as", "bob", "--json"]
@@ -363,7 +378,7 @@ def main_() -> None:
         "--s3-full-max",
         type=int,
         default=0,
-        help="above this many gates, skip list --all and audit on S3 (0: never skip)",
+        help="above this many gates, skip the --no-index reads on S3 (0: never skip)",
     )
     parser.add_argument("--out", default=str(RESULTS / "scale.json"))
     args = parser.parse_args()

@@ -208,11 +208,15 @@ def decode_segment(name: str, data: bytes, *, where: str) -> Segment:
     Raises
     ------
     RecordError
-        When the bytes do not hash to the name, do not decompress, exceed
+        When the name is not a segment's, the bytes do not hash to it, do not decompress
+        (or carry bytes after the gzip stream), exceed
         :data:`MAX_SEGMENT_TEXT`, are not a valid ``metaflow-hitl/gate-index`` document, or
         name a gate or record that cannot exist.
     """
-    check_segment_name(name)
+    try:
+        check_segment_name(name)
+    except ValueError as exc:
+        raise RecordError(f"{where}: {exc}.") from None
     if hashlib.sha256(data).hexdigest() != name.split(".", 1)[0]:
         raise RecordError(f"{where} does not match its SHA-256 name: it was changed or damaged.")
     try:
@@ -222,6 +226,8 @@ def decode_segment(name: str, data: bytes, *, where: str) -> Segment:
             raise RecordError(f"{where} is larger than {MAX_SEGMENT_TEXT} bytes decompressed.")
         if not inflate.eof:
             raise RecordError(f"{where} is truncated (the gzip stream does not end).")
+        if inflate.unused_data:
+            raise RecordError(f"{where} has bytes after its gzip stream.")
         doc = json.loads(raw)
     except (zlib.error, ValueError, UnicodeDecodeError) as exc:
         raise RecordError(f"{where} is not a gzip-compressed JSON document ({exc}).") from None
@@ -245,6 +251,8 @@ def decode_segment(name: str, data: bytes, *, where: str) -> Segment:
             # Names are not checked either: an entry is used only when its names equal the
             # ones the store listed, and stores list only valid names.
             records = {rec_name: (tag, text) for rec_name, tag, text in entry["records"]}
+            if len(records) != len(entry["records"]):
+                raise ValueError(f"{gate_id} names a record twice")
         except ValueError as exc:
             raise RecordError(f"{where} is not a valid {INDEX_FORMAT} segment: {exc}") from None
         if "request.json" not in records or "decision.json" not in records:
@@ -289,4 +297,5 @@ def _first_error(doc: Any) -> str:
     for error in Draft202012Validator(SEGMENT_SCHEMA).iter_errors(doc):
         where = ".".join(map(str, error.path)) or "(top)"
         return f"{where}: {clip_middle(error.message, 300)}"
-    return "(no detail)"  # pragma: no cover - the compiled check is never looser
+    # The checks compare JSON types strictly (1.0 is not the integer 1), jsonschema does not.
+    return "a value has the wrong JSON type (a number written as 1.0 where 1 is expected?)"

@@ -415,17 +415,23 @@ class GitReviewBackend:
 
     def audit(self) -> list[AuditEntry]:
         """Every decision commit on the default branch, oldest first."""
-        if self._is_local_path() and not (Path(self.remote) / "HEAD").exists():
-            return []
-        with self._clone() as repo:
-            if not self._remote_has(repo, self.default_branch):
+        log_format = ("--reverse", "--no-merges", "--format=%H%x00%an%x00%B%x1e")
+        if self._is_local_path():
+            # A repository on this machine is read in place (reading needs no clone).
+            path = Path(self.remote)
+            if not (path / "HEAD").exists() or not self._has_default_branch(path):
                 return []
-            log = repo.git.log(
-                f"origin/{self.default_branch}",
-                "--reverse",
-                "--no-merges",
-                "--format=%H%x00%an%x00%B%x1e",
-            )
+            try:
+                log = git.Repo(path).git.log(f"refs/heads/{self.default_branch}", *log_format)
+            except git.GitCommandError as exc:
+                raise StoreError(
+                    f"cannot read the history of review repo {self.location}: {_stderr(exc)}"
+                ) from None
+        else:
+            with self._clone() as repo:
+                if not self._remote_has(repo, self.default_branch):
+                    return []
+                log = repo.git.log(f"origin/{self.default_branch}", *log_format)
         entries = []
         for chunk in log.split("\x1e"):
             if not chunk.strip():

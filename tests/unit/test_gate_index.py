@@ -425,8 +425,28 @@ def test_segment_names() -> None:
 
 def test_a_bad_segment_name_is_refused_before_reading_the_bytes() -> None:
     _, data = encode_segment(GATES, now=NOW)
-    with pytest.raises(ValueError, match="not an index segment name"):
+    with pytest.raises(RecordError, match="not an index segment name"):
         decode_segment("../x.json.gz", data, where=WHERE)
+
+
+def test_bytes_after_the_gzip_stream_are_refused() -> None:
+    _, data = encode_segment(GATES, now=NOW)
+    for extra in (b"junk", gzip.compress(b"{}", mtime=0)):
+        assert "after its gzip stream" in _refused(data + extra, raw=True).message
+
+
+def test_a_record_named_twice_in_one_entry_is_refused() -> None:
+    doc = _valid_doc()
+    doc["gates"][0]["records"].append(["request.json", "9", "other"])
+    assert "names a record twice" in _refused(doc).message
+
+
+def test_an_integer_written_as_a_float_gets_a_message_with_detail() -> None:
+    doc = _valid_doc()
+    doc["version"] = 1.0  # jsonschema accepts it (1.0 == 1); the strict checks do not
+    message = _refused(doc).message
+    assert "wrong JSON type" in message
+    assert "(no detail)" not in message
 
 
 # -- matches ------------------------------------------------------------------------------------
