@@ -290,16 +290,18 @@ def _save(
     try:
         if new:
             name, data = encode_segment(new, now=now)
-            store.create_index_segment(name, data)
+            if store.create_index_segment(name, data):
+                reading.segments_written += 1
             written.append(name)
-            reading.segments_written += 1
         if not merge or (len(current) + len(written) <= MAX_SEGMENTS and not outdated):
             return
         entries = {entry.gate_id: entry for entry, _ in covered.values()}
         entries.update((entry.gate_id, entry) for entry in new)
         name, data = encode_segment(entries.values(), now=now)
-        store.create_index_segment(name, data)
-        reading.segments_written += 1
+        # The same content as the segment just written (nothing else was usable) is the
+        # same object: no second write.
+        if name not in written and store.create_index_segment(name, data):
+            reading.segments_written += 1
         for old in [s.name for s in current] + outdated + written:
             if old != name:
                 store.delete_index_segment(old)

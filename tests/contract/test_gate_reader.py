@@ -525,11 +525,32 @@ def test_an_outdated_segment_is_not_used_and_is_merged_away(store: ApprovalStore
     assert outdated_name not in segments(store)
     [merged] = segments(store)
     assert segment_gates(store, merged) == ids(mix.decided)
+    # one new segment (the Nightly one was kept); the merge of it and the other flows' gates
+    assert unfiltered.segments_written == 2
 
     proxy.reset()
     last = read_gates(proxy.as_store())
     assert last.from_index == len(mix.decided)
     assert proxy.records_read_of() == set(mix.pending)
+
+
+def test_a_merge_of_only_the_new_segment_is_not_written_twice(store: ApprovalStore) -> None:
+    mix = populate(store, MIXES["mixed"])
+    read_gates(store)
+    [genuine] = segments(store)
+    data = store.get_index_segment(genuine)
+    assert data is not None
+    doc = json.loads(gzip.decompress(data))
+    doc["checks"] = "sha256:" + "0" * 64
+    outdated = gzip.compress(json.dumps(doc).encode("utf-8"), mtime=0)
+    assert store.create_index_segment(hashlib.sha256(outdated).hexdigest() + ".json.gz", outdated)
+    store.delete_index_segment(genuine)
+    # nothing usable: every decided gate is read, saved once, and the merge is the same segment
+    reading = read_gates(store)
+    assert reading.from_records == len(mix.decided) + len(mix.pending)
+    assert reading.segments_written == 1
+    [only] = segments(store)
+    assert segment_gates(store, only) == ids(mix.decided)
 
 
 # -- 9. merging -------------------------------------------------------------------------------
