@@ -57,6 +57,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
 from metaflow_hitl.durations import seconds_setting
@@ -506,6 +507,7 @@ def _default_client() -> Any:
     """A boto3 S3 client following Metaflow's S3 settings and the AWS credential chain."""
     try:
         import boto3
+        import botocore.session
         from botocore.config import Config
     except ImportError:
         raise ConfigError(
@@ -520,7 +522,26 @@ def _default_client() -> Any:
     verify = _setting("S3_VERIFY_CERTIFICATE")
     if verify:
         params["verify"] = False if str(verify).lower() in {"false", "0", "no"} else verify
-    return boto3.session.Session().client("s3", **params)
+    session = botocore.session.get_session()  # a new session, not shared with anyone
+    # Listing 10,000 gates returns ~25,000 LastModified timestamps, which botocore parses
+    # with dateutil (~100 us each: most of a listing's client time). The same datetimes,
+    # from the standard library.
+    session.get_component("response_parser_factory").set_parser_defaults(
+        timestamp_parser=_parse_timestamp
+    )
+    return boto3.session.Session(botocore_session=session).client("s3", **params)
+
+
+def _parse_timestamp(value: Any) -> Any:
+    """botocore's timestamp parser, with a fast path for S3's ``2026-11-25T10:53:10.000Z``."""
+    if isinstance(value, str) and value.endswith("Z"):
+        try:
+            return datetime.fromisoformat(value[:-1] + "+00:00")
+        except ValueError:
+            pass
+    from botocore.utils import parse_timestamp
+
+    return parse_timestamp(value)
 
 
 def _timeout_setting() -> float:
