@@ -171,6 +171,8 @@ class Segment:
     #: an entry under an id that is not a valid gate id is never used.
     gates: Mapping[str, IndexedGate]
     checks: str
+    #: When it was written (``format_ts``: text that sorts in time order).
+    created_at: str = ""
 
     @property
     def current(self) -> bool:
@@ -263,7 +265,7 @@ def decode_segment(name: str, data: bytes, *, where: str) -> Segment:
         if gate_id in gates:
             raise RecordError(f"{where} is not a valid {INDEX_FORMAT} segment: {gate_id} twice.")
         gates[gate_id] = IndexedGate(gate_id, records)
-    return Segment(name=name, gates=gates, checks=doc["checks"])
+    return Segment(name=name, gates=gates, checks=doc["checks"], created_at=doc["created_at"])
 
 
 def _envelope_ok(doc: Any) -> bool:

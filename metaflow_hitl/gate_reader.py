@@ -213,7 +213,7 @@ def read_gates(
     reading.from_records = len(fresh)
     if use_index:
         new = [entry for _, entry in fresh if entry is not None]
-        _save(store, reading, new, covered, current, outdated, merge=flow is None, now=now)
+        _save(store, reading, new, covered, current, outdated, flow=flow, now=now)
     return reading
 
 
@@ -279,12 +279,11 @@ def _save(
     current: list[Segment],
     outdated: list[str],
     *,
-    merge: bool,
+    flow: str | None,
     now: datetime | None,
 ) -> None:
-    """Save the newly read decided gates as a segment; merge the segments when there are
-    too many or some are outdated (only after reading every flow: a merge keeps only the
-    entries the listing confirmed)."""
+    """Save the newly read decided gates as a segment; merge the segments into one when
+    there are too many or some are outdated."""
     now = now or utc_now()
     written: list[str] = []
     try:
@@ -293,11 +292,9 @@ def _save(
             if store.create_index_segment(name, data):
                 reading.segments_written += 1
             written.append(name)
-        if not merge or (len(current) + len(written) <= MAX_SEGMENTS and not outdated):
+        if len(current) + len(written) <= MAX_SEGMENTS and not outdated:
             return
-        entries = {entry.gate_id: entry for entry, _ in covered.values()}
-        entries.update((entry.gate_id, entry) for entry in new)
-        name, data = encode_segment(entries.values(), now=now)
+        name, data = encode_segment(_merged(covered, new, current, flow), now=now)
         # The same content as the segment just written (nothing else was usable) is the
         # same object: no second write.
         if name not in written and store.create_index_segment(name, data):
@@ -310,6 +307,32 @@ def _save(
             f"could not update the gate index in {store.location}: {exc.message} Nothing is "
             "lost; the gates it lacks are read from their records again next time."
         )
+
+
+def _merged(
+    covered: Mapping[GateId, tuple[IndexedGate, Segment]],
+    new: list[IndexedGate],
+    current: list[Segment],
+    flow: str | None,
+) -> list[IndexedGate]:
+    """The entries of a merged segment.
+
+    The gates this read listed (all of them, or one flow's) as it found them: the entries
+    its listing confirmed and the gates it read; an entry the listing contradicted is
+    dropped. A flow-scoped read keeps the other flows' gates as the newest segment holding
+    each has them: it cannot confirm them, but every reader checks every entry against its
+    own listing, so a stale one costs a read, never a wrong answer.
+    """
+    entries: dict[str, IndexedGate] = {}
+    if flow is not None:
+        ours = flow + "/"
+        for segment in sorted(current, key=lambda s: s.created_at):  # newer ones win
+            for key, entry in segment.gates.items():
+                if not key.startswith(ours):
+                    entries[key] = entry
+    entries.update((entry.gate_id, entry) for entry, _ in covered.values())
+    entries.update((entry.gate_id, entry) for entry in new)
+    return list(entries.values())
 
 
 def _segment_location(store: ApprovalStore, name: str) -> str:
