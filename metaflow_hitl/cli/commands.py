@@ -14,6 +14,7 @@ import gc
 import json
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn
 
 from metaflow._vendor import click
@@ -524,24 +525,28 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
                 for _, d in pairs
             ]
         else:
-            backends: dict[str, Any] = {}
             reviewed: dict[str, Decision] = {}  # gate -> decision, for gates with a review
             by_review: dict[str, Any] = {}  # a request's review settings -> its backend
-            for stored, d in pairs:
-                review = stored.review
-                key = json.dumps(review, sort_keys=True)
-                if key not in by_review:
-                    by_review[key] = backend_for_review(review, gate_id=str(stored.gate_id))
-                backend = by_review[key]
-                if backend is not None:
-                    backends.setdefault(backend.location, backend)
-                    reviewed[str(stored.gate_id)] = d
             seen: dict[str, dict[str, Any]] = {}
-            for backend in backends.values():
-                for entry in backend.audit():
-                    if ctx.flow and not entry.gate_id.startswith(ctx.flow + "/"):
-                        continue
-                    seen[entry.gate_id] = {**entry.to_dict(), "source": backend.location}
+            # Each repo's history is read (a git subprocess, or GitHub) in a thread from the
+            # moment its first gate names it, while the other gates are looked at.
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                histories: dict[str, Any] = {}
+                for stored, d in pairs:
+                    review = stored.review
+                    key = json.dumps(review, sort_keys=True)
+                    if key not in by_review:
+                        by_review[key] = backend_for_review(review, gate_id=str(stored.gate_id))
+                    backend = by_review[key]
+                    if backend is not None:
+                        if backend.location not in histories:
+                            histories[backend.location] = pool.submit(backend.audit)
+                        reviewed[str(stored.gate_id)] = d
+                for location, history in histories.items():
+                    for entry in history.result():
+                        if ctx.flow and not entry.gate_id.startswith(ctx.flow + "/"):
+                            continue
+                        seen[entry.gate_id] = {**entry.to_dict(), "source": location}
             by_gate = {str(d.gate_id) for _, d in pairs}
             for gate, d in reviewed.items():
                 entry = seen.get(gate)
