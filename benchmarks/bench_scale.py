@@ -10,11 +10,13 @@ author) and one ``hitl/<flow>/<run>/<step>`` branch per gate. ``--pending`` gate
 undecided; the others are decided (half approved by bob -- the vote and decision
 ``gates.decide`` stores, written directly -- and half timed out).
 
-At each size it times, in process through the CLI (click's runner; median of ``--repeat``):
-``list`` (the pending-first inbox), ``list --all``, ``audit`` (git history checked against the
-store), ``audit --source store``, ``show GATE``, and ``approve GATE`` of a pending gate
-(including its commit to the review repo); and the same commands cold, as
-``metaflow-hitl --store ... CMD`` subprocesses.
+At each size it first runs one ``audit --source store``, which indexes the gates decided since
+the previous size (the *index update*, timed on its own). Then it times, in process through the
+CLI (click's runner; median of ``--repeat``): ``list`` (the pending-first inbox), ``list --all``,
+``audit`` (git history checked against the store), ``audit --source store``, ``show GATE``,
+``list --all`` and ``audit --source store`` with ``--no-index`` (every record read), and
+``approve GATE`` of a pending gate (including its commit to the review repo); and the same
+commands cold, as ``metaflow-hitl --store ... CMD`` subprocesses.
 
     python benchmarks/bench_scale.py                                  # local + S3, 1k 5k 10k
     python benchmarks/bench_scale.py --stores local --sizes 1000 10000
