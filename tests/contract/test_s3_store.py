@@ -375,3 +375,37 @@ def test_an_empty_prefix_keeps_the_layout(moto_s3: str, bucket: str) -> None:  #
         "v1/gates/TrainAndDeploy/1732/gate/request.json",
         "v1/pending/TrainAndDeploy/1732/gate",
     ]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-11-25T10:53:10.000Z",
+        "2026-11-25T10:53:10Z",
+        "2026-11-25T10:53:10.123456Z",
+        "2026-11-25T10:53:10+02:00",
+        "Wed, 25 Nov 2026 10:53:10 GMT",
+        "1764067990",
+        1764067990,
+    ],
+)
+def test_listing_timestamps_parse_as_botocore_parses_them(value: Any) -> None:
+    from botocore.utils import parse_timestamp
+
+    ours = s3_module._parse_timestamp(value)
+    assert ours == parse_timestamp(value)
+    assert ours.utcoffset() is not None  # aware, as botocore's are
+
+
+def test_the_store_client_parses_listed_timestamps_with_the_fast_parser(
+    aws_env: str, bucket: str
+) -> None:
+    """The client the store makes parses ``LastModified`` with ``_parse_timestamp`` (whose
+    datetimes carry ``timezone.utc``; botocore's dateutil parser gives ``tzutc()``)."""
+    from datetime import timezone
+
+    store = open_store(f"s3://{bucket}/hitl")
+    assert isinstance(store, S3ApprovalStore)
+    store.create_index_segment("0" * 64 + ".json.gz", b"x")
+    listed = store.client.list_objects_v2(Bucket=bucket, Prefix="hitl/")["Contents"]
+    assert [item["LastModified"].tzinfo for item in listed] == [timezone.utc]
