@@ -208,18 +208,10 @@ def _count_s3_requests() -> None:
     """Count every S3 request the store's clients make (benchmark instrumentation)."""
     from metaflow_hitl.stores import s3
 
-    make = s3._default_client
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.fakes.moto_s3 import counting_client
 
-    def counted() -> Any:
-        client = make()
-
-        def hook(model: Any, **_: Any) -> None:
-            S3_CALLS[model.name] = S3_CALLS.get(model.name, 0) + 1
-
-        client.meta.events.register("before-call.s3", hook)
-        return client
-
-    s3._default_client = counted
+    s3._default_client = counting_client(s3._default_client, S3_CALLS)
 
 
 def in_process(location: str, args: list[str], repeat: int) -> dict[str, Any]:

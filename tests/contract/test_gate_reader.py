@@ -236,6 +236,21 @@ def ids(gate_ids: list[GateId]) -> set[str]:
 # -- changing the store behind the index's back ------------------------------------------------
 
 
+def outdate_the_only_segment(store: ApprovalStore) -> str:
+    """Replace the store's one segment by the same gates written under other record checks
+    (as an older release would have); return the outdated segment's name."""
+    [genuine] = segments(store)
+    data = store.get_index_segment(genuine)
+    assert data is not None
+    doc = json.loads(gzip.decompress(data))
+    doc["checks"] = "sha256:" + "0" * 64
+    outdated = gzip.compress(json.dumps(doc).encode("utf-8"), mtime=0)
+    name = hashlib.sha256(outdated).hexdigest() + ".json.gz"
+    assert store.create_index_segment(name, outdated) is True
+    store.delete_index_segment(genuine)
+    return name
+
+
 def gate_folder(store: ApprovalStore, gate: GateId) -> str:
     """The gate's folder: a path (local) or a key prefix (S3)."""
     if isinstance(store, LocalApprovalStore):
@@ -494,15 +509,7 @@ def test_a_damaged_segment_is_ignored_with_a_warning(store: ApprovalStore) -> No
 def test_an_outdated_segment_is_not_used_and_is_merged_away(store: ApprovalStore) -> None:
     mix = populate(store, MIXES["mixed"])
     read_gates(store)
-    [genuine] = segments(store)
-    data = store.get_index_segment(genuine)
-    assert data is not None
-    doc = json.loads(gzip.decompress(data))
-    doc["checks"] = "sha256:" + "0" * 64
-    outdated = gzip.compress(json.dumps(doc).encode("utf-8"), mtime=0)
-    outdated_name = hashlib.sha256(outdated).hexdigest() + ".json.gz"
-    assert store.create_index_segment(outdated_name, outdated) is True
-    store.delete_index_segment(genuine)
+    outdated_name = outdate_the_only_segment(store)
     assert segments(store) == [outdated_name]
     proxy = CountingStore(store)
 
@@ -539,14 +546,7 @@ def test_an_outdated_segment_is_not_used_and_is_merged_away(store: ApprovalStore
 def test_a_merge_of_only_the_new_segment_is_not_written_twice(store: ApprovalStore) -> None:
     mix = populate(store, MIXES["mixed"])
     read_gates(store)
-    [genuine] = segments(store)
-    data = store.get_index_segment(genuine)
-    assert data is not None
-    doc = json.loads(gzip.decompress(data))
-    doc["checks"] = "sha256:" + "0" * 64
-    outdated = gzip.compress(json.dumps(doc).encode("utf-8"), mtime=0)
-    assert store.create_index_segment(hashlib.sha256(outdated).hexdigest() + ".json.gz", outdated)
-    store.delete_index_segment(genuine)
+    outdate_the_only_segment(store)
     # nothing usable: every decided gate is read, saved once, and the merge is the same segment
     reading = read_gates(store)
     assert reading.from_records == len(mix.decided) + len(mix.pending)

@@ -54,6 +54,7 @@ from tests.contract.test_store_contract import (
     moto_s3,  # noqa: F401 - the session fixture
     new_bucket,
 )
+from tests.fakes.moto_s3 import counting_client
 
 #: Requests are opened from here on, ten minutes apart (fixed: outputs are reproducible and
 #: nothing the read commands print depends on the clock).
@@ -561,18 +562,9 @@ def s3_calls(
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     calls: dict[str, int] = {}
-    make = s3_module._default_client
-
-    def counted() -> Any:
-        client = make()
-
-        def hook(model: Any, **_: Any) -> None:
-            calls[model.name] = calls.get(model.name, 0) + 1
-
-        client.meta.events.register("before-call.s3", hook)
-        return client
-
-    monkeypatch.setattr(s3_module, "_default_client", counted)
+    monkeypatch.setattr(
+        s3_module, "_default_client", counting_client(s3_module._default_client, calls)
+    )
     return calls
 
 

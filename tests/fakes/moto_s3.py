@@ -6,9 +6,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 #: Dummy credentials for moto; nothing here is a secret.
 MOTO_CREDENTIALS = {
@@ -64,3 +65,19 @@ def metaflow_s3_env(endpoint: str, bucket: str) -> dict[str, str]:
         "METAFLOW_S3_ENDPOINT_URL": endpoint,
         "USER": "alice",
     }
+
+
+def counting_client(make: Callable[[], Any], calls: dict[str, int]) -> Callable[[], Any]:
+    """Wrap an S3 client factory (``metaflow_hitl.stores.s3._default_client``) so that every
+    request its clients make is counted in ``calls``, by operation name."""
+
+    def counted() -> Any:
+        client = make()
+
+        def hook(model: Any, **_: Any) -> None:
+            calls[model.name] = calls.get(model.name, 0) + 1
+
+        client.meta.events.register("before-call.s3", hook)
+        return client
+
+    return counted

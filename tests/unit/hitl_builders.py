@@ -48,3 +48,15 @@ def build_request(
 
 def actor(login: str, at: datetime = T0, channel: Any = "cli") -> Actor:
     return Actor(login=login, channel=channel, at=at)
+
+
+def json_paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path (keys and indexes) into a JSON document, for mutating one place at a time."""
+    out = [prefix] if prefix else []
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            out += json_paths(value, (*prefix, key))
+    elif isinstance(doc, list):
+        for i, value in enumerate(doc):
+            out += json_paths(value, (*prefix, i))
+    return out

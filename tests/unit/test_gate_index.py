@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hitl_builders import GATE, T0, actor, build_request
+from hitl_builders import GATE, T0, actor, build_request, json_paths
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
@@ -556,17 +556,6 @@ def test_entry_ok_agrees_with_jsonschema(entry: Any) -> None:
         assert not verdict, f"_entry_ok refuses what SEGMENT_SCHEMA accepts: {entry!r}"
 
 
-def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [prefix] if prefix else []
-    if isinstance(doc, dict):
-        for key, value in doc.items():
-            out += _paths(value, (*prefix, key))
-    elif isinstance(doc, list):
-        for i, value in enumerate(doc):
-            out += _paths(value, (*prefix, i))
-    return out
-
-
 SEGMENT_VALIDATOR = Draft202012Validator(SEGMENT_SCHEMA)
 
 
@@ -584,7 +573,7 @@ SEGMENT_VALIDATOR = Draft202012Validator(SEGMENT_SCHEMA)
 )
 def test_what_decode_segment_accepts_is_a_valid_segment(pick: int, action: str, value: Any) -> None:
     doc = _valid_doc()
-    paths = _paths(doc)
+    paths = json_paths(doc)
     path = paths[pick % len(paths)]
     parent: Any = doc
     for key in path[:-1]:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hitl_builders import json_paths
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
@@ -157,17 +158,6 @@ JSON = st.recursive(
 )
 
 
-def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [prefix] if prefix else []
-    if isinstance(doc, dict):
-        for key, value in doc.items():
-            out += _paths(value, (*prefix, key))
-    elif isinstance(doc, list):
-        for i, value in enumerate(doc):
-            out += _paths(value, (*prefix, i))
-    return out
-
-
 @settings(max_examples=400, deadline=None)
 @given(
     name=st.sampled_from(sorted(SAMPLES)),
@@ -179,7 +169,7 @@ def test_the_fast_check_is_never_looser_than_jsonschema(
     name: str, pick: int, action: str, value: Any
 ) -> None:
     doc = copy.deepcopy(SAMPLES[name])
-    paths = _paths(doc)
+    paths = json_paths(doc)
     path = paths[pick % len(paths)]
     parent = doc
     for key in path[:-1]:
