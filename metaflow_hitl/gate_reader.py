@@ -83,7 +83,10 @@ class StoredGate:
         (``audit`` needs only these of each request)."""
         if "request.json" in self._decoded:
             return dict(self.request.review)
-        doc = json.loads(self._texts["request.json"])
+        try:
+            doc = json.loads(self._texts["request.json"])
+        except ValueError:
+            doc = None
         review = doc.get("review") if isinstance(doc, dict) else None
         if not isinstance(review, dict):
             return dict(self.request.review)  # decoding the request reports what is wrong
@@ -221,19 +224,24 @@ def _read_gate(
     store: ApprovalStore, gate_id: GateId, tags: Mapping[str, str]
 ) -> tuple[StoredGate, IndexedGate | None] | None:
     """Read and validate a gate's listed records; its index entry when it is decided.
-    ``None`` when a listed record is gone (the gate was deleted meanwhile)."""
+
+    ``None`` when its request is gone (the gate was deleted since the listing). A record
+    deleted since the listing is left out, as the store now has it, and the gate is not
+    indexed (its tags no longer describe it).
+    """
     texts: dict[str, bytes] = {}
     for name in sorted(tags):
         data = store.read_record(gate_id, name)
-        if data is None:
-            return None
-        texts[name] = data
+        if data is not None:
+            texts[name] = data
+    if "request.json" not in texts:
+        return None
     where = store.location
     decoded = {name: _decode(gate_id, name, data, where, False) for name, data in texts.items()}
     gate = StoredGate(gate_id, texts, where=where, prevalidated=False, decoded=decoded)
     gate.votes  # noqa: B018 - sorted once, from the decoded votes
-    if "decision.json" not in texts:
-        return gate, None  # pending: it will change, so it is not indexed
+    if "decision.json" not in texts or len(texts) != len(tags):
+        return gate, None  # pending (it will change), or changed while read: not indexed
     records = {name: (tags[name], _compact(data)) for name, data in texts.items()}
     return gate, IndexedGate(str(gate_id), records)
 

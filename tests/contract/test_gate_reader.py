@@ -696,6 +696,59 @@ def test_a_record_forged_into_a_segment_is_refused(store: ApprovalStore) -> None
     assert gate.decision.gate_id == mix.decided[0]
 
 
+def test_a_forged_request_text_that_is_not_json_is_a_record_error(store: ApprovalStore) -> None:
+    mix = populate(store, MIXES["mixed"])
+    read_gates(store)
+    [genuine] = segments(store)
+    data = store.get_index_segment(genuine)
+    assert data is not None
+    entries = dict(decode_segment(genuine, data, where=genuine).gates)
+    a = str(mix.decided[0])
+    records = dict(entries[a].records)
+    records["request.json"] = (records["request.json"][0], "{not json")
+    entries[a] = IndexedGate(a, records)
+    name, forged = encode_segment(entries.values(), now=T0)
+    assert store.create_index_segment(name, forged) is True
+    store.delete_index_segment(genuine)
+
+    [gate] = [g for g in read_gates(store).gates if str(g.gate_id) == a]
+    with pytest.raises(RecordError) as raised:
+        gate.review  # noqa: B018 - what audit reads of each request
+    assert "--no-index" in (raised.value.hint or "")
+
+
+class VanishingStore(CountingStore):
+    """The real store, where the named records are deleted between the listing and the read
+    (``read_record`` finds them gone)."""
+
+    def __init__(self, inner: ApprovalStore, gone: set[tuple[GateId, str]]) -> None:
+        super().__init__(inner)
+        self.gone = gone
+
+    def read_record(self, gate_id: GateId, name: str) -> bytes | None:
+        if (gate_id, name) in self.gone:
+            return None
+        return self.inner.read_record(gate_id, name)
+
+
+def test_records_deleted_while_read_are_left_out_and_not_indexed(store: ApprovalStore) -> None:
+    mix = populate(store, MIXES["mixed"])
+    voted = next(g for g in mix.decided if len(store.list_votes(g)) >= 2)
+    [first_vote, *_] = sorted(n for n in store.scan_gates()[voted] if n.startswith("votes/"))
+    deleted = mix.decided[-1] if mix.decided[-1] != voted else mix.decided[0]
+    proxy = VanishingStore(store, {(voted, first_vote), (deleted, "request.json")})
+
+    reading = read_gates(proxy.as_store())
+    got = {g.gate_id: g for g in reading.gates}
+    assert deleted not in got  # its request is gone: no gate
+    assert len(got[voted].votes) == len(store.list_votes(voted)) - 1  # as the store has it now
+    [segment] = segments(store)
+    indexed = segment_gates(store, segment)
+    assert str(voted) not in indexed  # its tags no longer describe it
+    assert str(deleted) not in indexed
+    assert indexed == ids(mix.decided) - {str(voted), str(deleted)}
+
+
 # -- 13. concurrency --------------------------------------------------------------------------
 
 
