@@ -250,15 +250,24 @@ def _tags(gate_dir: str) -> dict[str, str]:
                 if entry.name in ("request.json", "decision.json"):
                     tags[entry.name] = str(entry.inode())
                 elif entry.name == "votes":
-                    with os.scandir(entry.path) as votes:
-                        for vote in votes:
-                            name = "votes/" + vote.name
-                            if _RECORD_NAME.fullmatch(name):  # not temporary files, not strays
-                                tags[name] = str(vote.inode())
+                    tags.update(_vote_tags(entry.path))
     except (FileNotFoundError, NotADirectoryError):
         return {}
     except OSError as exc:
         raise StoreError(f"cannot list {gate_dir}: {exc.strerror or exc}") from exc
+    return tags
+
+
+def _vote_tags(votes_dir: str) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    try:
+        with os.scandir(votes_dir) as votes:
+            for vote in votes:
+                name = "votes/" + vote.name
+                if _RECORD_NAME.fullmatch(name):  # not temporary files, not strays
+                    tags[name] = str(vote.inode())
+    except (FileNotFoundError, NotADirectoryError):
+        return {}  # no votes (a stray file named votes): the gate itself is still listed
     return tags
 
 
@@ -283,3 +292,5 @@ def _listdir(path: Path | str) -> list[str]:
         return sorted(n for n in os.listdir(path) if not n.startswith("."))
     except (FileNotFoundError, NotADirectoryError):
         return []
+    except OSError as exc:
+        raise StoreError(f"cannot list {path}: {exc.strerror or exc}") from exc

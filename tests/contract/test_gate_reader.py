@@ -814,3 +814,16 @@ def test_concurrent_readers_and_a_decider(kind: StoreKind, store: ApprovalStore)
     assert len(segments(store)) <= MAX_SEGMENTS
     again = read_gates(store)
     assert again.from_index == len(mix.all)
+
+
+def test_a_stray_file_named_votes_does_not_hide_the_gate(tmp_path: Path) -> None:
+    local = LocalApprovalStore(tmp_path / "store")
+    mix = populate(local, ["rejected", "pending"])
+    for gate in mix.all:
+        folder = Path(gate_folder(local, gate))
+        if (folder / "votes").exists():
+            shutil.rmtree(folder / "votes")
+        (folder / "votes").write_text("not a folder")
+    listed = local.scan_gates()
+    assert set(listed) == set(mix.all)
+    assert all(set(tags) <= {"request.json", "decision.json"} for tags in listed.values())
