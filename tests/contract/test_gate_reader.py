@@ -31,6 +31,7 @@ import json
 import multiprocessing
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -666,20 +667,33 @@ def test_no_index_never_touches_the_index(store: ApprovalStore) -> None:
 # -- 12. a forged segment ---------------------------------------------------------------------
 
 
-def test_a_record_forged_into_a_segment_is_refused(store: ApprovalStore) -> None:
-    mix = populate(store, MIXES["mixed"])
-    read_gates(store)
+def forge_the_only_segment(
+    store: ApprovalStore,
+    gate: str,
+    record: str,
+    text: Callable[[dict[str, IndexedGate]], str],
+) -> None:
+    """Replace the store's one segment by a valid one (hash and all) in which ``gate``'s
+    ``record`` has the text ``text(entries)`` under its real tag."""
     [genuine] = segments(store)
     data = store.get_index_segment(genuine)
     assert data is not None
     entries = dict(decode_segment(genuine, data, where=genuine).gates)
-    a, b = str(mix.decided[0]), str(mix.decided[1])
-    records = dict(entries[a].records)
-    records["decision.json"] = (records["decision.json"][0], entries[b].records["decision.json"][1])
-    entries[a] = IndexedGate(a, records)
+    records = dict(entries[gate].records)
+    records[record] = (records[record][0], text(entries))
+    entries[gate] = IndexedGate(gate, records)
     name, forged = encode_segment(entries.values(), now=T0)
     assert store.create_index_segment(name, forged) is True
     store.delete_index_segment(genuine)
+
+
+def test_a_record_forged_into_a_segment_is_refused(store: ApprovalStore) -> None:
+    mix = populate(store, MIXES["mixed"])
+    read_gates(store)
+    a, b = str(mix.decided[0]), str(mix.decided[1])
+    forge_the_only_segment(
+        store, a, "decision.json", lambda entries: entries[b].records["decision.json"][1]
+    )
 
     reading = read_gates(store)
     assert reading.from_index == len(mix.decided)  # A's tags are its real ones
@@ -699,17 +713,8 @@ def test_a_record_forged_into_a_segment_is_refused(store: ApprovalStore) -> None
 def test_a_forged_request_text_that_is_not_json_is_a_record_error(store: ApprovalStore) -> None:
     mix = populate(store, MIXES["mixed"])
     read_gates(store)
-    [genuine] = segments(store)
-    data = store.get_index_segment(genuine)
-    assert data is not None
-    entries = dict(decode_segment(genuine, data, where=genuine).gates)
     a = str(mix.decided[0])
-    records = dict(entries[a].records)
-    records["request.json"] = (records["request.json"][0], "{not json")
-    entries[a] = IndexedGate(a, records)
-    name, forged = encode_segment(entries.values(), now=T0)
-    assert store.create_index_segment(name, forged) is True
-    store.delete_index_segment(genuine)
+    forge_the_only_segment(store, a, "request.json", lambda _: "{not json")
 
     [gate] = [g for g in read_gates(store).gates if str(g.gate_id) == a]
     with pytest.raises(RecordError) as raised:
