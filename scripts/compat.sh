@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The compatibility matrix: for each Python / Metaflow pair, a venv with that Metaflow and
-# the unit + local integration tests, and the Argo compile tests (Metaflow before 2.17 writes
-# DAG edges as `dependencies`, 2.17+ as `depends`). The full suite runs in .venv.
+# the unit + local integration tests, the Argo compile tests (Metaflow before 2.17 writes
+# DAG edges as `dependencies`, 2.17+ as `depends`) and the index tests on the local store.
+# The full suite runs in .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PAIRS=${HITL_COMPAT_PAIRS:-"3.10:2.15.21 3.12:2.17.5 3.13:2.19.39"}
@@ -31,4 +32,6 @@ for pair in $PAIRS; do
     --dist loadfile tests/unit \
     tests/integration/test_local_gate.py tests/integration/test_step_init_validation.py \
     tests/integration/test_argo_inject.py tests/integration/test_argo_deploy.py
+  # the index of decided gates on the local store (gzip, zlib, scandir inodes per version)
+  "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/contract/test_gate_reader.py -k local
 done
