@@ -15,6 +15,7 @@ from __future__ import annotations
 from metaflow_hitl.errors import (
     AlreadyDecided,
     ConfigError,
+    DeadlinePassed,
     DecisionRefused,
     GateNotFound,
     GateRefError,
@@ -36,6 +37,7 @@ __all__ = [
     "Actor",
     "AlreadyDecided",
     "ConfigError",
+    "DeadlinePassed",
     "Decision",
     "DecisionRefused",
     "GateId",

@@ -151,6 +151,17 @@ class AlreadyDecided(DecisionRefused):
         self.decision = decision
 
 
+class DeadlinePassed(DecisionRefused):
+    """The gate's deadline passed, and its timeout (which approves) is not recorded yet.
+
+    Only the gate's own task records an approving timeout at the deadline; anyone else waits
+    for the clock-skew allowance first (:data:`metaflow_hitl.gates.SKEW_ALLOWANCE_SECONDS`),
+    so a clock running ahead never approves a gate early. Nothing was written.
+    """
+
+    headline = "@hitl: too late, the gate expired"
+
+
 class TooLate(AlreadyDecided):
     """The gate expired before this decision arrived; the expiry is the decision."""
 

@@ -7,7 +7,11 @@ over an :class:`~metaflow_hitl.ports.ApprovalStore`:
 * the first decision wins: decisions are created atomically by the store, and everyone who
   loses the race is told who won (:class:`~metaflow_hitl.errors.AlreadyDecided`);
 * a decision after expiry is refused (:class:`~metaflow_hitl.errors.TooLate`) and the expiry
-  itself is recorded as the decision, ``decided_by: timeout``;
+  itself is recorded as the decision, ``decided_by: timeout``; an expiry that *approves*
+  (``on_timeout="approve"``) is recorded at the deadline only by the gate's own task, and by
+  anyone else only :data:`SKEW_ALLOWANCE_SECONDS` later
+  (:class:`~metaflow_hitl.errors.DeadlinePassed` until then), so a clock running ahead of
+  the cluster's never approves a gate early;
 * nothing is written for a refused attempt.
 """
 
@@ -22,6 +26,7 @@ from typing import Any
 from metaflow_hitl.errors import (
     AlreadyDecided,
     ConfigError,
+    DeadlinePassed,
     GateNotFound,
     InvalidInput,
     NotAllowed,
@@ -35,6 +40,7 @@ from metaflow_hitl.schema import timeout_input, validate_input
 from metaflow_hitl.timestamps import format_ts, utc_now
 
 __all__ = [
+    "SKEW_ALLOWANCE_SECONDS",
     "DecideResult",
     "GateStatus",
     "decide",
@@ -46,6 +52,11 @@ __all__ = [
 ]
 
 Clock = Callable[[], datetime]
+
+#: How long after a gate's deadline a process other than the gate's own task (the CLI, the
+#: GitHub Action, ``audit --expire``) waits before recording an expiry that approves: the clock
+#: skew it tolerates between itself and the cluster that wrote the deadline.
+SKEW_ALLOWANCE_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -133,23 +144,39 @@ def _timeout_decision(request: Request, at: datetime) -> Decision:
     )
 
 
+def _approves_too_soon(request: Request, now: datetime) -> bool:
+    """Whether recording the expiry now would approve the gate within the skew allowance
+    (which only the gate's own task may do)."""
+    if request.on_timeout != "approve":
+        return False
+    return (now - request.expires_at).total_seconds() < SKEW_ALLOWANCE_SECONDS
+
+
 def expire_gate(
-    store: ApprovalStore, gate_id: GateId, *, now: datetime | None = None
+    store: ApprovalStore, gate_id: GateId, *, now: datetime | None = None, owner: bool = False
 ) -> Decision | None:
     """Record the expiry of a gate whose time is up.
+
+    Parameters
+    ----------
+    owner
+        The caller is the gate's own task (the local waiting task, or the gated step on Argo),
+        whose clock is the cluster's: it records any expiry at the deadline. Anyone else
+        records an expiry that approves only :data:`SKEW_ALLOWANCE_SECONDS` after it.
 
     Returns
     -------
     Decision or None
         The gate's decision (the timeout, or whatever won before it), or ``None`` if the gate
-        has not expired and is undecided.
+        is undecided and has not expired (or, for others than its task, its approving expiry
+        is still within the skew allowance).
     """
     request = require_request(store, gate_id)
     existing = store.get_decision(gate_id)
     if existing is not None:
         return existing
     now = now or utc_now()
-    if now < request.expires_at:
+    if now < request.expires_at or (not owner and _approves_too_soon(request, now)):
         return None
     return store.create_decision(_timeout_decision(request, now))
 
@@ -209,12 +236,24 @@ def decide(
         The gate was decided already (by anyone, including a racing writer that won).
     TooLate
         The gate expired; its expiry was recorded (if it was not yet) and is the decision.
+    DeadlinePassed
+        The gate expired and its expiry approves: within the skew allowance only the gate's
+        own task records it; nothing was written.
     """
     request = require_request(store, gate_id)
     existing = store.get_decision(gate_id)
     if existing is not None:
         raise _already(existing)
     now = now or utc_now()
+    if now >= request.expires_at and _approves_too_soon(request, now):
+        raise DeadlinePassed(
+            f"gate {gate_id} expired at {format_ts(request.expires_at)}; {actor.login}'s "
+            f"{intent} came too late and was not recorded. Its timeout approves "
+            "(on_timeout=approve): the gate's own task records it, or anyone "
+            f"{SKEW_ALLOWANCE_SECONDS:.0f} s after the deadline (a clock running ahead never "
+            "approves a gate early).",
+            hint=f"See it with: hitl show {gate_id}",
+        )
     if now >= request.expires_at:
         winner = store.create_decision(_timeout_decision(request, now))
         if winner.outcome != "timed_out":
@@ -363,7 +402,7 @@ def wait_for_decision(
         now = clock()
         remaining = (request.expires_at - now).total_seconds()
         if remaining <= 0:
-            expired = expire_gate(store, gate_id, now=now)
+            expired = expire_gate(store, gate_id, now=now, owner=True)
             assert expired is not None
             return expired
         if on_poll is not None:

@@ -101,7 +101,7 @@ def decision_after_resume(
     remaining = (request.expires_at - clock()).total_seconds()
     if 0 < remaining <= grace_seconds:
         sleep(remaining)
-    expired = expire_gate(store, gate_id, now=clock())
+    expired = expire_gate(store, gate_id, now=clock(), owner=True)  # the gate's own step
     if expired is None:
         raise ResumedWithoutDecision(
             f"gate {gate_id} has no recorded decision and does not expire until "

@@ -9,6 +9,7 @@ Action running with a clock minutes ahead of or behind the cluster that opened t
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -53,9 +54,14 @@ def test_lookalike_commands_record_nothing_and_get_no_reply(env: Env, body: str)
     assert env.replies(number) == []  # a look-alike is not answered as if it were a command
 
 
-def _open_at(env: Env, minutes_ago: float, timeout: str) -> tuple[Request, int]:  # noqa: F811
+def _open_at(
+    env: Env,  # noqa: F811
+    minutes_ago: float,
+    timeout: str,
+    **options: Any,
+) -> tuple[Request, int]:
     """A gate the cluster opened ``minutes_ago`` on its clock, as ``Env.open`` opens one."""
-    spec = GateSpec.from_options(message="Deploy model v3?", timeout=timeout)
+    spec = GateSpec.from_options(message="Deploy model v3?", timeout=timeout, **options)
     request = spec.request_for(
         GateId("TrainFlow", "1732", "gate"),
         message="Deploy model v3?",
@@ -104,6 +110,17 @@ def test_action_clock_ahead_refuses_a_comment_the_cluster_would_accept(env: Env)
     assert decision.decided_at > request.expires_at  # recorded on the Action's clock
     assert utc_now() < request.expires_at  # ...while the cluster's deadline had not passed
     assert env.store.list_votes(request.gate_id) == []
+
+
+def test_action_clock_ahead_never_approves_a_gate_by_its_timeout_early(env: Env) -> None:  # noqa: F811
+    request, number = _open_at(env, 0, "3m", on_timeout="approve")
+    event = env.comment_event(number, "alice", "/reject not yet")
+    outcome = _handle(env, event, timedelta(minutes=5))  # 2 min past expiry on its clock
+    assert outcome.decision is None  # refused: nothing recorded, no approving timeout
+    assert "too late" in (outcome.ignored_reason or "")
+    assert env.store.get_decision(request.gate_id) is None
+    assert env.store.list_votes(request.gate_id) == []
+    assert "never approves a gate early" in env.replies(number)[-1]  # the reply says why
 
 
 def test_action_clock_behind_accepts_a_comment_after_the_clusters_deadline(env: Env) -> None:  # noqa: F811

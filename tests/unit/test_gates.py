@@ -16,6 +16,7 @@ from metaflow_hitl import gates
 from metaflow_hitl.errors import (
     AlreadyDecided,
     ConfigError,
+    DeadlinePassed,
     GateNotFound,
     InvalidInput,
     NotAllowed,
@@ -232,14 +233,44 @@ def test_on_timeout_approve_proceeds_with_default_input(store: LocalApprovalStor
         "required": ["replicas"],
     }
     request = open_gate(store, on_timeout="approve", input_schema=schema)
+    late = request.expires_at + timedelta(seconds=gates.SKEW_ALLOWANCE_SECONDS)
 
     with pytest.raises(TooLate) as info:
-        decide(store, "alice", "reject", at=request.expires_at, reason="too late")
+        decide(store, "alice", "reject", at=late, reason="too late")
 
     decision = info.value.decision
     assert (decision.outcome, decision.proceed) == ("timed_out", True)
     assert decision.input == {"replicas": 2}
     assert "approved" in str(info.value)
+
+
+@pytest.mark.parametrize("after", [0.0, 1.0, gates.SKEW_ALLOWANCE_SECONDS - 0.001])
+def test_an_approving_timeout_is_left_to_the_gates_own_task_within_the_allowance(
+    store: LocalApprovalStore, after: float
+) -> None:
+    """A clock running ahead of the cluster's never approves a gate early: within the skew
+    allowance after the deadline, a decider's vote is refused and nothing is written, and
+    ``expire_gate`` records the approving timeout only for the gate's own task."""
+    request = open_gate(store, on_timeout="approve", input_schema={"n": "int?"})
+    at = request.expires_at + timedelta(seconds=after)
+    before = snapshot(store)
+    with pytest.raises(DeadlinePassed) as info:
+        decide(store, "alice", "approve", at=at, input={"n": 1})
+    assert "not recorded" in info.value.message
+    assert gates.expire_gate(store, GATE, now=at) is None  # the CLI, the Action, audit --expire
+    assert snapshot(store) == before  # nothing written
+    timeout = gates.expire_gate(store, GATE, now=at, owner=True)  # the waiting task / step
+    assert timeout is not None
+    assert (timeout.outcome, timeout.proceed, timeout.decided_at) == ("timed_out", True, at)
+
+
+def test_a_rejecting_timeout_is_recorded_by_anyone_at_the_deadline(
+    store: LocalApprovalStore,
+) -> None:
+    request = open_gate(store)  # on_timeout="reject": recording it early fails closed
+    timeout = gates.expire_gate(store, GATE, now=request.expires_at)
+    assert timeout is not None
+    assert (timeout.outcome, timeout.proceed) == ("timed_out", False)
 
 
 def test_late_vote_after_recorded_timeout_names_the_timeout(store: LocalApprovalStore) -> None:

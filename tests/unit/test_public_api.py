@@ -9,6 +9,7 @@ EXPECTED = [
     "Actor",
     "AlreadyDecided",
     "ConfigError",
+    "DeadlinePassed",
     "Decision",
     "DecisionRefused",
     "GateId",

@@ -9,10 +9,13 @@ The rule (docs/reliability.md, "Time"):
   :func:`expire_gate` records the timeout, so for one clock there is never an instant where
   both a decision and the expiry could be written.
 * A process whose clock is *ahead* of the cluster's refuses decisions early (by the skew) and
-  records the timeout early (with ``on_timeout="approve"`` that approves early by the skew);
-  one whose clock is *behind* may still record a decision up to the skew after the cluster's
-  deadline, unless the waiting task recorded the timeout first. The first decision stored
-  wins either way, and the waiting task, the CLI and the Action all read that one decision.
+  records a rejecting timeout early (failing closed). An *approving* timeout
+  (``on_timeout="approve"``) is recorded at the deadline only by the gate's own task; anyone
+  else records it only ``SKEW_ALLOWANCE_SECONDS`` (5 min) later, so a clock ahead by less
+  never approves early. A process whose clock is *behind* may still record a decision up to
+  the skew after the cluster's deadline, unless the waiting task recorded the timeout first.
+  The first decision stored wins either way, and the waiting task, the CLI and the Action all
+  read that one decision.
 * Every timestamp is UTC with a ``Z``, to the millisecond; a naive time is refused, other
   offsets are converted when written and refused when read. The local time zone (and DST)
   changes nothing.
@@ -38,7 +41,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metaflow_hitl import gates
-from metaflow_hitl.errors import AlreadyDecided, RecordError, TooLate
+from metaflow_hitl.errors import AlreadyDecided, DeadlinePassed, RecordError, TooLate
 from metaflow_hitl.records import Decision, Request, Vote, decode_record, encode_record
 from metaflow_hitl.rendering import render_approval_file, render_reply
 from metaflow_hitl.stores.local import LocalApprovalStore
@@ -151,24 +154,53 @@ def test_waiting_task_ends_at_the_stored_deadline(store: LocalApprovalStore) -> 
 SKEW = timedelta(minutes=5)
 
 
-@pytest.mark.parametrize("on_timeout", ["reject", "approve"])
-def test_action_clock_ahead_refuses_early_and_records_the_expiry(
-    store: LocalApprovalStore, on_timeout: str
+def test_action_clock_ahead_refuses_early_and_records_a_rejecting_expiry(
+    store: LocalApprovalStore,
 ) -> None:
-    schema = {"type": "object", "properties": {"n": {"type": "integer", "default": 1}}}
-    request = opened(store, on_timeout=on_timeout, input_schema=schema)
+    request = opened(store)  # on_timeout="reject"
     cluster_now = request.expires_at - timedelta(minutes=2)  # in time for the cluster
     with pytest.raises(TooLate):
         approve(store, cluster_now + SKEW)  # ...but the Action's clock reads 3 min late
     stored = store.get_decision(GATE)
     assert stored is not None
     assert stored.outcome == "timed_out"
-    assert stored.proceed is (on_timeout == "approve")  # early by the skew: documented
+    assert stored.proceed is False  # early by the skew, failing closed: documented
     # The cluster's waiting task, on its own clock, reads the same decision.
     got = gates.wait_for_decision(
         store, GATE, poll_interval=1, clock=lambda: cluster_now, sleep=lambda _: None
     )
     assert got == stored
+
+
+@pytest.mark.parametrize("skew_minutes", [1, 4, 4.99])
+def test_action_clock_ahead_never_approves_a_gate_early(
+    store: LocalApprovalStore, skew_minutes: float
+) -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "default": 1}}}
+    request = opened(store, on_timeout="approve", input_schema=schema)
+    skew = timedelta(minutes=skew_minutes)
+    cluster_now = request.expires_at - skew / 2  # in time for the cluster
+    with pytest.raises(DeadlinePassed):
+        approve(store, cluster_now + skew)  # the Action's clock reads past the deadline
+    assert store.get_decision(GATE) is None  # no approving timeout recorded early
+    assert gates.expire_gate(store, GATE, now=cluster_now + skew) is None  # audit --expire
+    # The cluster's waiting task records it at the deadline, by its own clock.
+    ticks = iter([cluster_now, request.expires_at])
+    got = gates.wait_for_decision(
+        store, GATE, poll_interval=1, clock=lambda: next(ticks), sleep=lambda _: None
+    )
+    assert (got.outcome, got.proceed, got.decided_at) == ("timed_out", True, request.expires_at)
+
+
+def test_an_approving_expiry_is_recorded_by_anyone_past_the_allowance(
+    store: LocalApprovalStore,
+) -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "default": 1}}}
+    request = opened(store, on_timeout="approve", input_schema=schema)
+    after = request.expires_at + timedelta(seconds=gates.SKEW_ALLOWANCE_SECONDS)
+    with pytest.raises(TooLate) as info:  # e.g. the gate's task died; the run resumes later
+        approve(store, after)
+    assert (info.value.decision.outcome, info.value.decision.proceed) == ("timed_out", True)
 
 
 def test_action_clock_behind_may_decide_after_the_clusters_deadline(
