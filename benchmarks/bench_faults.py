@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,28 +31,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("USER", "alice")
 
 from tests.contract import test_faults as tf  # noqa: E402
-from tests.contract.test_store_contract import _MOTO_SERVER, S3_TEST_ENV  # noqa: E402
 from tests.fakes.faults import FaultProxy  # noqa: E402
-
-
-@contextmanager
-def moto() -> Any:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _MOTO_SERVER],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, **S3_TEST_ENV},
-        text=True,
-    )
-    assert proc.stdout is not None
-    assert proc.stdin is not None
-    port = proc.stdout.readline().strip()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.stdin.close()
-        proc.wait(timeout=10)
+from tests.fakes.moto_s3 import serialised_moto_server  # noqa: E402
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -263,7 +242,7 @@ def main() -> None:
     }
     result["github_notify"] = github_scenarios(args.runs)
     result["kubernetes_409"] = k8s_scenarios()
-    with moto() as endpoint:
+    with serialised_moto_server() as endpoint:
         result["s3_decide"] = s3_scenarios(endpoint, args.runs)
         result["sigkill"] = kill_scenarios(endpoint, args.kills, args.s3_kills)
     result["elapsed_s"] = round(time.monotonic() - started, 1)

@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +27,9 @@ from metaflow_hitl.gates import _timeout_decision
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.stores import open_store
 from metaflow_hitl.timestamps import utc_now
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.fakes.moto_s3 import MOTO_CREDENTIALS, moto_server
 
 RESULTS = Path(__file__).parent / "results" / "inbox.json"
 
@@ -63,34 +64,6 @@ def timed(location: str, *args: str, repeat: int = 5) -> dict[str, float]:
     return {"median_s": statistics.median(samples), "max_s": max(samples), "rows": count}
 
 
-def moto() -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("moto_server")), "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
-        METAFLOW_S3_ENDPOINT_URL=endpoint,
-    )
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=endpoint)
-    for _ in range(100):
-        try:
-            client.create_bucket(Bucket="bench")
-            break
-        except Exception:
-            time.sleep(0.1)
-    return proc, endpoint
-
-
 def main_() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--local-decided", type=int, default=10_000)
@@ -107,8 +80,8 @@ def main_() -> None:
             "list_pending": timed(location),
             "list_all": timed(location, "--all", repeat=3),
         }
-    proc, _ = moto()
-    try:
+    with moto_server("bench") as endpoint:
+        os.environ.update(MOTO_CREDENTIALS, METAFLOW_S3_ENDPOINT_URL=endpoint)
         location = "s3://bench/hitl"
         results["s3_moto"] = {
             "decided": args.s3_decided,
@@ -117,8 +90,6 @@ def main_() -> None:
             "list_pending": timed(location),
             "list_all": timed(location, "--all", repeat=1),
         }
-    finally:
-        proc.terminate()
     results["machine"] = {"nproc": os.cpu_count(), "python": sys.version.split()[0]}
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

@@ -13,6 +13,7 @@ racers are released), and checks every property of the test on every round.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -90,13 +91,12 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
     rounds = []
-    moto_proc = None
-    moto = None
-    if "s3" in args.stores:
-        from bench_scale import start_moto  # type: ignore[import-not-found]
+    with contextlib.ExitStack() as stack:
+        moto = None
+        if "s3" in args.stores:
+            from bench_scale import s3_endpoint  # type: ignore[import-not-found]
 
-        moto_proc, moto = start_moto(serialised=True)
-    try:
+            moto = stack.enter_context(s3_endpoint())
         for store in args.stores:
             for offset in args.offsets:
                 row = one_round(store, args.racers, offset, moto)
@@ -111,10 +111,6 @@ def main() -> None:
                     f"{'OK' if not row['problems'] else row['problems']}",
                     flush=True,
                 )
-    finally:
-        if moto_proc is not None:
-            moto_proc.terminate()
-            moto_proc.wait(10)
     out = {
         "racers": args.racers,
         "rounds": rounds,

@@ -27,14 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -60,56 +60,17 @@ NO_INDEX = ("list --all --no-index", "audit --source store --no-index")
 # -- the moto server --------------------------------------------------------------------------
 
 
-def start_moto(*, serialised: bool = False) -> tuple[subprocess.Popen[Any], str]:
-    """A moto S3 server on loopback; ``serialised`` serves one request at a time (as the
-    test fixture does, so moto's conditional PUT cannot interleave with another)."""
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    if serialised:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from tests.contract.test_store_contract import _MOTO_SERVER
+@contextmanager
+def s3_endpoint() -> Iterator[str]:
+    """A moto S3 server serving one request at a time (as the test fixture does, so moto's
+    conditional PUT cannot interleave with another), with this process's AWS settings pointed
+    at it; yields its endpoint."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.fakes.moto_s3 import MOTO_CREDENTIALS, serialised_moto_server
 
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _MOTO_SERVER],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-            text=True,
-        )
-        assert proc.stdout is not None
-        endpoint = f"http://127.0.0.1:{proc.stdout.readline().strip()}"
-    else:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).with_name("moto_server")), "-p", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
-        endpoint = f"http://127.0.0.1:{port}"
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
-        METAFLOW_S3_ENDPOINT_URL=endpoint,
-    )
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=endpoint)
-    for _ in range(100):
-        try:
-            client.list_buckets()
-            break
-        except Exception:
-            time.sleep(0.1)
-    return proc, endpoint
+    with serialised_moto_server() as endpoint:
+        os.environ.update(MOTO_CREDENTIALS, METAFLOW_S3_ENDPOINT_URL=endpoint)
+        yield endpoint
 
 
 # -- filling ------------------------------------------------------------------------------------
@@ -402,17 +363,11 @@ def main_() -> None:
             # One request at a time, as in the tests: moto's threaded server answers some
             # concurrent requests with 500s. Client threads still overlap with the server.
             _count_s3_requests()
-            proc, endpoint = start_moto(serialised=True)
-            try:
+            with s3_endpoint() as endpoint:
                 import boto3
 
                 boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="bench")
                 run_store("s3", "s3://bench/hitl", args.sizes, args, tmp, save)
-            finally:
-                if proc.stdin is not None:
-                    proc.stdin.close()
-                proc.terminate()
-                proc.wait(10)
 
 
 if __name__ == "__main__":

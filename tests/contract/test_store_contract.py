@@ -15,8 +15,6 @@ from __future__ import annotations
 import importlib.util
 import multiprocessing
 import os
-import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -36,6 +34,7 @@ from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.stores.local import LocalApprovalStore
 from metaflow_hitl.stores.s3 import S3ApprovalStore
 from metaflow_hitl.timestamps import utc_now
+from tests.fakes.moto_s3 import serialised_moto_server
 
 # -- store kinds ------------------------------------------------------------------------------
 
@@ -77,27 +76,6 @@ def _local_decision_objects(store: ApprovalStore, gate_id: GateId) -> list[str]:
 
 # -- the S3 kind: a moto server in its own process ---------------------------------------------
 
-#: Started in a child process (not a thread of pytest's): the race test forks, and a fork
-#: must not copy a server thread holding locks. Prints the port, serves until stdin closes.
-#: Requests are served one at a time: S3 applies a conditional PUT atomically, while moto
-#: checks ``If-None-Match`` and then stores the object in two steps, which two server threads
-#: could interleave. moto still decides every precondition; the lock only removes its race.
-_MOTO_SERVER = """
-import sys, threading
-from moto.server import DomainDispatcherApplication, ThreadedMotoServer
-lock = threading.Lock()
-dispatch = DomainDispatcherApplication.__call__
-def serialised(self, environ, start_response):
-    with lock:
-        return list(dispatch(self, environ, start_response))
-DomainDispatcherApplication.__call__ = serialised
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-print(server.get_host_and_port()[1], flush=True)
-sys.stdin.read()
-server.stop()
-"""
-
 #: Dummy credentials for moto; nothing here is a secret.
 S3_TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -113,31 +91,9 @@ def moto_s3() -> Iterator[str]:
     pytest.importorskip("boto3")
     if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
         pytest.skip("moto[server] is not installed")
-    env = {**os.environ, **S3_TEST_ENV}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _MOTO_SERVER],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        port = proc.stdout.readline().strip()
-        if not port.isdigit():
-            raise RuntimeError(f"moto server did not start (printed {port!r})")
-        endpoint = f"http://127.0.0.1:{port}"
+    with serialised_moto_server() as endpoint:
         _require_conditional_writes(endpoint)
         yield endpoint
-    finally:
-        if proc.stdin is not None:
-            proc.stdin.close()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _require_conditional_writes(endpoint: str) -> None:

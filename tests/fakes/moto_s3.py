@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -17,6 +18,56 @@ MOTO_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+
+
+#: Started in a child process (not a thread of pytest's): the race test forks, and a fork
+#: must not copy a server thread holding locks. Prints the port, serves until stdin closes.
+#: Requests are served one at a time: S3 applies a conditional PUT atomically, while moto
+#: checks ``If-None-Match`` and then stores the object in two steps, which two server threads
+#: could interleave. moto still decides every precondition; the lock only removes its race.
+SERIALISED_MOTO_SERVER = """
+import sys, threading
+from moto.server import DomainDispatcherApplication, ThreadedMotoServer
+lock = threading.Lock()
+dispatch = DomainDispatcherApplication.__call__
+def serialised(self, environ, start_response):
+    with lock:
+        return list(dispatch(self, environ, start_response))
+DomainDispatcherApplication.__call__ = serialised
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+print(server.get_host_and_port()[1], flush=True)
+sys.stdin.read()
+server.stop()
+"""
+
+
+@contextmanager
+def serialised_moto_server() -> Iterator[str]:
+    """Start :data:`SERIALISED_MOTO_SERVER` in its own process; yields its endpoint URL and
+    stops it (closing its stdin) when the block ends."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERIALISED_MOTO_SERVER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **MOTO_CREDENTIALS},
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        port = proc.stdout.readline().strip()
+        if not port.isdigit():
+            raise RuntimeError(f"moto server did not start (printed {port!r})")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @contextmanager
