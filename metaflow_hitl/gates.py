@@ -66,6 +66,8 @@ class DecideResult:
     vote: Vote
     tally: Tally
     decision: Decision | None
+    #: The stored request the vote was checked against (callers publish and resume with it).
+    request: Request
 
 
 @dataclass(frozen=True)
@@ -299,10 +301,10 @@ def decide(
     # whichever is stored wins, and this vote succeeded iff that decision counts it.
     stored = store.get_decision(gate_id) if decision is None else store.create_decision(decision)
     if stored is None:
-        return DecideResult(vote=vote, tally=standing, decision=None)
+        return DecideResult(vote=vote, tally=standing, decision=None, request=request)
     if not _counts(stored, vote):
         raise _already(stored)
-    return DecideResult(vote=vote, tally=standing, decision=stored)
+    return DecideResult(vote=vote, tally=standing, decision=stored, request=request)
 
 
 def _decision_from(request: Request, standing: Tally, now: datetime) -> Decision | None:

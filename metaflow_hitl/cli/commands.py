@@ -381,7 +381,7 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
         review: dict[str, Any] = {}
         resumed = False
         if result.decision:
-            request = require_request(ctx.store, gate_id)
+            request = result.request
             unpublished: HitlError | None = None
             try:
                 review = _publish(request, result.decision)
