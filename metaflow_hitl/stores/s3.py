@@ -56,7 +56,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
@@ -81,8 +80,6 @@ _LAYOUT = "v1"
 #: Attempts for one conditional write (409 conflicts and lost responses are retried).
 _ATTEMPTS = 5
 _BACKOFF_SECONDS = 0.05
-#: Existence checks in flight at once when listing pending gates (botocore's default pool).
-_READERS = 10
 _INSTALL_HINT = "pip install 'metaflow-hitl[s3]'"
 #: Default seconds to connect and to wait for an answer, per attempt (records are small; a
 #: silent server is a lost answer, retried). ``METAFLOW_HITL_S3_TIMEOUT`` overrides it.
@@ -300,15 +297,18 @@ class S3ApprovalStore:
 
     def _listing(self, prefix: str) -> Iterator[tuple[str, str]]:
         """Every ``(key, ETag)`` under ``prefix`` (which ends with ``/``), in key order."""
+        for page in self._pages(prefix):
+            for item in page.get("Contents", ()):
+                yield str(item["Key"]), str(item.get("ETag", ""))
+
+    def _pages(self, prefix: str, **options: str) -> Iterator[dict[str, Any]]:
+        """The ``ListObjectsV2`` pages under ``prefix`` (``options``: ``Delimiter``)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=prefix
+            yield from self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix, **options
             )
-            for page in pages:
-                for item in page.get("Contents", ()):
-                    yield str(item["Key"]), str(item.get("ETag", ""))
         except ClientError as exc:
             raise _client_error("list", self._url(prefix), exc) from None
         except BotoCoreError as exc:
@@ -401,7 +401,8 @@ class S3ApprovalStore:
             else:
                 yield gate_id
         # A marker outlives its decision only between the decision's write and the marker's
-        # delete; one HEAD per marker tells, _READERS at a time (each is a round trip).
+        # delete; one HEAD per marker tells, 10 at a time (reads.read_all: each is a round
+        # trip).
         for gate_id in self._undecided(marked):
             yield gate_id
 
@@ -409,9 +410,10 @@ class S3ApprovalStore:
         if flow is not None and not _valid_flow(flow):
             return {}
         base = self._key("gates") + "/"
-        # One listing per flow, _READERS at a time: S3 pages a listing 1,000 keys at a time,
-        # one round trip after another, so a store of 10,000 gates (~25,000 records) is ~25
-        # round trips in turn; per flow they overlap (and each scans only its flow's keys).
+        # One listing per flow, 10 at a time (reads.read_all): S3 pages a listing 1,000 keys
+        # at a time, one round trip after another, so a store of 10,000 gates (~25,000
+        # records) is ~25 round trips in turn; per flow they overlap (and each scans only its
+        # flow's keys).
         flows = [base + flow + "/"] if flow else self._folders(base)
         out: dict[GateId, dict[str, str]] = {}
         for part in read_all(self._scan_prefix, flows, parallel=len(flows) > 1):
@@ -420,20 +422,11 @@ class S3ApprovalStore:
 
     def _folders(self, prefix: str) -> list[str]:
         """The "folders" directly under ``prefix`` (``CommonPrefixes`` with ``/``)."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        folders: list[str] = []
-        try:
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=prefix, Delimiter="/"
-            )
-            for page in pages:
-                folders.extend(str(p["Prefix"]) for p in page.get("CommonPrefixes", ()))
-        except ClientError as exc:
-            raise _client_error("list", self._url(prefix), exc) from None
-        except BotoCoreError as exc:
-            raise _transport_error("list", self._url(prefix), exc) from None
-        return folders
+        return [
+            str(folder["Prefix"])
+            for page in self._pages(prefix, Delimiter="/")
+            for folder in page.get("CommonPrefixes", ())
+        ]
 
     def _scan_prefix(self, prefix: str) -> dict[GateId, dict[str, str]]:
         """:meth:`scan_gates` of the keys under one flow's ``prefix``."""
@@ -489,14 +482,9 @@ class S3ApprovalStore:
         self._delete(self._index_key(check_segment_name(name)))
 
     def _undecided(self, gate_ids: list[GateId]) -> list[GateId]:
-        def decided(gate_id: GateId) -> bool:
-            return self._exists(self._gate_key(gate_id, "decision.json"))
-
-        if len(gate_ids) < 2:
-            flags = [decided(g) for g in gate_ids]
-        else:
-            with ThreadPoolExecutor(max_workers=min(_READERS, len(gate_ids))) as pool:
-                flags = list(pool.map(decided, gate_ids))
+        flags = read_all(
+            lambda gate_id: self._exists(self._gate_key(gate_id, "decision.json")), gate_ids
+        )
         return [g for g, done in zip(gate_ids, flags, strict=True) if not done]
 
 
