@@ -242,7 +242,7 @@ def decode_segment(name: str, data: bytes, *, where: str) -> Segment:
             f"({INDEX_VERSION}).",
             hint="Upgrade metaflow-hitl: pip install -U metaflow-hitl",
         )
-    if not _envelope_ok(doc):
+    if not _envelope_check()(doc):
         raise RecordError(f"{where} is not a valid {INDEX_FORMAT} segment: {_first_error(doc)}")
     gates: dict[str, IndexedGate] = {}
     for entry in doc["gates"]:
@@ -268,12 +268,15 @@ def decode_segment(name: str, data: bytes, *, where: str) -> Segment:
     return Segment(name=name, gates=gates, checks=doc["checks"], created_at=doc["created_at"])
 
 
-def _envelope_ok(doc: Any) -> bool:
-    """:data:`SEGMENT_SCHEMA` without its ``gates`` items (checked one by one, in the loop
-    that decodes them: the compiled schema check cost ~0.2 s at 10,000 gates)."""
-    envelope = {**SEGMENT_SCHEMA["properties"], "gates": {"type": "array"}}
-    check = _compiled(json.dumps({**SEGMENT_SCHEMA, "properties": envelope}))
-    return bool(check(doc))
+@functools.cache
+def _envelope_check() -> Any:
+    """:data:`SEGMENT_SCHEMA` without its ``gates`` items, compiled (the items are checked one
+    by one by :func:`_entry_ok`, in the loop that decodes them: the compiled check of the
+    whole schema cost ~0.2 s at 10,000 gates)."""
+    properties = {**SEGMENT_SCHEMA["properties"], "gates": {"type": "array"}}
+    check = compile_schema({**SEGMENT_SCHEMA, "properties": properties})
+    assert check is not None  # the schema uses only compiled keywords (tested)
+    return check
 
 
 def _entry_ok(entry: Any) -> bool:
@@ -284,13 +287,6 @@ def _entry_ok(entry: Any) -> bool:
     if type(gate_id) is not str or len(gate_id) > 1000 or type(records) is not list:
         return False
     return all(type(r) is list and len(r) == 3 and all(type(x) is str for x in r) for r in records)
-
-
-@functools.cache
-def _compiled(schema_json: str) -> Any:
-    check = compile_schema(json.loads(schema_json))
-    assert check is not None  # the schema uses only compiled keywords (tested)
-    return check
 
 
 def _first_error(doc: Any) -> str:

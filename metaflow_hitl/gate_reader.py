@@ -186,7 +186,7 @@ def read_gates(
     """
     listing = store.scan_gates(flow)
     reading = GateReading(gates=[])
-    covered: dict[GateId, tuple[IndexedGate, Segment]] = {}
+    covered: dict[GateId, IndexedGate] = {}
     current: list[Segment] = []
     outdated: list[str] = []
     if use_index:
@@ -196,7 +196,7 @@ def read_gates(
             for segment in current:
                 entry = segment.gates.get(key)
                 if entry is not None and entry.matches(tags):
-                    covered[gate_id] = (entry, segment)
+                    covered[gate_id] = entry
                     texts = {name: text for name, (_, text) in entry.records.items()}
                     where = _segment_location(store, segment.name)
                     reading.gates.append(StoredGate(gate_id, texts, where=where, prevalidated=True))
@@ -283,7 +283,7 @@ def _save(
     store: ApprovalStore,
     reading: GateReading,
     new: list[IndexedGate],
-    covered: Mapping[GateId, tuple[IndexedGate, Segment]],
+    covered: Mapping[GateId, IndexedGate],
     current: list[Segment],
     outdated: list[str],
     *,
@@ -318,7 +318,7 @@ def _save(
 
 
 def _merged(
-    covered: Mapping[GateId, tuple[IndexedGate, Segment]],
+    covered: Mapping[GateId, IndexedGate],
     new: list[IndexedGate],
     current: list[Segment],
     flow: str | None,
@@ -338,7 +338,7 @@ def _merged(
             for key, entry in segment.gates.items():
                 if not key.startswith(ours):
                     entries[key] = entry
-    entries.update((entry.gate_id, entry) for entry, _ in covered.values())
+    entries.update((entry.gate_id, entry) for entry in covered.values())
     entries.update((entry.gate_id, entry) for entry in new)
     return list(entries.values())
 
