@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from metaflow_hitl.errors import GateRefError
 
-__all__ = ["GateId", "parse_gate_ref"]
+__all__ = ["GateId", "is_flow_name", "parse_gate_ref"]
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _RUN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,252}")
@@ -76,6 +76,12 @@ class GateId:
             If the text is not three valid components.
         """
         return _parse_full(text) if isinstance(text, str) else parse_gate_ref(text, flow=None)
+
+
+def is_flow_name(text: str) -> bool:
+    """Whether ``text`` can be a gate's flow name (so a ``--flow`` filter never becomes a path
+    or key trick)."""
+    return isinstance(text, str) and _IDENT.fullmatch(text) is not None
 
 
 @functools.lru_cache(maxsize=1 << 16)

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from metaflow_hitl.errors import GateRefError, StoreError
-from metaflow_hitl.gate_id import GateId
+from metaflow_hitl.gate_id import GateId, is_flow_name
 from metaflow_hitl.gate_index import RECORD_NAME as _RECORD_NAME
 from metaflow_hitl.gate_index import check_record_name, check_segment_name
 from metaflow_hitl.records import (
@@ -180,7 +180,7 @@ class LocalApprovalStore:
 
     def list_gates(self, *, pending_only: bool, flow: str | None = None) -> Iterator[GateId]:
         base = self.root / _LAYOUT / ("pending" if pending_only else "gates")
-        if flow is not None and not _valid_flow(flow):
+        if flow is not None and not is_flow_name(flow):
             return
         flows = [flow] if flow else _listdir(base)
         for flow_name in flows:
@@ -201,7 +201,7 @@ class LocalApprovalStore:
         # scandir reports each entry's inode without a stat; a record is only ever created
         # by link(2), so a replaced record has another inode.
         base = os.path.join(self.root, _LAYOUT, "gates")
-        if flow is not None and not _valid_flow(flow):
+        if flow is not None and not is_flow_name(flow):
             return {}
         out: dict[GateId, dict[str, str]] = {}
         for flow_name in [flow] if flow else _listdir(base):
@@ -275,14 +275,6 @@ def _is_segment(name: str) -> bool:
     try:
         check_segment_name(name)
     except ValueError:
-        return False
-    return True
-
-
-def _valid_flow(flow: str) -> bool:
-    try:
-        GateId(flow, "1", "step")  # a flow name, never a path
-    except GateRefError:
         return False
     return True
 

@@ -61,7 +61,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from metaflow_hitl.durations import seconds_setting
 from metaflow_hitl.errors import ConfigError, GateRefError, RecordError, StoreError
-from metaflow_hitl.gate_id import GateId
+from metaflow_hitl.gate_id import GateId, is_flow_name
 from metaflow_hitl.gate_index import RECORD_NAME, check_record_name, check_segment_name
 from metaflow_hitl.reads import read_all
 from metaflow_hitl.records import (
@@ -380,7 +380,7 @@ class S3ApprovalStore:
         return sorted(reminders, key=lambda r: r.number)
 
     def list_gates(self, *, pending_only: bool, flow: str | None = None) -> Iterator[GateId]:
-        if flow is not None and not _valid_flow(flow):
+        if flow is not None and not is_flow_name(flow):
             return  # no gate can live there; never a key trick
         base = self._key("pending" if pending_only else "gates") + "/"
         seen: set[GateId] = set()
@@ -407,7 +407,7 @@ class S3ApprovalStore:
             yield gate_id
 
     def scan_gates(self, flow: str | None = None) -> dict[GateId, dict[str, str]]:
-        if flow is not None and not _valid_flow(flow):
+        if flow is not None and not is_flow_name(flow):
             return {}
         base = self._key("gates") + "/"
         # One listing per flow, 10 at a time (reads.read_all): S3 pages a listing 1,000 keys
@@ -542,14 +542,6 @@ def _nonce_of(data: bytes, kind: type[_R]) -> str | None:
         return decode_record(data, kind).nonce
     except RecordError:  # not a record of ours: not our write
         return None
-
-
-def _valid_flow(flow: str) -> bool:
-    try:
-        GateId(flow, "1", "step")
-    except GateRefError:
-        return False
-    return True
 
 
 def _code(exc: Any) -> str:
