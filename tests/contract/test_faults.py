@@ -169,6 +169,8 @@ def local_objects(root: Path) -> dict[str, bytes]:
 # == 2. S3 during decide ======================================================================
 
 S3_GATE = GateId("TrainFlow", "1732", "gate")
+#: alice approves the S3 gate through the CLI.
+ALICE_APPROVES = ("approve", str(S3_GATE), "--as", "alice", "--input", '{"target": "prod"}')
 
 
 @dataclass
@@ -223,12 +225,7 @@ def test_s3_decide_succeeds_through_transient_faults(s3: S3Setup, fault: str) ->
     S3_TRANSIENT[fault](s3.proxy)
 
     done = s3.run(
-        "approve",
-        str(S3_GATE),
-        "--as",
-        "alice",
-        "--input",
-        '{"target": "prod"}',
+        *ALICE_APPROVES,
         METAFLOW_HITL_S3_TIMEOUT="1",
     )
 
@@ -260,7 +257,7 @@ def test_s3_decide_fails_loudly_then_a_retry_succeeds(s3: S3Setup) -> None:
     s3.store.create_request(request)
     _slowdown(s3.proxy, None)
 
-    failed = s3.run("approve", str(S3_GATE), "--as", "alice", "--input", '{"target": "prod"}')
+    failed = s3.run(*ALICE_APPROVES)
 
     assert failed.returncode == 1
     assert "S3 said SlowDown (HTTP 503)" in failed.stderr
@@ -273,7 +270,7 @@ def test_s3_decide_fails_loudly_then_a_retry_succeeds(s3: S3Setup) -> None:
     assert list(s3.store.list_gates(pending_only=True)) == [S3_GATE]
 
     s3.proxy.clear()
-    retried = s3.run("approve", str(S3_GATE), "--as", "alice", "--input", '{"target": "prod"}')
+    retried = s3.run(*ALICE_APPROVES)
     decision = s3.store.get_decision(S3_GATE)
     assert decision is not None
     assert (decision.decided_by, decision.input) == ("alice", {"target": "prod"})
@@ -286,17 +283,12 @@ def test_s3_retry_after_a_failed_decision_write_reports_success(s3: S3Setup) -> 
     s3.store.create_request(make_request(S3_GATE))
     _slowdown(s3.proxy, None)
     first = s3.run(
-        "approve",
-        str(S3_GATE),
-        "--as",
-        "alice",
-        "--input",
-        '{"target": "prod"}',
+        *ALICE_APPROVES,
         AWS_MAX_ATTEMPTS="1",
     )
     assert first.returncode == 1
     s3.proxy.clear()
-    retried = s3.run("approve", str(S3_GATE), "--as", "alice", "--input", '{"target": "prod"}')
+    retried = s3.run(*ALICE_APPROVES)
     assert retried.returncode == 0, retried.stderr
 
 
@@ -306,12 +298,7 @@ def test_s3_endless_drops_give_up_after_bounded_attempts(s3: S3Setup) -> None:
 
     started = time.monotonic()
     failed = s3.run(
-        "approve",
-        str(S3_GATE),
-        "--as",
-        "alice",
-        "--input",
-        '{"target": "prod"}',
+        *ALICE_APPROVES,
         AWS_MAX_ATTEMPTS="1",
     )
 
