@@ -24,6 +24,10 @@ Examples::
     /approve looks good to me
     /reject accuracy regressed on the holdout set
 
+One command per comment (grammar **v2**): a comment with a second line that starts with
+``/approve`` or ``/reject`` is answered with a request for one command and records nothing.
+A JSON object that gives a key twice is refused (RFC 8259 leaves its meaning undefined).
+
 Not commands (ignored): ``> /approve`` (a quote), ``/approved``, a command in the middle of
 a comment or inside a code block (fenced, or indented by four or more spaces, which Markdown
 shows as code), look-alike characters such as a full-width ``／approve``.
@@ -45,6 +49,8 @@ MAX_COMMENT_BYTES = 65_536
 
 _HEAD = re.compile(r"/(approve|reject)(?=\s|$)")
 _BLANK_LINES = re.compile(r"\A(?:[ \t]*\n)+")
+#: A line that starts a command (up to three spaces of indent, as Markdown allows).
+_COMMAND_LINE = re.compile(r"^[ \t]{0,3}/(?:approve|reject)(?=\s|$)", re.MULTILINE)
 _FENCE = re.compile(r"```(?:json)?[ \t]*\n(?P<body>.*?)\n[ \t]*```", re.DOTALL)
 
 
@@ -122,6 +128,11 @@ def parse_comment(body: str | None) -> Command | Reply | Ignore:
         if indented and _HEAD.match(text):
             return Ignore("a command indented by 4 or more spaces is a code block, not a command")
         return Ignore("the comment does not start with /approve or /reject")
+    if len(_COMMAND_LINE.findall(text)) > 1:
+        return Reply(
+            "This comment holds more than one command; nothing was recorded. Post one "
+            "/approve or /reject per comment."
+        )
     intent = head.group(1)
     rest = text[head.end() :].strip()
     if intent == "reject":

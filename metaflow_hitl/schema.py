@@ -228,8 +228,22 @@ def _bounded_int(text: str) -> int:
 
 #: A JSON decoder for text that becomes a record (see :func:`loads_strict`); its
 #: ``raw_decode`` reads one value from the start of a text.
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object's members, refusing a key given twice (RFC 8259 §4 leaves the meaning of
+    duplicate names undefined; Python would silently keep the last one)."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise json.JSONDecodeError(f"the key {key!r} is given twice", "", 0)
+        seen[key] = value
+    return seen
+
+
 STRICT_JSON = json.JSONDecoder(
-    parse_constant=reject_json_constant, parse_float=_finite_float, parse_int=_bounded_int
+    parse_constant=reject_json_constant,
+    parse_float=_finite_float,
+    parse_int=_bounded_int,
+    object_pairs_hook=_unique_keys,
 )
 
 

@@ -34,6 +34,8 @@ COMMANDS = [
     pytest.param("  /reject too risky", Command("reject", reason="too risky"), id="leading-spaces"),
     pytest.param("\r\n\r\n/approve", Command("approve"), id="leading-crlf-blank-lines"),
     pytest.param('/reject {"a": 1}', Command("reject", reason='{"a": 1}'), id="reject-json-is-just-a-reason"),
+    pytest.param("/reject no\n> /approve", Command("reject", reason="no\n> /approve"), id="quoted-second-command-is-text"),
+    pytest.param("/reject no\n    /approve", Command("reject", reason="no\n    /approve"), id="code-block-second-command-is-text"),
 ]  # fmt: skip
 
 
@@ -60,6 +62,14 @@ REPLIES = [
     pytest.param(f'/approve {FENCE}json {{"a": 1}}{FENCE}', "single ```json block", id="fence-on-one-line"),
     pytest.param('/approve {"a": "' + "x" * 70_000 + '"}', "KiB", id="huge-approve-comment"),
     pytest.param('/approve {"a": ' + "[" * 30_000 + "]" * 30_000 + "}", "not valid JSON", id="json-nested-too-deep"),
+    # grammar v2: one command per comment, no duplicate keys (RFC 8259 §4 leaves them undefined)
+    pytest.param("/approve\n/reject too risky", "more than one command", id="approve-then-reject"),
+    pytest.param("/reject not yet\n/approve", "more than one command", id="reject-then-approve"),
+    pytest.param("/approve ship it\n  /approve", "more than one command", id="approve-twice-indented"),
+    pytest.param("/reject no\n\nthen later:\n/approve", "more than one command", id="approve-inside-a-reason"),
+    pytest.param('/approve {"target": "prod", "target": "staging"}', "given twice", id="duplicate-key"),
+    pytest.param('/approve {"a": {"x": 1, "x": 2}}', "given twice", id="duplicate-nested-key"),
+    pytest.param(f'/approve\n{FENCE}json\n{{"t": 1, "t": 1}}\n{FENCE}', "given twice", id="duplicate-key-fenced"),
 ]  # fmt: skip
 
 
