@@ -48,13 +48,14 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 from metaflow_hitl.errors import ConfigError, RecordError, StoreError
 from metaflow_hitl.markers import is_bot_reply, parse_markers
+from metaflow_hitl.page_check import page_problems
 from metaflow_hitl.records import Decision, Reminder, Request, decode_record
 from metaflow_hitl.rendering import (
     approval_path,
@@ -381,21 +382,59 @@ class GitHubReviewBackend:
         return created
 
     def _find_pull(self, branch: str) -> dict[str, Any] | None:
-        params = {"head": f"{self.owner}:{branch}", "state": "all"}
+        """The gate's own pull request: from ``branch`` into the default branch, opened by
+        this token's account (a decoy from the same branch into another base, or opened by
+        someone else, is never the gate's page); the first such one."""
+        params = {
+            "head": f"{self.owner}:{branch}",
+            "base": self.default_branch(),
+            "state": "all",
+        }
         pulls = self._request("GET", "pulls", what="look up the pull request", params=params)
-        return pulls[0] if pulls else None
+        ours = [p for p in pulls if self._opened_by_us(p)]
+        return min(ours, key=lambda p: int(p["number"])) if ours else None
+
+    def _opened_by_us(self, page: dict[str, Any]) -> bool:
+        """Whether this token's account opened ``page`` (an App token: a bot account)."""
+        return self._is_ours(page)
 
     def _find_issue(self, request: Request) -> dict[str, Any] | None:
         """The gate's issue: labelled, updated since the request was made, with its marker."""
         since = format_ts(request.created_at - _ISSUE_LOOKBACK)
         params = {"labels": LABEL, "state": "all", "since": since}
+        found = []
         for issue in self._pages("issues", "look up the issue", params):
             markers = parse_markers(issue.get("body"))
-            if "pull_request" not in issue and any(
-                m.gate_id == str(request.gate_id) for m in markers
+            if (
+                "pull_request" not in issue
+                and any(m.gate_id == str(request.gate_id) for m in markers)
+                and self._opened_by_us(issue)  # a decoy with a copied marker is not the page
             ):
-                return issue
-        return None
+                found.append(issue)
+        return min(found, key=lambda i: int(i["number"])) if found else None
+
+    def check_page(self, request: Request, page: dict[str, Any], *, is_pull: bool) -> list[str]:
+        """What differs between ``page`` and what was published for ``request``
+        (:func:`metaflow_hitl.page_check.page_problems`); also that this token's account
+        opened it. Empty: the page is intact."""
+        problems = []
+        if not self._opened_by_us(page):
+            opener = (page.get("user") or {}).get("login")
+            problems.append(f"it was opened by {opener}, not by metaflow-hitl's account")
+        if is_pull:
+            number = int(page["number"])
+            problems += page_problems(
+                request,
+                page,
+                repo=self.repo,
+                is_pull=True,
+                default_branch=self.default_branch(),
+                files=self.list_files(number),
+                commits=self.list_pull_commits(number),
+            )
+        else:
+            problems += page_problems(request, page, repo=self.repo, is_pull=False)
+        return problems
 
     def _whoami(self) -> str | None:
         """The token's login, or None where GitHub will not say (App installation tokens)."""
@@ -445,6 +484,32 @@ class GitHubReviewBackend:
     def get_issue(self, number: int) -> dict[str, Any] | None:
         """The issue (or a pull request's issue view), or None."""
         return self._get(f"issues/{int(number)}", f"read #{number}")
+
+    def get_comment(self, comment_id: int) -> dict[str, Any] | None:
+        """The issue comment as GitHub holds it now, or None when it is gone."""
+        return self._get(f"issues/comments/{int(comment_id)}", f"read comment {comment_id}")
+
+    def get_review(self, number: int, review_id: int) -> dict[str, Any] | None:
+        """Review ``review_id`` of pull request ``number`` as GitHub holds it now, or None."""
+        path = f"pulls/{int(number)}/reviews/{int(review_id)}"
+        return self._get(path, f"read review {review_id} of #{number}")
+
+    def list_files(self, number: int) -> list[dict[str, Any]]:
+        """The files pull request ``number`` changes against its base (GitHub's diff)."""
+        return list(self._pages(f"pulls/{int(number)}/files", f"read the files of #{number}", {}))
+
+    def list_pull_commits(self, number: int) -> list[dict[str, Any]]:
+        """The commits of pull request ``number``, oldest first."""
+        where = f"pulls/{int(number)}/commits"
+        return list(self._pages(where, f"read the commits of #{number}", {}))
+
+    def default_branch(self) -> str:
+        """The review repo's default branch (read once)."""
+        if self._default_branch is None:
+            self._default_branch = str(
+                self._request("GET", "", what="read the repository")["default_branch"]
+            )
+        return self._default_branch
 
     def list_reviews(self, number: int) -> list[dict[str, Any]]:
         """Every review of pull request ``number``, oldest first."""
@@ -531,11 +596,7 @@ class GitHubReviewBackend:
     def _open_pull(
         self, request: Request, branch: str, path: str, approval_file: str
     ) -> dict[str, Any]:
-        if self._default_branch is None:
-            self._default_branch = str(
-                self._request("GET", "", what="read the repository")["default_branch"]
-            )
-        default = self._default_branch
+        default = self.default_branch()
         exists = lambda exc: "already exists" in json.dumps(exc.data)  # noqa: E731
         on_branch = None
         if self._get_ref(branch) is None:
@@ -696,25 +757,32 @@ class GitHubReviewBackend:
             item = self._find_pull(branch_for(request.gate_id))
         is_open = item is not None and item["state"] == "open"
         merging = self.mode == "pr" and is_open and decision.outcome == "approved"
-        branch = item["head"]["ref"] if merging and item else None
+        changed: list[str] = []
+        if merging and item is not None:
+            # Nothing the Action did not write reaches the default branch: merge only the
+            # page exactly as published, pinned to the head commit just checked.
+            item = self._request("GET", f"pulls/{item['number']}", what="read the pull request")
+            changed = self.check_page(request, item, is_pull=True)
+            merging = not changed
         existing = self._get_file(path)
-        if existing is None and branch:
-            existing = self._get_file(path, ref=branch)  # left by a merge that failed
+        if existing is None and item is not None and self.mode == "pr" and decision.proceed:
+            # a decision committed on the gate branch by an earlier release, left by a merge
+            # that failed
+            existing = self._get_file(path, ref=item["head"]["ref"])
         if existing is not None:
             _check_same(existing, decision, path)
-        wrote = existing is None and self._put_file(
-            path,
-            render_decision_record(request, decision),
-            message=render_commit_message(request, decision),
-            branch=branch,
-            author=decision.decided_by,
-            lookup=lambda: _same_or_none(self._get_file(path, ref=branch), decision, path),
-        )
         if item is None:
+            if existing is None:
+                self._commit_decision(request, decision, path)
             return self._refs(path=path)
         number, commit = item["number"], None
         if merging:
-            commit = self._merge(request, decision, number)
+            try:
+                commit = self._merge(request, decision, number, sha=str(item["head"]["sha"]))
+            except StoreError:
+                if existing is None:  # the audit trail holds the decision all the same
+                    self._commit_decision(request, decision, path)
+                raise
         elif is_open:
             state = {"state": "closed"}
             if self.mode == "issue":
@@ -726,13 +794,29 @@ class GitHubReviewBackend:
                 body=state,
                 safe_to_repeat=True,
             )
-        self._reply(request, decision, number, known_missing=wrote)
+        wrote = existing is None and self._commit_decision(request, decision, path)
+        self._reply(request, decision, number, known_missing=wrote, changed=changed)
         return self._refs(path=path, number=number, url=item["html_url"], commit=commit)
 
-    def _merge(self, request: Request, decision: Decision, number: int) -> str:
+    def _commit_decision(self, request: Request, decision: Decision, path: str) -> bool:
+        """Commit the decision record on the default branch (never on the gate's branch,
+        which is not ours alone); True if this call created it."""
+        return self._put_file(
+            path,
+            render_decision_record(request, decision),
+            message=render_commit_message(request, decision),
+            branch=None,
+            author=decision.decided_by,
+            lookup=lambda: _same_or_none(self._get_file(path), decision, path),
+        )
+
+    def _merge(self, request: Request, decision: Decision, number: int, *, sha: str) -> str:
+        """Merge pull request ``number`` at head ``sha`` only: GitHub refuses (409) when the
+        head moved after it was checked."""
         from github import GithubException
 
         body: dict[str, Any] = {
+            "sha": sha,
             "merge_method": self.merge_method,
             "commit_title": f"hitl: merge {request.gate_id} (approved)",
         }
@@ -763,17 +847,33 @@ class GitHubReviewBackend:
             said = self._scrub(str((exc.data or {}).get("message", "")))
             raise StoreError(
                 f"GitHub would not merge #{number} in {self.repo} ({exc.status} {said}); the "
-                f"decision is committed on its branch {branch_for(request.gate_id)}.",
+                f"decision is committed as {decision_path(request.gate_id)} on the default "
+                "branch.",
                 hint="Merge the pull request by hand (or let the token bypass branch "
                 "protection), then record the decision again: that is safe.",
             ) from None
         return str(sha)
 
-    def _reply(self, request: Request, decision: Decision, number: int, *, known_missing: bool):
+    def _reply(
+        self,
+        request: Request,
+        decision: Decision,
+        number: int,
+        *,
+        known_missing: bool,
+        changed: Sequence[str] = (),
+    ) -> None:
         """Post the reply unless this token already posted it (found by the decision's nonce
         and the comment's author; the text alone never decides)."""
         tag = f"<!-- {_DECISION_TAG} {json.dumps({'nonce': decision.nonce})} -->"
-        text = render_reply(request, decision).rstrip("\n") + "\n\n" + tag + "\n"
+        text = render_reply(request, decision).rstrip("\n")
+        if changed:
+            text += (
+                "\n\nThis pull request was **not merged**: it changed after metaflow-hitl "
+                "opened it (" + "; ".join(changed) + "). The decision is recorded in "
+                f"`{decision_path(request.gate_id)}` on the default branch."
+            )
+        text += "\n\n" + tag + "\n"
         where = f"issues/{number}/comments"
 
         def lookup() -> dict[str, Any] | None:

@@ -178,8 +178,8 @@ def test_pr_mode_minimal_requests_without_refused_reviewers(
     assert gh.issue(REPO, 1).pull.requested_teams == ["ml-leads"]  # type: ignore[union-attr]
 
     assert ops(gh) == [
-        "pulls/list",
         "repos/get",
+        "pulls/list",
         "git/get-ref",
         "git/get-ref",
         "git/create-ref",
@@ -205,7 +205,7 @@ def test_reviewer_refusal_is_logged_not_raised(
     assert gh.issue(REPO, 1).labels == [LABEL]
 
 
-def test_pr_approve_commits_decision_on_branch_merges_and_replies(gh: FakeGitHub) -> None:
+def test_pr_approve_merges_the_checked_head_then_commits_the_decision(gh: FakeGitHub) -> None:
     request = make_request()
     backend(gh).open_review(request, approval_file="x\n")
     decision = make_decision(request)
@@ -227,16 +227,24 @@ def test_pr_approve_commits_decision_on_branch_merges_and_replies(gh: FakeGitHub
     assert "**Approved:**" in reply
     assert decision.nonce in reply
     assert ops(gh) == [
+        "repos/get",
         "pulls/list",
+        "users/get-authenticated",
+        "pulls/get",  # the page is checked as GitHub holds it now...
+        "pulls/list-files",
+        "pulls/list-commits",
         "repos/get-content",
         "repos/get-content",
-        "repos/create-or-update-file-contents",
-        "pulls/merge",
+        "pulls/merge",  # ...and merged pinned to the head commit that was checked
+        "repos/create-or-update-file-contents",  # the decision, on the default branch
         "issues/create-comment",
     ]
-    assert b.requests_made == 6
-    merge_commit = gh.repo(REPO).commits[pull.pull.merge_commit_sha]
-    decided = gh.repo(REPO).commits[merge_commit.parents[1]]
+    assert b.requests_made == 11
+    (merge,) = [r for r in gh.requests if r.operation_id == "pulls/merge"]
+    assert merge.body["sha"] == pull.pull.head_sha
+    repo = gh.repo(REPO)
+    decided = repo.commits[repo.branch_sha("main") or ""]
+    assert decided.parents == (pull.pull.merge_commit_sha,)
     assert decided.author_name == "alice"
     assert "Hitl-Outcome: approved" in decided.message
 
@@ -258,10 +266,12 @@ def test_pr_reject_commits_on_default_branch_and_closes(gh: FakeGitHub) -> None:
     (reply,) = bot_replies(gh, 1)
     assert "**Rejected:**" in reply
     assert ops(gh) == [
+        "repos/get",
         "pulls/list",
+        "users/get-authenticated",
         "repos/get-content",
-        "repos/create-or-update-file-contents",
         "pulls/update",
+        "repos/create-or-update-file-contents",
         "issues/create-comment",
     ]
 
@@ -310,9 +320,10 @@ def test_issue_mode_open_and_decide(gh: FakeGitHub) -> None:
     assert len(bot_replies(gh, 1)) == 1
     assert ops(gh) == [
         "issues/list-for-repo",
+        "users/get-authenticated",
         "repos/get-content",
-        "repos/create-or-update-file-contents",
         "issues/update",
+        "repos/create-or-update-file-contents",
         "issues/create-comment",
     ]
 

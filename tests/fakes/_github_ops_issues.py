@@ -202,3 +202,40 @@ def add_issue_labels(call: Call) -> Reply:
     add_labels(call, repo, issue, label_names(values))
     issue.updated_at = call.world.clock.tick()
     return Reply(200, [call.render.label(repo, repo.labels[n.lower()]) for n in issue.labels])
+
+
+def _find_comment(call: Call, repo: Repo) -> Comment:
+    wanted = call.number("comment_id")
+    for comment in repo.comments:
+        if comment.id == wanted:
+            return comment
+    raise ApiError(404, "Not Found")
+
+
+@OPERATIONS.add("issues/get-comment")
+def get_comment(call: Call) -> Reply:
+    repo = call.repo()
+    return Reply(200, call.render.comment(repo, _find_comment(call, repo)))
+
+
+@OPERATIONS.add("issues/update-comment")
+def update_comment(call: Call) -> Reply:
+    """Its author, or anyone with write access, may edit a comment (as on GitHub: that is
+    why an edited comment cannot be attributed to its author)."""
+    repo = call.repo()
+    comment = _find_comment(call, repo)
+    if comment.user.lower() != call.user.lower():
+        repo = call.repo(write=True)
+    comment.body = call.field("body")
+    comment.updated_at = call.world.clock.tick()
+    return Reply(200, call.render.comment(repo, comment))
+
+
+@OPERATIONS.add("issues/delete-comment")
+def delete_comment(call: Call) -> Reply:
+    repo = call.repo()
+    comment = _find_comment(call, repo)
+    if comment.user.lower() != call.user.lower():
+        repo = call.repo(write=True)
+    repo.comments.remove(comment)
+    return Reply(204, None)

@@ -276,3 +276,85 @@ def create_review(call: Call) -> Reply:
         call, repo, issue, call.user, state, call.field("body") or "", call.field("commit_id")
     )
     return Reply(200, call.render.review(repo, review))
+
+
+def _find_review(call: Call, repo: Repo, issue: Issue) -> Review:
+    wanted = call.number("review_id")
+    for review in repo.pull_reviews(issue.number):
+        if review.id == wanted:
+            return review
+    raise ApiError(404, "Not Found")
+
+
+@OPERATIONS.add("pulls/get-review")
+def get_review(call: Call) -> Reply:
+    repo = call.repo()
+    issue = find_pull(call, repo)
+    return Reply(200, call.render.review(repo, _find_review(call, repo, issue)))
+
+
+@OPERATIONS.add("pulls/dismiss-review")
+def dismiss_review(call: Call) -> Reply:
+    """Write access dismisses a submitted approval or change request (state DISMISSED)."""
+    repo = call.repo(write=True)
+    issue = find_pull(call, repo)
+    review = _find_review(call, repo, issue)
+    if review.state not in ("APPROVED", "CHANGES_REQUESTED"):
+        raise ApiError(422, "Can not dismiss a commented or pending review")
+    review.state = "DISMISSED"
+    return Reply(200, call.render.review(repo, review))
+
+
+def _merge_base(repo: Repo, head: str, base: str) -> str | None:
+    common = repo.ancestors(head) & repo.ancestors(base)
+    return max(common, key=lambda sha: repo.commits[sha].date, default=None)
+
+
+def _pull_range(repo: Repo, issue: Issue) -> tuple[str | None, str]:
+    assert issue.pull is not None
+    head = repo.head_sha(issue)
+    base_sha = repo.branch_sha(issue.pull.base_ref) or head
+    if issue.pull.merged and issue.pull.merge_commit_sha:
+        base_sha = repo.commits[issue.pull.merge_commit_sha].parents[0]
+    return _merge_base(repo, head, base_sha), head
+
+
+@OPERATIONS.add("pulls/list-files")
+def list_files(call: Call) -> Reply:
+    """The pull request's diff against its merge base: one entry per changed path."""
+    repo = call.repo()
+    issue = find_pull(call, repo)
+    base, head = _pull_range(repo, issue)
+    old = repo.commits[base].tree if base else {}
+    new = repo.commits[head].tree
+    r = f"{call.render.api}/repos/{repo.owner}/{repo.name}"
+    entries = []
+    for path in sorted(set(old) | set(new)):
+        if old.get(path) == new.get(path):
+            continue
+        status = "added" if path not in old else "removed" if path not in new else "modified"
+        entries.append(
+            {
+                "sha": new.get(path) or old[path],
+                "filename": path,
+                "status": status,
+                "additions": 0,
+                "deletions": 0,
+                "changes": 0,
+                "blob_url": f"{call.render.web}/{repo.full_name}/blob/{head}/{path}",
+                "raw_url": f"{call.render.web}/{repo.full_name}/raw/{head}/{path}",
+                "contents_url": f"{r}/contents/{path}?ref={head}",
+            }
+        )
+    return call.paginate(entries)
+
+
+@OPERATIONS.add("pulls/list-commits")
+def list_pull_commits(call: Call) -> Reply:
+    """The commits reachable from the head and not from the merge base, oldest first."""
+    repo = call.repo()
+    issue = find_pull(call, repo)
+    base, head = _pull_range(repo, issue)
+    shas = repo.ancestors(head) - (repo.ancestors(base) if base else set())
+    ordered = sorted(shas, key=lambda sha: repo.commits[sha].date)
+    return call.paginate([call.render.commit(repo, sha) for sha in ordered])
