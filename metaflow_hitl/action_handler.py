@@ -51,11 +51,12 @@ Refusals (who, what input, which gate) get a reply saying why and what would wor
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from metaflow_hitl.commands import Command, Ignore, Reply, parse_comment
@@ -88,6 +89,9 @@ __all__ = [
 
 log = logging.getLogger("metaflow_hitl.action")
 
+#: Refusal replies one account can draw on one page per hour; later ones are only logged.
+MAX_REFUSALS_PER_HOUR = 3
+
 Clock = Callable[[], datetime]
 Publish = Callable[[Request, Decision], Any]
 
@@ -100,6 +104,9 @@ class GitHubApi(Protocol):
     def team_member(self, org: str, slug: str, login: str) -> bool | None: ...
     def get_pull(self, number: int) -> dict[str, Any] | None: ...
     def get_issue(self, number: int) -> dict[str, Any] | None: ...
+    def get_comment(self, comment_id: int) -> dict[str, Any] | None: ...
+    def get_review(self, number: int, review_id: int) -> dict[str, Any] | None: ...
+    def check_page(self, request: Request, page: dict[str, Any], *, is_pull: bool) -> list[str]: ...
     def list_reviews(self, number: int) -> list[dict[str, Any]]: ...
     def list_comments(self, number: int) -> list[dict[str, Any]]: ...
     def comment_once(self, number: int, text: str, tag: str) -> bool: ...
@@ -179,26 +186,58 @@ class _Handler:
         log.info("ignored %s: %s", self.event.event_key, reason)
         return Outcome(gate_id=self.gate_id, ignored_reason=reason, message=f"ignored: {reason}")
 
-    def reply(self, text: str, key_suffix: str = "") -> bool:
-        key = self.event.event_key + key_suffix
+    def reply(self, text: str, key_suffix: str = "", *, key: str | None = None) -> bool:
+        key = (key or self.event.event_key) + key_suffix
         tag = _tag(self.gate_id or "", key)
         return self.github.comment_once(self.event.number, f"{tag}\n{text.rstrip()}\n", tag)
 
-    def refuse(self, reason: str, hint: str | None = None) -> Outcome:
-        who = f"@{self.event.actor}: " if self.event.actor else ""
+    def refuse(
+        self,
+        reason: str,
+        hint: str | None = None,
+        *,
+        actor: str | None = None,
+        key: str | None = None,
+    ) -> Outcome:
+        """Refuse with one reply (per comment or review, or per ``key``), unless ``actor``
+        already got :data:`MAX_REFUSALS_PER_HOUR` refusals on this page in the last hour."""
+        actor = self.event.actor if actor is None else actor
+        who = f"@{actor}: " if actor else ""
+        log.warning("refused %s: %s", self.event.event_key, reason)
+        outcome = Outcome(gate_id=self.gate_id, ignored_reason=reason, message=f"refused: {reason}")
+        if actor and self._refusals(actor) >= MAX_REFUSALS_PER_HOUR:
+            log.warning(
+                "not replying: %s had %d refusals here this hour", actor, MAX_REFUSALS_PER_HOUR
+            )
+            return outcome
         if self.request is not None:
             text = render_reply(self.request, f"{who}{reason}", hint=hint)
         else:
             text = f"**metaflow-hitl** did not act on this event: {who}{reason}"
             text += f"\n\n{hint}" if hint else ""
-        replied = self.reply(text, ":refused")
-        log.warning("refused %s: %s", self.event.event_key, reason)
-        return Outcome(
-            gate_id=self.gate_id,
-            ignored_reason=reason,
-            replied=replied,
-            message=f"refused: {reason}",
-        )
+        suffix = f":refused:{normalize_login(actor)}" if actor else ":refused"
+        replied = self.reply(text, suffix, key=key)
+        return replace(outcome, replied=replied)
+
+    def _refusals(self, actor: str) -> int:
+        """Refusal replies this token posted for ``actor`` on this page in the last hour."""
+        cutoff = self.clock() - timedelta(hours=1)
+        needle = f":refused:{normalize_login(actor)}"
+        me = self.github.whoami()
+        count = 0
+        for c in self.github.list_comments(self.event.number):
+            login = str((c.get("user") or {}).get("login") or "")
+            ours = (me and login.lower() == me.lower()) or (
+                me is None and (c.get("user") or {}).get("type") == "Bot"
+            )
+            body = str(c.get("body") or "")
+            if (
+                ours
+                and needle in body.split("\n", 1)[0]
+                and _ts(c.get("created_at"), cutoff) > cutoff
+            ):
+                count += 1
+        return count
 
     # -- 1. filters -----------------------------------------------------------------------------
     def prefilter(self) -> str | None:
@@ -278,74 +317,120 @@ class _Handler:
                     f"#{e.number} comes from {head_repo}:{head.get('ref')}, not from the gate's "
                     f"branch {e.repo}:{branch_for(gate_id)}; its marker is not trusted."
                 )
+        changed = self.github.check_page(request, page, is_pull=e.is_pull)
+        if changed:
+            digest = hashlib.sha256("\n".join(changed).encode()).hexdigest()[:16]
+            return self.refuse(
+                f"#{e.number} changed after metaflow-hitl published it for gate {gate_id}: "
+                + "; ".join(changed)
+                + ". A changed page decides nothing: no vote here counts and it is not merged.",
+                f"Decide gate {gate_id} from another channel: `metaflow-hitl approve "
+                f"{gate_id}` or `metaflow-hitl reject {gate_id} --reason ...` by an approver "
+                "with access to the gate's store.",
+                actor="",
+                key=f"page-changed:{digest}",
+            )
         return request, page
 
     # -- 3. the vote ----------------------------------------------------------------------------
     def act(self, page: dict[str, Any]) -> _Act | Outcome:
+        """The vote this event stands for, from what GitHub's API says **now** (the payload
+        only says where to look): a comment that is gone or was edited by someone else, a
+        review that is no longer an approval, a pull request that is not merged, count as
+        nothing; the actor, body, state and time are the API's."""
         e, now = self.event, self.clock()
         if e.kind == "review":
-            if e.review_state in ("changes_requested", "dismissed"):
-                at = now if e.action == "dismissed" else _ts(e.submitted_at, now)
-                return _Act(
-                    e.actor,
-                    "withdraw",
-                    "github-review",
-                    at,
-                    {},
-                    None,
-                    e.evidence_url,
-                    f"review:{e.review_id}",
-                )
-            head_sha = (page.get("head") or {}).get("sha")
-            if e.commit_id != head_sha:
-                return self.refuse(
-                    f"this approval is of commit {str(e.commit_id)[:12]}, but the pull request's "
-                    f"head is {str(head_sha)[:12]}; it does not count.",
-                    "Review the current head commit and approve again.",
-                )
-            parsed = parse_comment(e.review_body) if e.review_body.strip() else Ignore("")
-            if isinstance(parsed, Reply):
-                return self.refuse(parsed.message)
-            value = (
-                parsed.input if isinstance(parsed, Command) and parsed.intent == "approve" else {}
-            )
-            note = e.review_body.strip()[:1000] if not value else None
-            return _Act(
-                e.actor,
-                "approve",
-                "github-review",
-                _ts(e.submitted_at, now),
-                value,
-                note or None,
-                e.evidence_url,
-                f"review:{e.review_id}",
-            )
+            return self._review_act(page, now)
         if e.kind == "closed":
-            if not e.merged:
-                return _Act(
-                    e.actor,
-                    "reject",
-                    "close",
-                    now,
-                    {},
-                    f"closed #{e.number} without merging",
-                    e.evidence_url,
-                    "",
-                )
-            return _Act(e.merged_by or "", "approve", "merge", now, {}, None, e.evidence_url, "")
-        parsed = parse_comment(e.comment_body)
+            return self._closed_act(page)
+        return self._comment_act(now)
+
+    def _review_act(self, page: dict[str, Any], now: datetime) -> _Act | Outcome:
+        e = self.event
+        review = self.github.get_review(e.number, int(e.review_id or 0))
+        if review is None:
+            return self.ignore(f"review {e.review_id} is gone from #{e.number}")
+        state = str(review.get("state") or "").upper()
+        login = str((review.get("user") or {}).get("login") or "")
+        if (review.get("user") or {}).get("type") == "Bot" or is_bot(login):
+            return self.ignore(f"{login} is a bot; bots never decide")
+        at = _ts(review.get("submitted_at"), now)
+        key, url = f"review:{review.get('id')}", review.get("html_url")
+        if state in ("CHANGES_REQUESTED", "DISMISSED"):
+            return _Act(login, "withdraw", "github-review", at, {}, None, url, key)
+        if state != "APPROVED":
+            return self.ignore(f"review {e.review_id} is {state or 'unknown'} now, not a vote")
+        head_sha = (page.get("head") or {}).get("sha")
+        if review.get("commit_id") != head_sha:
+            return self.refuse(
+                f"this approval is of commit {str(review.get('commit_id'))[:12]}, but the pull "
+                f"request's head is {str(head_sha)[:12]}; it does not count.",
+                "Review the current head commit and approve again.",
+            )
+        body = str(review.get("body") or "")
+        parsed = parse_comment(body) if body.strip() else Ignore("")
         if isinstance(parsed, Reply):
             return self.refuse(parsed.message)
-        assert isinstance(parsed, Command)
+        value = parsed.input if isinstance(parsed, Command) and parsed.intent == "approve" else {}
+        note = body.strip()[:1000] if not value else None
+        return _Act(login, "approve", "github-review", at, value, note or None, url, key)
+
+    def _closed_act(self, page: dict[str, Any]) -> _Act | Outcome:
+        e = self.event
+        if page.get("state") != "closed":
+            return self.ignore(f"#{e.number} is open now; nothing to decide")
+        if page.get("merged"):
+            merger = str((page.get("merged_by") or {}).get("login") or "")
+            at = _ts(page.get("merged_at"), self.clock())
+            return _Act(merger, "approve", "merge", at, {}, None, page.get("html_url"), "")
+        issue = self.github.get_issue(e.number) or {}
+        closer = str((issue.get("closed_by") or {}).get("login") or "")
+        if not closer:
+            return self.ignore(f"GitHub does not say who closed #{e.number}")
+        me = self.github.whoami()
+        if is_bot(closer) or (me and closer.lower() == me.lower()):
+            return self.ignore(f"#{e.number} was closed by {closer}, e.g. our own publishing")
+        at = _ts(page.get("closed_at"), self.clock())
+        reason = f"closed #{e.number} without merging"
+        return _Act(closer, "reject", "close", at, {}, reason, page.get("html_url"), "")
+
+    def _comment_act(self, now: datetime) -> _Act | Outcome:
+        e = self.event
+        comment = self.github.get_comment(int(e.comment_id or 0))
+        if comment is None:
+            return self.ignore(f"comment {e.comment_id} is gone (deleted before it was handled)")
+        if not str(comment.get("issue_url") or "").endswith(f"/issues/{e.number}"):
+            return self.ignore(f"comment {e.comment_id} is not on #{e.number}")
+        user = comment.get("user") or {}
+        login = str(user.get("login") or "")
+        if user.get("type") == "Bot" or is_bot(login):
+            return self.ignore(f"{login} is a bot; bots never decide")
+        at = _ts(comment.get("created_at"), now)
+        if comment.get("updated_at") != comment.get("created_at"):
+            if not self.settings.allow_edits:
+                return self.ignore("the comment was edited; edited comments are ignored")
+            if e.action != "edited" or e.sender.lower() != login.lower():
+                # anyone with write access can edit anyone's comment: only its author's own
+                # edit, delivered as that edit, is theirs
+                return self.ignore(
+                    f"the comment was edited, and not by its author {login} in this event; "
+                    "an edit by someone else never speaks for the author"
+                )
+            at = _ts(comment.get("updated_at"), now)
+        parsed = parse_comment(comment.get("body"))
+        if isinstance(parsed, Ignore):
+            return self.ignore(f"the comment as GitHub holds it now: {parsed.reason}")
+        if isinstance(parsed, Reply):
+            return self.refuse(parsed.message, actor=login)
         return _Act(
-            e.actor,
+            login,
             parsed.intent,
             "comment",
-            _ts(e.comment_created_at, now),
+            at,
             dict(parsed.input),
             parsed.reason,
-            e.evidence_url,
-            f"comment:{e.comment_id}",
+            comment.get("html_url"),
+            f"comment:{comment.get('id')}",
         )
 
     # -- 4. who ---------------------------------------------------------------------------------
@@ -411,8 +496,8 @@ class _Handler:
             login = str(user.get("login") or "")
             if user.get("type") == "Bot" or (me and login.lower() == me.lower()):
                 continue
-            if c.get("updated_at") != c.get("created_at") and not self.settings.allow_edits:
-                continue
+            if c.get("updated_at") != c.get("created_at"):
+                continue  # the REST API cannot say who edited it: an edit never speaks for anyone
             parsed = parse_comment(c.get("body"))
             if isinstance(parsed, Command):
                 found.append(
@@ -519,6 +604,17 @@ def handle_event(
     request, page = found
     assert page is not None
     gate_id = request.gate_id
+    act = h.act(page)
+    if isinstance(act, Outcome):
+        return act
+    # Who first: an ineligible actor gets one refusal and causes nothing else (no expiry
+    # recorded, no republishing, no resume).
+    permission, teams = h.facts(act.login)
+    refusal = check_decider(
+        request, act.login, act.intent, permission=permission, teams=teams, require_permission=True
+    )
+    if refusal is not None:
+        return h.refuse(refusal.reason, refusal.hint, actor=act.login)
     existing = store.get_decision(gate_id) or expire_gate(store, gate_id, now=clock())
     if existing is not None:
         why = (
@@ -527,9 +623,6 @@ def handle_event(
             else f"gate {gate_id} was already decided; the first decision wins"
         )
         return h.already(existing, why, publish, resumer)
-    act = h.act(page)
-    if isinstance(act, Outcome):
-        return act
     if act.intent == "approve" and _held_for_merge(h, act):
         return h.refuse(
             "this review repository requires merging: an approval counts once the pull "
@@ -553,7 +646,6 @@ def handle_event(
             and normalize_login(v.actor.login) == normalize_login(act.login)
         ]
         value = mine[-1].input if mine else {}
-    permission, teams = h.facts(act.login)
     actor = Actor(
         login=act.login,
         channel=act.channel,

@@ -50,6 +50,9 @@ class GitHubEvent:
     is_pull: bool = False
     actor: str = ""
     actor_type: str = ""
+    #: Who caused the delivery (the payload's ``sender``): a claim, used only to attribute
+    #: an edit (an edited comment counts only when its author made the edit).
+    sender: str = ""
     body: str = ""
     review_id: int | None = None
     review_state: str | None = None
@@ -125,6 +128,7 @@ def normalize_event(name: str | None, payload: Any) -> GitHubEvent:
         "repo": repo,
         "actor": _str(sender.get("login")),
         "actor_type": _str(sender.get("type")),
+        "sender": _str(sender.get("login")),
     }
     if name not in ("pull_request_review", "pull_request", "pull_request_target", "issue_comment"):
         return _other(name, action, f"event {name or '(none)'!r} is not handled", **base)

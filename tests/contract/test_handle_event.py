@@ -86,6 +86,27 @@ class Env:
         self.gates[step] = (request, number)
         return request, number
 
+    def as_user(self, login: str, method: str, path: str, body: Any = None) -> Any:
+        """``login`` calls the API (``path`` under the review repo), as an attacker or a
+        reviewer would from their own account; returns the answer's JSON (None for 204)."""
+        token = f"t-{login}"
+        self.gh.add_token(token, login)
+        answer = requests.request(
+            method,
+            f"{self.gh.url}/repos/{REPO}/{path}",
+            headers={"Authorization": f"token {token}"},
+            json=body,
+            timeout=10,
+        )
+        answer.raise_for_status()
+        return answer.json() if answer.content else None
+
+    def merge(self, number: int, login: str) -> None:
+        self.as_user(login, "PUT", f"pulls/{number}/merge", {"merge_method": "merge"})
+
+    def close(self, number: int, login: str) -> None:
+        self.as_user(login, "PATCH", f"pulls/{number}", {"state": "closed"})
+
     def pull(self, number: int) -> dict[str, Any]:
         return self.api(f"pulls/{number}")
 
@@ -244,8 +265,7 @@ def test_reject_comment_on_issue_mode_gate(env: Env) -> None:
 def test_merge_approves_as_the_merger(env: Env) -> None:
     _, number = env.open(input_schema=None)
     # The merger merges on GitHub; the Action sees the closed+merged delivery.
-    env.gh.issue(REPO, number).state = "closed"
-    env.gh.issue(REPO, number).pull.merged = True  # type: ignore[union-attr]
+    env.merge(number, "bob")
     result, _outputs = env.run(env.closed_event(number, "bob", merged=True))
     assert result.exit_code == 0, result.output
     decision = decision_of(env)
@@ -257,7 +277,7 @@ def test_merge_approves_as_the_merger(env: Env) -> None:
 
 def test_close_without_merge_rejects_as_the_closer(env: Env) -> None:
     _, number = env.open()
-    env.gh.issue(REPO, number).state = "closed"
+    env.close(number, "carol")
     result, _ = env.run(env.closed_event(number, "carol", merged=False))
     assert result.exit_code == 0, result.output
     decision = decision_of(env)
@@ -310,8 +330,7 @@ def test_require_merge_holds_approvals_until_the_merge(env: Env) -> None:
     result, outputs = env.run(env.comment_event(number, "carol", "/approve"), extra_env=flag)
     assert decision_of(env) is None
     assert "requires merging" in outputs["ignored-reason"]
-    env.gh.issue(REPO, number).state = "closed"
-    env.gh.issue(REPO, number).pull.merged = True  # type: ignore[union-attr]
+    env.merge(number, "bob")
     result, outputs = env.run(env.closed_event(number, "bob", merged=True), extra_env=flag)
     decision = decision_of(env)
     assert decision, result.output
@@ -325,8 +344,7 @@ def test_require_merge_holds_approvals_until_the_merge(env: Env) -> None:
 def test_require_merge_single_approval_by_merge(env: Env) -> None:
     _, number = env.open(input_schema=None)
     flag = {"METAFLOW_HITL_REQUIRE_MERGE": "true"}
-    env.gh.issue(REPO, number).state = "closed"
-    env.gh.issue(REPO, number).pull.merged = True  # type: ignore[union-attr]
+    env.merge(number, "bob")
     _result, outputs = env.run(env.closed_event(number, "bob", merged=True), extra_env=flag)
     decision = decision_of(env)
     assert decision
@@ -520,14 +538,21 @@ def test_quorum_two_one_person_approving_twice(env: Env) -> None:
     assert {a.login for a in decision.deciders} == {"alice", "bob"}
 
 
-def test_stale_review_of_an_old_commit_does_not_count(env: Env) -> None:
+def test_a_push_to_the_gate_branch_makes_the_page_decide_nothing(env: Env) -> None:
+    """A collaborator's push to the gate's branch changes what an approval would merge: the
+    page decides nothing, and the one reply says who pushed what."""
     _, number = env.open()
     head = env.pull(number)["head"]["sha"]
-    env.gh.push_file(REPO, "extra.md", "changed\n", branch=env.pull(number)["head"]["ref"])
+    env.gh.push_file(
+        REPO, "extra.md", "changed\n", branch=env.pull(number)["head"]["ref"], author="carol"
+    )
     review = env.review(number, "alice", commit_id=head)
     payload = webhooks.review_payload(REPO, env.pull(number), review, state="approved")
     _result, outputs = env.run(("pull_request_review", payload))
-    assert "does not count" in outputs["ignored-reason"]
+    reason = outputs["ignored-reason"]
+    assert "changed after metaflow-hitl published it" in reason
+    assert "extra.md" in reason
+    assert "by carol" in reason
     assert decision_of(env) is None
 
 
