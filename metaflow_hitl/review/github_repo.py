@@ -169,6 +169,7 @@ class GitHubReviewBackend:
         self._waited = 0.0
         self._default_branch: str | None = None
         self._login: str | bool | None = False  # False: not asked yet
+        self._comments: dict[int, list[dict[str, Any]]] = {}
 
     def __repr__(self) -> str:
         return f"GitHubReviewBackend({self.repo!r}, mode={self.mode!r}, api_url={self.api_url!r})"
@@ -515,27 +516,38 @@ class GitHubReviewBackend:
         """Every review of pull request ``number``, oldest first."""
         return list(self._pages(f"pulls/{int(number)}/reviews", f"read reviews of #{number}", {}))
 
-    def list_comments(self, number: int) -> list[dict[str, Any]]:
-        """Every comment on issue or pull request ``number``, oldest first."""
-        where = f"issues/{int(number)}/comments"
-        return list(self._pages(where, f"read the comments of #{number}", {}))
+    def list_comments(self, number: int, *, fresh: bool = False) -> list[dict[str, Any]]:
+        """Every comment on issue or pull request ``number``, oldest first.
+
+        Read once per backend (one Action run) and kept, with this backend's own replies
+        added, so replaying the history, counting refusals and finding earlier replies cost
+        one listing per event; ``fresh`` reads it again."""
+        if fresh or number not in self._comments:
+            where = f"issues/{int(number)}/comments"
+            self._comments[number] = list(self._pages(where, f"read the comments of #{number}", {}))
+        return list(self._comments[number])
 
     def comment_once(self, number: int, text: str, tag: str) -> bool:
         """Post ``text`` on ``number`` unless a comment of this token already contains ``tag``;
         True if this call posted it."""
         where = f"issues/{int(number)}/comments"
+        looked: list[bool] = []
 
         def lookup() -> dict[str, Any] | None:
-            for c in self._pages(where, f"read the comments of #{number}", {}):
+            # the run's listing first; after a lost answer, what GitHub holds now
+            for c in self.list_comments(number, fresh=bool(looked)):
                 if tag in str(c.get("body") or "") and self._is_ours(c):
                     return c
+            looked.append(True)
             return None
 
-        _, posted = self._ensure(
+        made, posted = self._ensure(
             f"reply on #{number}",
             lookup,
             lambda: self._request("POST", where, what=f"reply on #{number}", body={"body": text}),
         )
+        if posted and number in self._comments and isinstance(made, dict):
+            self._comments[number].append(made)
         return posted
 
     def post_reminder(self, request: Request, reminder: Reminder) -> dict[str, str | None] | None:
@@ -546,6 +558,7 @@ class GitHubReviewBackend:
         from metaflow_hitl.reminders import reminder_tag, render_reminder_comment
 
         self._waited = 0.0
+        self._comments.clear()  # a new operation reads the page anew
         if self.mode == "issue":
             item = self._find_issue(request)
         else:
@@ -582,6 +595,7 @@ class GitHubReviewBackend:
             GitHub refused, or kept failing past the bounded retries.
         """
         self._waited = 0.0
+        self._comments.clear()  # a new operation reads the page anew
         if self.mode == "issue":
             issue = self._open_issue(request)
             return self._refs(number=issue["number"], url=issue["html_url"])
@@ -750,6 +764,7 @@ class GitHubReviewBackend:
             GitHub refused (e.g. the pull request cannot be merged) or kept failing.
         """
         self._waited = 0.0
+        self._comments.clear()  # a new operation reads the page anew
         path = decision_path(request.gate_id)
         if self.mode == "issue":
             item = self._find_issue(request)
@@ -899,6 +914,7 @@ class GitHubReviewBackend:
     def audit(self) -> list[AuditEntry]:
         """Every decision commit (``decisions/``) on the default branch, oldest first."""
         self._waited = 0.0
+        self._comments.clear()  # a new operation reads the page anew
         commits = list(self._pages("commits", "read the decisions", {"path": "decisions"}))
         entries, seen = [], set()
         for item in reversed(commits):
