@@ -110,6 +110,7 @@ class GitHubApi(Protocol):
     def list_reviews(self, number: int) -> list[dict[str, Any]]: ...
     def list_comments(self, number: int) -> list[dict[str, Any]]: ...
     def comment_once(self, number: int, text: str, tag: str) -> bool: ...
+    def is_ours(self, item: dict[str, Any]) -> bool: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,21 +224,13 @@ class _Handler:
         """Refusal replies this token posted for ``actor`` on this page in the last hour."""
         cutoff = self.clock() - timedelta(hours=1)
         needle = f":refused:{normalize_login(actor)}"
-        me = self.github.whoami()
-        count = 0
-        for c in self.github.list_comments(self.event.number):
-            login = str((c.get("user") or {}).get("login") or "")
-            ours = (me and login.lower() == me.lower()) or (
-                me is None and (c.get("user") or {}).get("type") == "Bot"
-            )
-            body = str(c.get("body") or "")
-            if (
-                ours
-                and needle in body.split("\n", 1)[0]
-                and _ts(c.get("created_at"), cutoff) > cutoff
-            ):
-                count += 1
-        return count
+        return sum(
+            1
+            for c in self.github.list_comments(self.event.number)
+            if needle in str(c.get("body") or "").split("\n", 1)[0]
+            and _ts(c.get("created_at"), cutoff) > cutoff
+            and self.github.is_ours(c)
+        )
 
     # -- 1. filters -----------------------------------------------------------------------------
     def prefilter(self) -> str | None:

@@ -392,12 +392,8 @@ class GitHubReviewBackend:
             "state": "all",
         }
         pulls = self._request("GET", "pulls", what="look up the pull request", params=params)
-        ours = [p for p in pulls if self._opened_by_us(p)]
+        ours = [p for p in pulls if self.is_ours(p)]
         return min(ours, key=lambda p: int(p["number"])) if ours else None
-
-    def _opened_by_us(self, page: dict[str, Any]) -> bool:
-        """Whether this token's account opened ``page`` (an App token: a bot account)."""
-        return self._is_ours(page)
 
     def _find_issue(self, request: Request) -> dict[str, Any] | None:
         """The gate's issue: labelled, updated since the request was made, with its marker."""
@@ -409,7 +405,7 @@ class GitHubReviewBackend:
             if (
                 "pull_request" not in issue
                 and any(m.gate_id == str(request.gate_id) for m in markers)
-                and self._opened_by_us(issue)  # a decoy with a copied marker is not the page
+                and self.is_ours(issue)  # a decoy with a copied marker is not the page
             ):
                 found.append(issue)
         return min(found, key=lambda i: int(i["number"])) if found else None
@@ -419,7 +415,7 @@ class GitHubReviewBackend:
         (:func:`metaflow_hitl.page_check.page_problems`); also that this token's account
         opened it. Empty: the page is intact."""
         problems = []
-        if not self._opened_by_us(page):
+        if not self.is_ours(page):
             opener = (page.get("user") or {}).get("login")
             problems.append(f"it was opened by {opener}, not by metaflow-hitl's account")
         if is_pull:
@@ -536,7 +532,7 @@ class GitHubReviewBackend:
         def lookup() -> dict[str, Any] | None:
             # the run's listing first; after a lost answer, what GitHub holds now
             for c in self.list_comments(number, fresh=bool(looked)):
-                if tag in str(c.get("body") or "") and self._is_ours(c):
+                if tag in str(c.get("body") or "") and self.is_ours(c):
                     return c
             looked.append(True)
             return None
@@ -893,7 +889,7 @@ class GitHubReviewBackend:
 
         def lookup() -> dict[str, Any] | None:
             for c in self._pages(where, f"read the comments of #{number}", {}):
-                if is_bot_reply(c.get("body")) and tag in c["body"] and self._is_ours(c):
+                if is_bot_reply(c.get("body")) and tag in c["body"] and self.is_ours(c):
                     return c
             return None
 
@@ -904,8 +900,10 @@ class GitHubReviewBackend:
             known_missing=known_missing,
         )
 
-    def _is_ours(self, comment: dict[str, Any]) -> bool:
-        user = comment.get("user") or {}
+    def is_ours(self, item: dict[str, Any]) -> bool:
+        """Whether this token's account wrote ``item`` (a comment, issue or pull request);
+        for an App token, which GitHub will not name, any bot account."""
+        user = item.get("user") or {}
         me = self._whoami()
         if me is None:  # an App token cannot read /user; its comments come from a bot account
             return bool(user.get("type") == "Bot")
