@@ -16,7 +16,7 @@ from metaflow_hitl.errors import ConfigError
 from metaflow_hitl.plugin.argo_notify import notify_command
 from metaflow_hitl.stores import store_for_datastore_root
 
-__all__ = ["FlowCliContext", "cli"]
+__all__ = ["FlowCliContext", "cli", "hitl_group"]
 
 SUPPORTED_DATASTORES = ("local", "s3")
 
@@ -41,6 +41,8 @@ def cli() -> None:
     """Metaflow CLI plugin entry point."""
 
 
-_hitl = build_hitl_group(FlowCliContext)
-_hitl.add_command(notify_command)
-cli.add_command(_hitl)
+#: ``python flow.py hitl``; the registered glue (``metaflow_extensions/hitl/plugins/hitl_cli.py``)
+#: defers to it.
+hitl_group = build_hitl_group(FlowCliContext)
+hitl_group.add_command(notify_command)
+cli.add_command(hitl_group)

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any, Literal, NamedTuple
 
-from metaflow.decorators import StepDecorator
 from metaflow.exception import MetaflowException
+from metaflow_extensions.hitl.plugins.hitl_decorator import HitlDecorator as DeclaredHitl
 
 from metaflow_hitl.errors import HitlError
 from metaflow_hitl.gate_id import GateId
@@ -73,73 +73,11 @@ class HitlRejected(HitlException):
     """The gate was rejected (or timed out with ``on_timeout="reject"``)."""
 
 
-class HitlDecorator(StepDecorator):
+class HitlDecorator(DeclaredHitl):
+    """The behaviour of ``@hitl``; its name, options and documentation are declared in
+    :class:`metaflow_extensions.hitl.plugins.hitl_decorator.HitlDecorator`, which Metaflow
+    registers and which creates this class's instances when a step uses the gate.
     """
-    Pause before this step until a person approves it.
-
-    The step's code runs only after approval. Approve or reject with
-    ``python flow.py hitl approve|reject RUN/STEP``; the decision is recorded (first decision
-    wins) and is readable in the step as ``self.hitl_decision``.
-
-    Parameters
-    ----------
-    message : str
-        What is being approved; a format string over the step's inputs, e.g.
-        ``"Accuracy {self.accuracy:.1%}: deploy?"``. On a join step use
-        ``{inputs.STEP.NAME}``. A message that cannot be rendered fails the step.
-    timeout : str, default "24h"
-        How long to wait: ``30s``, ``15m``, ``4h``, ``2d``, ``1h30m``.
-    on_timeout : str, default "reject"
-        ``"reject"`` fails the step at expiry; ``"approve"`` proceeds.
-    on_reject : str, default "fail"
-        ``"fail"`` fails the step on rejection; ``"continue"`` runs it anyway, with
-        ``self.hitl_decision`` telling it what happened.
-    input_schema : dict, optional
-        The input an approval must carry: ``{"deploy_target": "str", "notes": "str?"}`` or a
-        JSON Schema object. Available in the step as ``self.hitl_input``.
-    approvers : List[str], optional
-        GitHub logins or ``@org/team`` entries allowed to decide; anyone by default.
-    min_approvals : int, default 1
-        Distinct approvals needed; one rejection rejects.
-    allow_self_approval : bool, default False
-        Whether the person who started the run may approve it.
-    notifier : str or List[str], optional
-        Where to announce the gate and its decision: ``"apprise"`` (URLs from
-        ``METAFLOW_HITL_APPRISE_URLS``), an Apprise URL or a list of them. A failed
-        notification is retried and reported, never fails the gate.
-    review : str, optional
-        Where the gate is reviewed: ``"github:org/repo"`` (a PR, or ``?mode=issue``),
-        ``"git:URL"`` or ``"none"``; default ``METAFLOW_HITL_REVIEW``, else a local git repo
-        beside the store.
-    poll_interval : str, optional
-        How often a local run checks for a decision (default ``0.1s``).
-    remind_every : str, optional
-        Remind while the gate is pending: every interval (``4h``) the approvers get a
-        notification and a comment on the gate's pull request or issue. Sent by the waiting
-        task on local runs and by the scheduled ``metaflow-hitl remind``; each reminder once.
-        Must be shorter than ``timeout``, at most 100 reminders per gate.
-    escalate_to : List[str], optional
-        GitHub logins or ``@org/team`` entries mentioned from the third reminder on (after
-        the second). Needs ``remind_every``; they must be allowed to decide (listed in
-        ``approvers`` when that names only logins).
-    """
-
-    name = "hitl"
-    defaults = {  # noqa: RUF012 - Metaflow's Decorator declares it as an instance attribute
-        "message": None,
-        "timeout": "24h",
-        "on_timeout": "reject",
-        "on_reject": "fail",
-        "input_schema": None,
-        "approvers": None,
-        "min_approvals": 1,
-        "allow_self_approval": False,
-        "notifier": None,
-        "review": None,
-        "poll_interval": None,
-        "remind_every": None,
-        "escalate_to": None,
-    }
 
     # -- validation, in every process, before any task runs --------------------------------
     def step_init(

@@ -2,14 +2,15 @@
 
 Registered through ``plugins/cards/mfextinit_hitl.py`` (Metaflow reads card types from the
 ``CARDS`` list of a ``plugins.cards`` extension module). The class lives here, in the glue,
-so that :mod:`metaflow_hitl.plugin.card` imports nothing from Metaflow at import time:
+so that :mod:`metaflow_hitl.plugin.card` imports nothing from Metaflow at import time, and
+the glue nothing from metaflow-hitl (imported when a card is rendered):
 Metaflow loads card types while ``import metaflow`` runs, and a module that imported Metaflow
 at its top would be half-initialised when Metaflow came back for it.
 """
 
 from metaflow.plugins.cards.card_modules.card import MetaflowCard
 
-from metaflow_hitl.plugin.card import render_task
+from metaflow_extensions.hitl.plugins.hitl_loader import implementation
 
 
 class HitlCard(MetaflowCard):
@@ -28,7 +29,8 @@ class HitlCard(MetaflowCard):
 
     def render(self, task):
         """The card's HTML for ``task`` (a ``metaflow.Task``)."""
-        return render_task(task, self._options)
+        card = implementation("plugin.card", "a hitl card is rendered")
+        return card.render_task(task, self._options)
 
 
 __all__ = ["HitlCard"]
