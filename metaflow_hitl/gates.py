@@ -304,6 +304,8 @@ def decide(
         return DecideResult(vote=vote, tally=standing, decision=None, request=request)
     if not _counts(stored, vote):
         raise _already(stored)
+    if not _restates(stored, vote):
+        raise _earlier_stands(stored, vote)
     return DecideResult(vote=vote, tally=standing, decision=stored, request=request)
 
 
@@ -354,6 +356,34 @@ def _counts(decision: Decision, vote: Vote) -> bool:
     outcome = {"approve": "approved", "reject": "rejected"}.get(vote.intent)
     me = vote.actor.login.casefold()
     return decision.outcome == outcome and any(a.login.casefold() == me for a in decision.deciders)
+
+
+def _restates(decision: Decision, vote: Vote) -> bool:
+    """Whether ``decision`` (which counts ``vote``'s author) says what ``vote`` says.
+
+    A retry with other words -- ``reject --reason B`` after the same person's ``--reason A``
+    was stored, or an approval with other input -- finds a decision built from the earlier
+    vote: that one stands, and the caller must not be told that B was recorded.
+    """
+    if vote.intent == "reject":
+        return (decision.reason or None) == (vote.reason or None)
+    me = vote.actor.login.casefold()
+    if decision.decided_by.casefold() == me and dict(decision.input or {}) != dict(vote.input):
+        return False
+    return not vote.reason or vote.reason in (decision.reason or "").split("; ")
+
+
+def _earlier_stands(decision: Decision, vote: Vote) -> AlreadyDecided:
+    said = (
+        f"reason {vote.reason!r}" if vote.intent == "reject" or vote.reason else "this input"
+    )
+    return AlreadyDecided(
+        f"gate {decision.gate_id} was already decided by {vote.actor.login}'s earlier "
+        f"{vote.intent}: {decision.summary()} at {format_ts(decision.decided_at)}. That "
+        f"decision stands; this {vote.intent} ({said}) changed nothing.",
+        decision=decision,
+        hint=f"See it with: hitl show {decision.gate_id}",
+    )
 
 
 def gate_status(store: ApprovalStore, gate_id: GateId) -> GateStatus:

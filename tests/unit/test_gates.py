@@ -493,3 +493,34 @@ def test_a_retry_after_a_failed_decision_write_reports_its_own_success(tmp_path:
         gates.decide(
             store, GATE, actor=actor("bob", LATER), intent="reject", reason="no", now=LATER
         )
+
+
+@pytest.mark.parametrize(
+    ("first", "retry", "stands"),
+    [
+        ({"intent": "reject", "reason": "A"}, {"intent": "reject", "reason": "B"}, "'B'"),
+        ({"intent": "reject", "reason": "A"}, {"intent": "reject", "reason": None}, "reason None"),
+        (
+            {"intent": "approve", "input": {"target": "a"}},
+            {"intent": "approve", "input": {"target": "b"}},
+            "this input",
+        ),
+    ],
+)
+def test_a_same_person_retry_with_other_words_is_told_the_earlier_vote_stands(
+    tmp_path: Path, first: dict, retry: dict, stands: str
+) -> None:
+    """Issue 18: alice's ``--reason A`` was stored, the decision write failed; her retry
+    ``--reason B`` finds the decision built from A. She is told A stands, not that B was
+    recorded (and an identical retry still reports its own success, above)."""
+    store = _DecisionWriteFails(tmp_path / "_hitl")
+    gates.open_gate(store, build_request(input_schema={"target": "str"}))
+    with pytest.raises(OSError, match="503 SlowDown"):
+        gates.decide(store, GATE, actor=actor("alice", SOON), now=SOON, **first)
+    with pytest.raises(AlreadyDecided) as info:
+        gates.decide(store, GATE, actor=actor("alice", LATER), now=LATER, **retry)
+    decision = info.value.decision
+    assert decision.reason == first.get("reason")
+    assert dict(decision.input or {}) == first.get("input", {})
+    assert "earlier" in str(info.value) and "stands" in str(info.value)
+    assert stands in str(info.value)
