@@ -304,6 +304,7 @@ def attribute(base: dict[str, Any], hitl: dict[str, Any]) -> dict[str, Any]:
     return {
         "metaflow_cum_us": {"baseline": base["metaflow"]["cum"], "hitl": hitl["metaflow"]["cum"]},
         "ours_total_us": sum(m["attributed"] for n, m in hitl.items() if _ours(n)),
+        "our_modules": sorted(n for n in hitl if _ours(n)),
         "added_modules": len(added),
         "added_self_us": sum(m["self"] for m in added.values()),
         "added_by_package_us": dict(sorted(by_package.items(), key=lambda kv: -kv[1])[:12]),
@@ -318,6 +319,30 @@ def attribute(base: dict[str, Any], hitl: dict[str, Any]) -> dict[str, Any]:
             for n, m in ours[:5]
         ],
         "common_modules_grown_self_us": [{"module": n, "delta_us": d} for n, d in grown[:5]],
+    }
+
+
+#: Issue 18: what the extension may add to ``plain_flow.py --help`` (a flow without gates).
+TARGET_MS = 25.0
+
+
+def budget_verdict(deltas: list[dict[str, Any]], attributions: dict[str, Any]) -> dict[str, Any]:
+    """Whether a flow without gates starts within :data:`TARGET_MS` of the baseline.
+
+    Measured on the wheel install (what users get) when it was built, else the editable one.
+    """
+    by_command = {d["command"]: d for d in deltas}
+    key = "wheel:plain" if "wheel:plain" in by_command else "dev:plain"
+    delta = by_command[key]
+    loaded = attributions[key.split(":")[0]].get("our_modules", [])
+    return {
+        "command": key,
+        "budget_ms": TARGET_MS,
+        "added_median_ms": delta["median_ms"],
+        "median_ratio": delta["median_ratio"],
+        "our_modules_loaded": len(loaded),
+        "our_modules": loaded,
+        "met": delta["median_ms"] <= TARGET_MS,
     }
 
 
@@ -502,6 +527,13 @@ def main(argv: list[str] | None = None) -> int:
     print_tables(commands, deltas, tool)
     for venv, attr in attributions.items():
         print_importtime(descr[venv], attr)
+    target = budget_verdict(deltas, attributions)
+    print(
+        f"\ntarget: {target['command']} adds {target['added_median_ms']:+.1f} ms "
+        f"(ratio {target['median_ratio']:.3f}; budget +{TARGET_MS:.0f} ms; "
+        f"{target['our_modules_loaded']} of our modules loaded): "
+        + ("met" if target["met"] else "MISSED")
+    )
 
     dirty = _git("status", "--porcelain", "--", "metaflow_hitl", "metaflow_extensions")
     payload = {
@@ -537,12 +569,13 @@ def main(argv: list[str] | None = None) -> int:
             for c in commands
         ],
         "deltas": deltas,
+        "target": target,
         "importtime": attributions,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"\nwrote {args.output}")
-    return 0
+    return 0 if target["met"] else 1
 
 
 def _git_free_version(tool: str) -> str | None:

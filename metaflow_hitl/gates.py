@@ -374,9 +374,7 @@ def _restates(decision: Decision, vote: Vote) -> bool:
 
 
 def _earlier_stands(decision: Decision, vote: Vote) -> AlreadyDecided:
-    said = (
-        f"reason {vote.reason!r}" if vote.intent == "reject" or vote.reason else "this input"
-    )
+    said = f"reason {vote.reason!r}" if vote.intent == "reject" or vote.reason else "this input"
     return AlreadyDecided(
         f"gate {decision.gate_id} was already decided by {vote.actor.login}'s earlier "
         f"{vote.intent}: {decision.summary()} at {format_ts(decision.decided_at)}. That "

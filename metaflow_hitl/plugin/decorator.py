@@ -14,8 +14,8 @@ from dataclasses import replace
 from typing import Any, Literal, NamedTuple
 
 from metaflow.exception import MetaflowException
-from metaflow_extensions.hitl.plugins.hitl_decorator import HitlDecorator as DeclaredHitl
 
+from metaflow_extensions.hitl.plugins.hitl_decorator import HitlDecorator as DeclaredHitl
 from metaflow_hitl.errors import HitlError
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import open_gate, wait_for_decision

@@ -522,5 +522,6 @@ def test_a_same_person_retry_with_other_words_is_told_the_earlier_vote_stands(
     decision = info.value.decision
     assert decision.reason == first.get("reason")
     assert dict(decision.input or {}) == first.get("input", {})
-    assert "earlier" in str(info.value) and "stands" in str(info.value)
+    assert "earlier" in str(info.value)
+    assert "stands" in str(info.value)
     assert stands in str(info.value)

@@ -20,7 +20,8 @@ from metaflow.decorators import StepDecorator, _base_step_decorator
 
 from metaflow_extensions.hitl.plugins.hitl_loader import HitlUnavailable, implementation
 
-__all__ = ["HitlDecorator", "HitlException", "HitlRejected", "hitl"]
+# HitlException and HitlRejected are importable too (module __getattr__, below).
+__all__ = ["HitlDecorator", "hitl"]
 
 
 class HitlDecorator(StepDecorator):

@@ -13,6 +13,7 @@ jinja2 or git) at import time; this module does it on demand.
 
 import importlib
 import importlib.util
+from types import ModuleType
 
 from metaflow.exception import MetaflowException
 
@@ -52,7 +53,7 @@ def _missing() -> list[str]:
     return out
 
 
-def implementation(module: str, needed_for: str) -> object:
+def implementation(module: str, needed_for: str) -> ModuleType:
     """Import ``metaflow_hitl.<module>`` or raise :class:`HitlUnavailable` saying why.
 
     Parameters
