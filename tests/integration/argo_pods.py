@@ -60,6 +60,8 @@ class Workflow:
     env: dict[str, str]
     created: str = "2026-11-25T10:00:00Z"
     uid: str = "6b1f0c2e-0000-4000-8000-000000000001"
+    #: The pod image's interpreter (its directory goes first on PATH); default: this one.
+    python: Path | None = None
 
     def _template(self, name: str) -> dict[str, Any]:
         for t in self.template["spec"]["templates"]:
@@ -105,7 +107,8 @@ class Workflow:
         workdir.mkdir(parents=True)
         paths_file = workdir / "mf-input-paths"
         env = dict(self.env)
-        env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+        python = self.python or Path(sys.executable)
+        env["PATH"] = f"{python.parent}:{env.get('PATH', '')}"
         for item in spec.get("env") or []:
             if item.get("value") is not None:
                 env[item["name"]] = self._fill(str(item["value"]), inputs, retries, paths_file)
