@@ -15,7 +15,7 @@ from typing import Any, Literal, NamedTuple
 
 from metaflow.exception import MetaflowException
 
-from metaflow_extensions.hitl.plugins.hitl_decorator import HitlDecorator as DeclaredHitl
+from metaflow_extensions.hitl.plugins.hitl_step import HitlDecorator as DeclaredHitl
 from metaflow_hitl.errors import HitlError
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import open_gate, wait_for_decision
@@ -75,7 +75,7 @@ class HitlRejected(HitlException):
 
 class HitlDecorator(DeclaredHitl):
     """The behaviour of ``@hitl``; its name, options and documentation are declared in
-    :class:`metaflow_extensions.hitl.plugins.hitl_decorator.HitlDecorator`, which Metaflow
+    :class:`metaflow_extensions.hitl.plugins.hitl_step.HitlDecorator`, which Metaflow
     registers and which creates this class's instances when a step uses the gate.
     """
 
