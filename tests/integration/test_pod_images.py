@@ -25,13 +25,12 @@ import re
 import subprocess
 import sys
 import tarfile
-import venv
-from importlib import metadata
 from pathlib import Path
 
 import pytest
 
 from tests.integration.argo_pods import Workflow, compile_flow, pods_supported
+from tests.integration.venvs import make_venv, pins
 
 pytestmark = [
     pytest.mark.integration,
@@ -49,27 +48,9 @@ OLDER_DEPS = ("metaflow", "jsonschema", "jinja2", "gitpython")
 REVIEW_OFF = {"METAFLOW_HITL_REVIEW": "none"}
 
 
-def _pins(*dists: str) -> list[str]:
-    return [f"{d}=={metadata.version(d)}" for d in dists]
-
-
-def _make_venv(path: Path, *requirements: str) -> Path:
-    venv.EnvBuilder(with_pip=True, clear=True).create(path)
-    python = path / "bin" / "python"
-    done = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *requirements],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return python
-
-
 @pytest.fixture(scope="module")
 def stock_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _make_venv(tmp_path_factory.mktemp("pod") / "stock", *_pins(*STOCK))
+    return make_venv(tmp_path_factory.mktemp("pod") / "stock", *pins(*STOCK))
 
 
 def _older_wheel(out: Path) -> Path:
@@ -119,7 +100,7 @@ def _older_wheel(out: Path) -> Path:
 def older_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("pod-older")
     wheel = _older_wheel(base)
-    return _make_venv(base / "older", str(wheel), *_pins(*STOCK, *OLDER_DEPS))
+    return make_venv(base / "older", str(wheel), *pins(*STOCK, *OLDER_DEPS))
 
 
 def _pod_env(s3_env: dict[str, str]) -> dict[str, str]:
