@@ -15,7 +15,7 @@ class ParityFlow(FlowSpec):
     @retry(times=1, minutes_between_retries=0)
     @step
     def square(self):
-        self.value = self.input ** 2
+        self.value = self.input**2
         print("square", self.input, "->", self.value)
         self.next(self.join)
 
