@@ -73,7 +73,7 @@ from metaflow_hitl.github_events import GitHubEvent
 from metaflow_hitl.markers import REPLY_MARKER_NAME, is_bot_reply, sole_marker, verify_marker
 from metaflow_hitl.policy import check_decider, is_bot, normalize_login
 from metaflow_hitl.ports import ApprovalStore, Resumer
-from metaflow_hitl.records import Actor, Channel, Decision, Intent, Request, Vote
+from metaflow_hitl.records import Actor, Channel, Decision, Intent, Publication, Request, Vote
 from metaflow_hitl.rendering import branch_for, render_reply
 from metaflow_hitl.schema import validate_input
 from metaflow_hitl.timestamps import parse_ts, utc_now
@@ -106,7 +106,14 @@ class GitHubApi(Protocol):
     def get_issue(self, number: int) -> dict[str, Any] | None: ...
     def get_comment(self, comment_id: int) -> dict[str, Any] | None: ...
     def get_review(self, number: int, review_id: int) -> dict[str, Any] | None: ...
-    def check_page(self, request: Request, page: dict[str, Any], *, is_pull: bool) -> list[str]: ...
+    def check_page(
+        self,
+        request: Request,
+        page: dict[str, Any],
+        *,
+        is_pull: bool,
+        publication: Publication | None,
+    ) -> list[str]: ...
     def list_reviews(self, number: int) -> list[dict[str, Any]]: ...
     def list_comments(self, number: int) -> list[dict[str, Any]]: ...
     def comment_once(self, number: int, text: str, tag: str) -> bool: ...
@@ -310,7 +317,9 @@ class _Handler:
                     f"#{e.number} comes from {head_repo}:{head.get('ref')}, not from the gate's "
                     f"branch {e.repo}:{branch_for(gate_id)}; its marker is not trusted."
                 )
-        changed = self.github.check_page(request, page, is_pull=e.is_pull)
+        changed = self.github.check_page(
+            request, page, is_pull=e.is_pull, publication=self.store.get_publication(gate_id)
+        )
         if changed:
             digest = hashlib.sha256("\n".join(changed).encode()).hexdigest()[:16]
             return self.refuse(
@@ -582,7 +591,9 @@ def handle_event(
     if publish is None:
         from metaflow_hitl.review.publish import publish_decision
 
-        publish = publish_decision
+        def publish(request: Request, decision: Decision) -> Any:
+            return publish_decision(request, decision, store=store)
+
     h = _Handler(event, store, github, settings or HandlerSettings(), clock)
     reason = h.prefilter()
     if reason is not None:

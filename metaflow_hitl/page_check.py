@@ -1,13 +1,17 @@
 """Is a gate's GitHub page still exactly what metaflow-hitl published? (pure; no clients)
 
 A page's marker says which stored request it is about; it authenticates nothing around it.
-Before a vote on a page counts, and before metaflow-hitl merges a pull request, the page is
-compared with what is rendered from the **stored** request and with what GitHub's API says
-now:
+When metaflow-hitl opens a page it stores a :class:`~metaflow_hitl.records.Publication`: the
+page's number, the SHA-256 of the title and body it rendered and the git blob SHA of the
+approval file it committed (:func:`publication_for`). Before a vote on a page counts, and
+before metaflow-hitl merges a pull request, the page as GitHub's API shows it now is compared
+with that record:
 
-* the title and body are exactly :func:`~metaflow_hitl.rendering.render_pr_title` and
-  :func:`~metaflow_hitl.rendering.render_pr_body` (or ``render_issue_body``) of the stored
-  request (line endings aside);
+* it is the page the record names (same number);
+* the title and body hash to the recorded digests (line endings aside);
+* the approval file in the diff has the recorded blob SHA: its content is byte for byte what
+  was committed, whoever GitHub says authored the commit (commit authors are whatever the
+  pusher's git config claims);
 * a pull request goes from the gate's branch ``hitl/<flow>/<run>/<step>`` of the review
   repository itself into its default branch;
 * its diff against the base is exactly one added file, the gate's approval file;
@@ -21,10 +25,12 @@ the API says it; an empty list means the page is intact. A changed page decides 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from metaflow_hitl.records import Request
+from metaflow_hitl.records import Publication, Request
 from metaflow_hitl.rendering import (
     approval_path,
     branch_for,
@@ -33,11 +39,46 @@ from metaflow_hitl.rendering import (
     render_pr_title,
 )
 
-__all__ = ["page_problems"]
+__all__ = ["git_blob_sha", "page_problems", "publication_for", "text_digest"]
 
 
 def _text(value: Any) -> str:
     return str(value or "").replace("\r\n", "\n").strip()
+
+
+def text_digest(text: Any) -> str:
+    """SHA-256 of a page's title or body, line endings normalised and stripped."""
+    return hashlib.sha256(_text(text).encode("utf-8")).hexdigest()
+
+
+def git_blob_sha(content: str | bytes) -> str:
+    """The git object id of a file with ``content`` (``git hash-object``), as GitHub's
+    pull request files API reports it in ``sha``."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+def publication_for(
+    request: Request, refs: Mapping[str, str | None], approval_file: str, now: datetime
+) -> Publication | None:
+    """The record of a GitHub page just opened for ``request`` (``refs`` from the backend's
+    ``open_review``); None when the gate is not reviewed on GitHub."""
+    if refs.get("backend") != "github" or not refs.get("number"):
+        return None
+    is_pull = refs.get("mode") != "issue"
+    body = render_pr_body(request) if is_pull else render_issue_body(request)
+    return Publication(
+        gate_id=request.gate_id,
+        repo=str(refs.get("location") or request.review.get("repo") or ""),
+        mode="pr" if is_pull else "issue",
+        number=int(str(refs["number"])),
+        url=refs.get("url"),
+        file_path=approval_path(request.gate_id) if is_pull else None,
+        file_sha=git_blob_sha(approval_file) if is_pull else None,
+        title_sha256=text_digest(render_pr_title(request)),
+        body_sha256=text_digest(body),
+        published_at=now,
+    )
 
 
 def _login(user: Any) -> str:
@@ -50,6 +91,7 @@ def page_problems(
     *,
     repo: str,
     is_pull: bool,
+    publication: Publication | None,
     default_branch: str | None = None,
     files: Sequence[Mapping[str, Any]] = (),
     commits: Sequence[Mapping[str, Any]] = (),
@@ -66,6 +108,9 @@ def page_problems(
         The review repository, ``owner/name``.
     is_pull
         Whether ``page`` is a pull request.
+    publication
+        What was published for the gate (:meth:`ApprovalStore.get_publication`); None when
+        the store has no record, and then nothing on the page can be trusted.
     default_branch
         The review repository's default branch (pull requests).
     files, commits
@@ -76,12 +121,24 @@ def page_problems(
     list of str
         Empty when the page is intact.
     """
-    problems: list[str] = []
     gate = request.gate_id
-    if _text(page.get("title")) != _text(render_pr_title(request)):
+    if publication is None:
+        return [
+            "the store holds no record of what metaflow-hitl published for the gate (a page "
+            "opened by a release before 0.2.0, or a record lost), so nothing on it can be "
+            "checked"
+        ]
+    problems: list[str] = []
+    number = page.get("number")
+    if number != publication.number:
+        problems.append(
+            f"it is not the page metaflow-hitl opened for the gate (#{publication.number})"
+        )
+    if publication.mode != ("pr" if is_pull else "issue"):
+        problems.append(f"the gate was published as a {publication.mode}, not on this page")
+    if text_digest(page.get("title")) != publication.title_sha256:
         problems.append("its title was edited")
-    body = render_pr_body(request) if is_pull else render_issue_body(request)
-    if _text(page.get("body")) != _text(body):
+    if text_digest(page.get("body")) != publication.body_sha256:
         problems.append(
             "its description was edited around the marker (GitHub's REST API does not say "
             "by whom: see the edit history on the page)"
@@ -105,8 +162,14 @@ def page_problems(
     others = sorted(str(f.get("filename")) for f in files if f.get("filename") != want)
     if others:
         problems.append(f"it changes files other than {want}: {', '.join(others[:10])}")
-    if not any(f.get("filename") == want and f.get("status") == "added" for f in files):
+    mine = [f for f in files if f.get("filename") == want]
+    if not any(f.get("status") == "added" for f in mine):
         problems.append(f"its diff does not add the approval file {want}")
+    elif any(f.get("sha") != publication.file_sha for f in mine):
+        problems.append(
+            f"its approval file {want} is not the one metaflow-hitl committed (blob "
+            f"{str(mine[0].get('sha'))[:12]}, published {str(publication.file_sha)[:12]})"
+        )
     foreign = []
     for commit in commits:
         author = _login(commit.get("author"))

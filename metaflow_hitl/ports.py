@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
 from metaflow_hitl.gate_id import GateId
-from metaflow_hitl.records import Decision, Reminder, Request, Vote
+from metaflow_hitl.records import Decision, PageChange, Publication, Reminder, Request, Vote
 
 __all__ = [
     "ApprovalStore",
@@ -103,16 +103,36 @@ class ApprovalStore(Protocol):
         """The reminders recorded for the gate, by number."""
         ...
 
+    def create_publication(self, publication: Publication) -> bool:
+        """Record what was published on GitHub for the gate, unless it was; True if this call
+        created it. The first record stands (a retried notify finds it)."""
+        ...
+
+    def get_publication(self, gate_id: GateId) -> Publication | None:
+        """What was published for the gate, or None (no GitHub page, or an older release)."""
+        ...
+
+    def add_page_change(self, change: PageChange) -> None:
+        """Append that the gate's page was seen changed."""
+        ...
+
+    def list_page_changes(self, gate_id: GateId) -> list[PageChange]:
+        """The changes seen on the gate's page, oldest first."""
+        ...
+
 
 class ReviewBackend(Protocol):
     """Where people review a gate: a git repo, a GitHub pull request or issue."""
 
-    def open_review(self, request: Request) -> dict[str, str | None]:
+    def open_review(self, request: Request, *, approval_file: str) -> dict[str, str | None]:
         """Publish the request for review (idempotent); return links to it."""
         ...
 
-    def record_decision(self, request: Request, decision: Decision) -> dict[str, str | None]:
-        """Record the decision where the review happened (commit, close/merge, reply)."""
+    def record_decision(
+        self, request: Request, decision: Decision, *, publication: Publication | None
+    ) -> dict[str, str | None]:
+        """Record the decision where the review happened (commit, close/merge, reply);
+        ``publication`` is what was published on GitHub for the gate, if anything."""
         ...
 
 

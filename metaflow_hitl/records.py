@@ -37,6 +37,9 @@ __all__ = [
     "Decision",
     "Intent",
     "Outcome",
+    "PageChange",
+    "Publication",
+    "Record",
     "Reminder",
     "Request",
     "Vote",
@@ -158,6 +161,47 @@ RECORD_SCHEMAS: dict[str, dict[str, Any]] = {
             "nonce": _STR,
         },
         ["gate_id", "number", "due_at", "sent_at", "sent_by", "escalated_to", "nonce"],
+    ),
+    "publication": _envelope(
+        "publication",
+        {
+            "gate_id": _STR,
+            "repo": _STR,
+            "mode": {"enum": ["pr", "issue"]},
+            "number": {"type": "integer", "minimum": 1},
+            "url": _OPT_STR,
+            "file_path": _OPT_STR,
+            "file_sha": {"type": ["string", "null"], "pattern": "^[0-9a-f]{40}$"},
+            "title_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "body_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "published_at": _TS,
+            "nonce": _STR,
+        },
+        [
+            "gate_id",
+            "repo",
+            "mode",
+            "number",
+            "url",
+            "file_path",
+            "file_sha",
+            "title_sha256",
+            "body_sha256",
+            "published_at",
+            "nonce",
+        ],
+    ),
+    "page-change": _envelope(
+        "page-change",
+        {
+            "gate_id": _STR,
+            "number": {"type": "integer", "minimum": 1},
+            "seen_at": _TS,
+            "what": _STR,
+            "by": _OPT_STR,
+            "nonce": _STR,
+        },
+        ["gate_id", "number", "seen_at", "what", "by", "nonce"],
     ),
     "decision": _envelope(
         "decision",
@@ -528,18 +572,138 @@ class Reminder:
         )
 
 
-_R = TypeVar("_R", Request, Vote, Decision, Reminder)
-_KINDS: dict[str, type[Request] | type[Vote] | type[Decision] | type[Reminder]] = {
+@dataclass(frozen=True, kw_only=True)
+class Publication:
+    """What metaflow-hitl published on GitHub for a gate: the page a vote may count on.
+
+    Written once, by whoever opened the page (the waiting task or the notify pod), from what
+    it rendered and committed, not from what GitHub shows later. ``handle-event`` compares the
+    page with it before any vote counts and before it merges, so a page changed since is
+    recognised whatever release renders the templates now.
+
+    Parameters
+    ----------
+    repo, mode, number, url
+        The review repository, ``"pr"`` or ``"issue"``, the page's number and web address.
+    file_path, file_sha
+        The approval file and its git blob SHA-1 (``git hash-object``); None in issue mode.
+    title_sha256, body_sha256
+        SHA-256 of the title and body as rendered (line endings normalised, stripped).
+    published_at
+        When the record was written.
+    """
+
+    gate_id: GateId
+    repo: str
+    mode: Literal["pr", "issue"]
+    number: int
+    url: str | None
+    file_path: str | None
+    file_sha: str | None
+    title_sha256: str
+    body_sha256: str
+    published_at: datetime
+    nonce: str = field(default_factory=new_nonce)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": "metaflow-hitl/publication",
+            "version": FORMAT_VERSION,
+            "gate_id": str(self.gate_id),
+            "repo": self.repo,
+            "mode": self.mode,
+            "number": self.number,
+            "url": self.url,
+            "file_path": self.file_path,
+            "file_sha": self.file_sha,
+            "title_sha256": self.title_sha256,
+            "body_sha256": self.body_sha256,
+            "published_at": format_ts(self.published_at),
+            "nonce": self.nonce,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Publication:
+        return cls(
+            gate_id=GateId.parse(data["gate_id"]),
+            repo=data["repo"],
+            mode=data["mode"],
+            number=data["number"],
+            url=data["url"],
+            file_path=data["file_path"],
+            file_sha=data["file_sha"],
+            title_sha256=data["title_sha256"],
+            body_sha256=data["body_sha256"],
+            published_at=parse_ts(data["published_at"]),
+            nonce=data["nonce"],
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PageChange:
+    """That a gate's page was edited or pushed to, as seen by ``handle-event`` at ``seen_at``.
+
+    Votes cast on the page before the latest change no longer count: the voter may have
+    approved the changed text, even if the page has been restored since.
+
+    Parameters
+    ----------
+    number
+        The page.
+    seen_at
+        When ``handle-event`` handled the change (never earlier than the change).
+    what
+        The event, e.g. ``"issues edited"``, ``"pull_request edited or pushed to"``.
+    by
+        The account GitHub's event names, when it names one.
+    """
+
+    gate_id: GateId
+    number: int
+    seen_at: datetime
+    what: str
+    by: str | None = None
+    nonce: str = field(default_factory=new_nonce)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": "metaflow-hitl/page-change",
+            "version": FORMAT_VERSION,
+            "gate_id": str(self.gate_id),
+            "number": self.number,
+            "seen_at": format_ts(self.seen_at),
+            "what": self.what,
+            "by": self.by,
+            "nonce": self.nonce,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PageChange:
+        return cls(
+            gate_id=GateId.parse(data["gate_id"]),
+            number=data["number"],
+            seen_at=parse_ts(data["seen_at"]),
+            what=data["what"],
+            by=data["by"],
+            nonce=data["nonce"],
+        )
+
+
+Record = Request | Vote | Decision | Reminder | Publication | PageChange
+_R = TypeVar("_R", Request, Vote, Decision, Reminder, Publication, PageChange)
+_KINDS: dict[str, type[Record]] = {
     "request": Request,
     "vote": Vote,
     "decision": Decision,
     "reminder": Reminder,
+    "publication": Publication,
+    "page-change": PageChange,
 }
 
 _NAMES = {kind: name for name, kind in _KINDS.items()}
 
 
-def encode_record(record: Request | Vote | Decision | Reminder) -> bytes:
+def encode_record(record: Record) -> bytes:
     """Serialise a record to UTF-8 JSON bytes (sorted keys, one trailing newline).
 
     Raises

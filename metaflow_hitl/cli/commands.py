@@ -205,10 +205,10 @@ def _may_approve(request: Request, login: str) -> bool:
     return "team membership cannot be checked" in refusal.reason
 
 
-def _publish(request: Request, decision: Decision) -> dict[str, Any]:
+def _publish(store: ApprovalStore, request: Request, decision: Decision) -> dict[str, Any]:
     """Commit a stored decision to the gate's review repo, or explain how to retry."""
     try:
-        return dict(publish_decision(request, decision))
+        return dict(publish_decision(request, decision, store=store))
     except HitlError as exc:
         raise StoreError(
             f"the decision on {decision.gate_id} is recorded ({decision.summary()}), but the "
@@ -375,7 +375,9 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
             )
         except TooLate as exc:
             request = require_request(ctx.store, gate_id)
-            _publish(request, exc.decision)  # the expiry may have been recorded by this call
+            _publish(
+                ctx.store, request, exc.decision
+            )  # the expiry may have been recorded by this call
             _resume(ctx, request, exc.decision)
             raise
         review: dict[str, Any] = {}
@@ -384,7 +386,7 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
             request = result.request
             unpublished: HitlError | None = None
             try:
-                review = _publish(request, result.decision)
+                review = _publish(ctx.store, request, result.decision)
             except HitlError as exc:  # the run is resumed anyway; sync commits it later
                 unpublished = exc
             resumed = _resume(ctx, request, result.decision)
@@ -504,7 +506,7 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
             for gate_id in list(ctx.store.list_gates(pending_only=True, flow=ctx.flow)):
                 decision = expire_gate(ctx.store, gate_id)
                 if decision is not None:
-                    _publish(require_request(ctx.store, gate_id), decision)
+                    _publish(ctx.store, require_request(ctx.store, gate_id), decision)
         pairs = _store_decisions(ctx, use_index=not no_index)
         rows: list[dict[str, Any]] = []
         problems: list[str] = []
@@ -630,7 +632,7 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
                 if decision is None:  # pragma: no cover - records are never deleted
                     continue
                 if backend_for_request(request) is not None:
-                    _publish(request, decision)
+                    _publish(ctx.store, request, decision)
                     published += 1
                 if _resume(ctx, request, decision):
                     resumed += 1

@@ -211,7 +211,7 @@ class HitlDecorator(DeclaredHitl):
         )
         if expired:
             try:
-                publish_decision(request, decision)
+                publish_decision(request, decision, store=store)
             except HitlError as exc:  # the expiry is recorded; the review catches up on sync
                 print(
                     f"[@hitl] The review was not updated with the expiry: {exc.message} "
@@ -260,7 +260,9 @@ class HitlDecorator(DeclaredHitl):
         decision = store.get_decision(gate_id)
         if decision is not None:
             return OpenedGate(request, created, {}, decision)
-        refs = open_review(request, self._approval_file(request, graph, step_name, inputs))
+        refs = open_review(
+            request, self._approval_file(request, graph, step_name, inputs), store=store
+        )
         if created and self._notifier is not None:  # never fails the gate; reports failures
             self._notifier.gate_opened(replace(request, review={**request.review, **refs}))
         return OpenedGate(request, created, refs, None)
@@ -319,7 +321,7 @@ class HitlDecorator(DeclaredHitl):
                 ),
             )
             if decided.outcome == "timed_out":
-                publish_decision(request, decided)  # this task recorded the expiry
+                publish_decision(request, decided, store=store)  # this task recorded the expiry
             announce = True
         else:  # decided already: announce it only if this task opened the gate (a fast decider)
             announce = created

@@ -37,7 +37,7 @@ import git
 
 from metaflow_hitl.errors import HitlError, RecordError, StoreError
 from metaflow_hitl.gate_id import GateId
-from metaflow_hitl.records import Decision, Request, decode_record
+from metaflow_hitl.records import Decision, Publication, Request, decode_record
 from metaflow_hitl.rendering import (
     approval_path,
     branch_for,
@@ -310,8 +310,12 @@ class GitReviewBackend:
                     return refs
         raise StoreError(f"could not open the review branch {branch} in {self.location}")
 
-    def record_decision(self, request: Request, decision: Decision) -> dict[str, str | None]:
+    def record_decision(
+        self, request: Request, decision: Decision, *, publication: Publication | None = None
+    ) -> dict[str, str | None]:
         """Commit the decision on the gate branch (author: the decider) and merge it.
+
+        ``publication`` is unused: a git review repository has no page that votes come from.
 
         Idempotent: recording the same decision again changes nothing.
 

@@ -56,7 +56,7 @@ from urllib.parse import quote
 from metaflow_hitl.errors import ConfigError, RecordError, StoreError
 from metaflow_hitl.markers import is_bot_reply, parse_markers
 from metaflow_hitl.page_check import page_problems
-from metaflow_hitl.records import Decision, Reminder, Request, decode_record
+from metaflow_hitl.records import Decision, Publication, Reminder, Request, decode_record
 from metaflow_hitl.rendering import (
     approval_path,
     decision_path,
@@ -410,10 +410,17 @@ class GitHubReviewBackend:
                 found.append(issue)
         return min(found, key=lambda i: int(i["number"])) if found else None
 
-    def check_page(self, request: Request, page: dict[str, Any], *, is_pull: bool) -> list[str]:
+    def check_page(
+        self,
+        request: Request,
+        page: dict[str, Any],
+        *,
+        is_pull: bool,
+        publication: Publication | None,
+    ) -> list[str]:
         """What differs between ``page`` and what was published for ``request``
-        (:func:`metaflow_hitl.page_check.page_problems`); also that this token's account
-        opened it. Empty: the page is intact."""
+        (:func:`metaflow_hitl.page_check.page_problems`, against the stored ``publication``);
+        also that this token's account opened it. Empty: the page is intact."""
         problems = []
         if not self.is_ours(page):
             opener = (page.get("user") or {}).get("login")
@@ -425,12 +432,15 @@ class GitHubReviewBackend:
                 page,
                 repo=self.repo,
                 is_pull=True,
+                publication=publication,
                 default_branch=self.default_branch(),
                 files=self.list_files(number),
                 commits=self.list_pull_commits(number),
             )
         else:
-            problems += page_problems(request, page, repo=self.repo, is_pull=False)
+            problems += page_problems(
+                request, page, repo=self.repo, is_pull=False, publication=publication
+            )
         return problems
 
     def _whoami(self) -> str | None:
@@ -738,9 +748,16 @@ class GitHubReviewBackend:
         issue, _ = self._ensure("open the issue", lambda: self._find_issue(request), create)
         return issue
 
-    def record_decision(self, request: Request, decision: Decision) -> dict[str, str | None]:
+    def record_decision(
+        self, request: Request, decision: Decision, *, publication: Publication | None
+    ) -> dict[str, str | None]:
         """Commit the decision record, merge or close the pull request (or close the issue),
         and reply once.
+
+        ``publication`` is what the store records as published for the gate: an approved
+        pull request is merged only while it matches it
+        (:func:`metaflow_hitl.page_check.page_problems`), pinned to the head just checked;
+        else it is closed and the reply names the change.
 
         An approval is committed on the gate branch, which is then merged (``merge_method``);
         a rejection or a timeout is committed on the default branch and the pull request
@@ -773,7 +790,7 @@ class GitHubReviewBackend:
             # Nothing the Action did not write reaches the default branch: merge only the
             # page exactly as published, pinned to the head commit just checked.
             item = self._request("GET", f"pulls/{item['number']}", what="read the pull request")
-            changed = self.check_page(request, item, is_pull=True)
+            changed = self.check_page(request, item, is_pull=True, publication=publication)
             merging = not changed
         existing = self._get_file(path)
         if existing is None and item is not None and self.mode == "pr" and decision.proceed:

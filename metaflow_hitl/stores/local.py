@@ -6,6 +6,8 @@ Layout (``<root>`` is ``<datastore root>/_hitl``, e.g. ``./.metaflow/_hitl``)::
     <root>/v1/gates/<flow>/<run>/<step>/decision.json
     <root>/v1/gates/<flow>/<run>/<step>/votes/<time>-<nonce>.json
     <root>/v1/gates/<flow>/<run>/<step>/reminders/<number>.json
+    <root>/v1/gates/<flow>/<run>/<step>/publication.json
+    <root>/v1/gates/<flow>/<run>/<step>/page-changes/<time>-<nonce>.json
     <root>/v1/pending/<flow>/<run>/<step>          empty marker while undecided
     <root>/v1/index/decided/<sha256>.json.gz       index segments (metaflow_hitl.gate_index)
 
@@ -28,6 +30,8 @@ from metaflow_hitl.gate_index import RECORD_NAME as _RECORD_NAME
 from metaflow_hitl.gate_index import check_record_name, check_segment_name
 from metaflow_hitl.records import (
     Decision,
+    PageChange,
+    Publication,
     Reminder,
     Request,
     Vote,
@@ -177,6 +181,28 @@ class LocalApprovalStore:
             if data is not None:
                 reminders.append(decode_record(data, Reminder, where=str(folder / name)))
         return sorted(reminders, key=lambda r: r.number)
+
+    def create_publication(self, publication: Publication) -> bool:
+        path = self._gate_dir(publication.gate_id) / "publication.json"
+        return self._create(path, encode_record(publication))
+
+    def get_publication(self, gate_id: GateId) -> Publication | None:
+        path = self._gate_dir(gate_id) / "publication.json"
+        data = self._read(path)
+        return None if data is None else decode_record(data, Publication, where=str(path))
+
+    def add_page_change(self, change: PageChange) -> None:
+        name = f"{format_ts(change.seen_at)}-{change.nonce}.json".replace(":", "")
+        self._create(self._gate_dir(change.gate_id) / "page-changes" / name, encode_record(change))
+
+    def list_page_changes(self, gate_id: GateId) -> list[PageChange]:
+        folder = self._gate_dir(gate_id) / "page-changes"
+        changes = []
+        for name in _listdir(folder):
+            data = self._read(folder / name)
+            if data is not None:
+                changes.append(decode_record(data, PageChange, where=str(folder / name)))
+        return sorted(changes, key=lambda c: c.seen_at)
 
     def list_gates(self, *, pending_only: bool, flow: str | None = None) -> Iterator[GateId]:
         base = self.root / _LAYOUT / ("pending" if pending_only else "gates")

@@ -6,6 +6,8 @@ Layout under ``s3://<bucket>/<prefix>`` (the same as the local store's)::
     <prefix>/v1/gates/<flow>/<run>/<step>/decision.json
     <prefix>/v1/gates/<flow>/<run>/<step>/votes/<time>-<nonce>.json
     <prefix>/v1/gates/<flow>/<run>/<step>/reminders/<number>.json
+    <prefix>/v1/gates/<flow>/<run>/<step>/publication.json
+    <prefix>/v1/gates/<flow>/<run>/<step>/page-changes/<time>-<nonce>.json
     <prefix>/v1/pending/<flow>/<run>/<step>          empty marker while undecided
     <prefix>/v1/index/decided/<sha256>.json.gz       index segments (metaflow_hitl.gate_index)
 
@@ -30,6 +32,10 @@ Requests per operation (n = the objects involved):
 ``list_gates(all)``            1 LIST per 1,000 objects under ``gates/``
 ``create_reminder``            1 PUT; after a retry's 412, + 1 GET
 ``list_reminders``             1 LIST + 1 GET per reminder
+``create_publication``         1 PUT; after a retry's 412, + 1 GET
+``get_publication``            1 GET
+``add_page_change``            1 PUT
+``list_page_changes``          1 LIST + 1 GET per change
 ``scan_gates``                 1 LIST of the flows + 1 LIST per 1,000 objects of each flow
                                (flows listed 10 at once; tags: ETags)
 ``read_record``                1 GET
@@ -66,6 +72,8 @@ from metaflow_hitl.gate_index import RECORD_NAME, check_record_name, check_segme
 from metaflow_hitl.reads import read_all
 from metaflow_hitl.records import (
     Decision,
+    PageChange,
+    Publication,
     Reminder,
     Request,
     Vote,
@@ -92,7 +100,7 @@ _RETRY_HINT = (
     "(METAFLOW_S3_ENDPOINT_URL) and its health."
 )
 
-_R = TypeVar("_R", Request, Vote, Decision, Reminder)
+_R = TypeVar("_R", Request, Vote, Decision, Reminder, Publication, PageChange)
 
 
 class _Created(NamedTuple):
@@ -378,6 +386,32 @@ class S3ApprovalStore:
             if reminder is not None:
                 reminders.append(reminder)
         return sorted(reminders, key=lambda r: r.number)
+
+    def create_publication(self, publication: Publication) -> bool:
+        return self._create(
+            self._gate_key(publication.gate_id, "publication.json"),
+            encode_record(publication),
+            ours=lambda data: _nonce_of(data, Publication) == publication.nonce,
+        ).created
+
+    def get_publication(self, gate_id: GateId) -> Publication | None:
+        return self._get(self._gate_key(gate_id, "publication.json"), Publication)
+
+    def add_page_change(self, change: PageChange) -> None:
+        name = f"{format_ts(change.seen_at)}-{change.nonce}.json".replace(":", "")
+        self._create(  # the name carries the nonce: an existing object is our own retry
+            self._gate_key(change.gate_id, "page-changes", name),
+            encode_record(change),
+            ours=lambda _: True,
+        )
+
+    def list_page_changes(self, gate_id: GateId) -> list[PageChange]:
+        changes = []
+        for key in self._keys(self._gate_key(gate_id, "page-changes") + "/"):
+            change = self._get(key, PageChange)
+            if change is not None:
+                changes.append(change)
+        return sorted(changes, key=lambda c: c.seen_at)
 
     def list_gates(self, *, pending_only: bool, flow: str | None = None) -> Iterator[GateId]:
         if flow is not None and not is_flow_name(flow):

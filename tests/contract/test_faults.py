@@ -58,6 +58,7 @@ from tests.contract.test_store_contract import (
     s3_client,
 )
 from tests.fakes.faults import FaultProxy, s3_error
+from tests.fakes.published import open_published
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).parent / "metaflow-hitl"
@@ -318,12 +319,13 @@ def test_s3_endless_drops_give_up_after_bounded_attempts(s3: S3Setup) -> None:
 class GitHubSetup:
     gh: Any
     proxy: FaultProxy
+    store: LocalApprovalStore
     sleeps: list[float] = field(default_factory=list)
 
     def open(self, step: str = "gate", mode: str = "pr") -> tuple[Request, dict[str, Any]]:
         review = {"backend": "github", "repo": REPO, "mode": mode, "api_url": self.proxy.url}
         request = make_request(GateId("TrainFlow", "1732", step), review=review)
-        return request, open_review(request, render_approval_file(request))
+        return request, open_review(request, render_approval_file(request), store=self.store)
 
     def pulls(self) -> list[Any]:
         return [i for i in self.gh.repo(REPO).issues.values() if i.pull is not None]
@@ -337,13 +339,13 @@ class GitHubSetup:
 
 
 @pytest.fixture
-def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[GitHubSetup]:
-    with github_setup(monkeypatch) as setup:
+def github(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[GitHubSetup]:
+    with github_setup(monkeypatch, tmp_path) as setup:
         yield setup
 
 
 @contextmanager
-def github_setup(monkeypatch: pytest.MonkeyPatch) -> Iterator[GitHubSetup]:
+def github_setup(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[GitHubSetup]:
     """FakeGitHub behind a FaultProxy; the notify path's backend with test-sized backoff."""
     from tests.fakes._github_state import Clock
     from tests.fakes.github_api import SKIP_REASON, SPEC_FILE, FakeGitHub
@@ -359,7 +361,7 @@ def github_setup(monkeypatch: pytest.MonkeyPatch) -> Iterator[GitHubSetup]:
         gh.add_collaborator(REPO, "hitl-bot", "write")
         gh.add_collaborator(REPO, "alice", "write")
         monkeypatch.setenv("METAFLOW_HITL_GITHUB_TOKEN", gh.token)
-        setup = GitHubSetup(gh, proxy)
+        setup = GitHubSetup(gh, proxy, LocalApprovalStore(tmp_path / "notify-store"))
 
         def sleep(seconds: float) -> None:  # waits for real, and counts
             setup.sleeps.append(seconds)
@@ -585,7 +587,7 @@ def test_handle_event_argo_resume_failure_then_sync(tmp_path: Path, argo: ArgoSe
         review = {"backend": "github", "repo": REPO, "mode": "pr", "api_url": gh.url}
         request, _ = open_gate(store, argo_request(review, store.location))
         backend = github_repo.GitHubReviewBackend(REPO, api_url=gh.url, token=gh.token)
-        number = int(backend.open_review(request, approval_file="# approve\n")["number"] or 0)
+        number = int(open_published(backend, store, request, "# approve\n")["number"] or 0)
         comment_id = gh.add_comment(REPO, number, "alice", '/approve {"target": "prod"}')
         import requests
 

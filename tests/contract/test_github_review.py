@@ -26,7 +26,8 @@ if _ROOT not in sys.path:  # plain `pytest` (not `python -m pytest`) leaves the 
 from metaflow_hitl.errors import ConfigError, StoreError  # noqa: E402
 from metaflow_hitl.gate_id import GateId  # noqa: E402
 from metaflow_hitl.markers import is_bot_reply, parse_markers  # noqa: E402
-from metaflow_hitl.records import Actor, Decision, Request, decode_record  # noqa: E402
+from metaflow_hitl.page_check import publication_for  # noqa: E402
+from metaflow_hitl.records import Actor, Decision, Publication, Request, decode_record  # noqa: E402
 from metaflow_hitl.rendering import approval_path, decision_path  # noqa: E402
 from metaflow_hitl.review.config import backend_for_request, parse_review  # noqa: E402
 from metaflow_hitl.review.git_repo import ReviewConflict, branch_for  # noqa: E402
@@ -75,9 +76,36 @@ class Sleeps(list[float]):
         self.append(seconds)
 
 
+#: What each gate's page was published as in this test (the store's Publication record).
+_PUBLISHED: dict[GateId, Publication] = {}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_publications() -> None:
+    _PUBLISHED.clear()
+
+
+class _AsPublished(GitHubReviewBackend):
+    """The backend as :mod:`metaflow_hitl.review.publish` drives it: opening a page records
+    its :class:`Publication` (the first stands), and deciding passes that record on."""
+
+    def open_review(self, request: Request, *, approval_file: str) -> dict[str, str | None]:
+        refs = super().open_review(request, approval_file=approval_file)
+        publication = publication_for(request, refs, approval_file, utc_now())
+        if publication is not None:
+            _PUBLISHED.setdefault(request.gate_id, publication)
+        return refs
+
+    def record_decision(
+        self, request: Request, decision: Decision, *, publication: Publication | None = None
+    ) -> dict[str, str | None]:
+        publication = publication or _PUBLISHED.get(request.gate_id)
+        return super().record_decision(request, decision, publication=publication)
+
+
 def backend(server: FakeGitHub, mode: str = "pr", **kwargs: Any) -> GitHubReviewBackend:
     kwargs.setdefault("sleep", Sleeps())
-    return GitHubReviewBackend(
+    return _AsPublished(
         REPO, mode=mode, api_url=server.url, token=server.token, backoff=0.01, **kwargs
     )
 
@@ -568,7 +596,8 @@ def test_ghes_api_url_from_github_api_url(gh: FakeGitHub, monkeypatch: pytest.Mo
 
     b = backend_for_request(request)
     refs = b.open_review(request, approval_file="x\n")
-    b.record_decision(request, make_decision(request))
+    published = publication_for(request, refs, "x\n", utc_now())
+    b.record_decision(request, make_decision(request), publication=published)
 
     assert isinstance(b, GitHubReviewBackend)
     assert b.api_url == gh.url

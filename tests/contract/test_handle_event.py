@@ -35,6 +35,7 @@ from metaflow_hitl.timestamps import utc_now
 from tests.fakes import webhooks
 from tests.fakes._github_state import Clock
 from tests.fakes.github_api import SKIP_REASON, SPEC_FILE, FakeGitHub
+from tests.fakes.published import open_published
 
 pytestmark = [
     pytest.mark.skipif(not SPEC_FILE.is_file(), reason=SKIP_REASON),
@@ -81,7 +82,7 @@ class Env:
         )
         request, _ = open_gate(self.store, request)
         backend = GitHubReviewBackend(REPO, mode=mode, api_url=self.gh.url, token=self.gh.token)
-        refs = backend.open_review(request, approval_file=render_approval_file(request))
+        refs = open_published(backend, self.store, request, render_approval_file(request))
         number = int(refs["number"] or 0)
         self.gates[step] = (request, number)
         return request, number

@@ -28,6 +28,7 @@ from tests.contract.test_handle_event import (  # the same fixture and helpers
     env,  # noqa: F401 - the fixture
     pytestmark,  # noqa: F401 - the same skips
 )
+from tests.fakes.published import open_published
 
 LOOKALIKE_COMMENTS = [
     pytest.param("\uff0fapprove", id="fullwidth-solidus"),
@@ -73,7 +74,7 @@ def _open_at(
     )
     request, _ = open_gate(env.store, request)
     backend = GitHubReviewBackend(REPO, mode="pr", api_url=env.gh.url, token=env.gh.token)
-    refs = backend.open_review(request, approval_file=render_approval_file(request))
+    refs = open_published(backend, env.store, request, render_approval_file(request))
     return request, int(refs["number"] or 0)
 
 

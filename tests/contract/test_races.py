@@ -77,6 +77,7 @@ from tests.fakes.argo_server import (
     suspend_node,
 )
 from tests.fakes.github_api import SKIP_REASON, SPEC_FILE, FakeGitHub
+from tests.fakes.published import open_published
 
 REPO = "acme/approvals"
 FLOW = "TrainAndDeploy"
@@ -274,7 +275,7 @@ def run_race(
     request, created = open_gate(store, request)
     assert created
     backend = GitHubReviewBackend(REPO, mode="pr", api_url=gh.url, token=gh.token)
-    refs = backend.open_review(request, approval_file=render_approval_file(request))
+    refs = open_published(backend, store, request, render_approval_file(request))
     number = int(refs["number"] or 0)
     wf = request.origin["workflow"] or ""
     argo.workflows[(NS, wf)] = make_workflow(suspend_node("n1", STEP, workflow=wf), name=wf)

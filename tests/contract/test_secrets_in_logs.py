@@ -51,6 +51,7 @@ from tests.contract.test_argo_resumers import (
 from tests.contract.test_argo_resumers import TOKEN as ARGO_TOKEN
 from tests.fakes import webhooks
 from tests.fakes.github_api import SKIP_REASON, SPEC_FILE, FakeGitHub
+from tests.fakes.published import open_published
 
 pytestmark = [
     pytest.mark.skipif(not SPEC_FILE.is_file(), reason=SKIP_REASON),
@@ -110,7 +111,7 @@ class World:
         )
         request, _ = open_gate(self.store, request)
         backend = GitHubReviewBackend(REPO, mode="pr", api_url=self.gh.url, token=GH_TOKEN)
-        refs = backend.open_review(request, approval_file=render_approval_file(request))
+        refs = open_published(backend, self.store, request, render_approval_file(request))
         self.argo.workflows[(NS, WF)] = make_workflow(suspend_node("n1", step))
         return request, int(refs["number"] or 0)
 

@@ -198,7 +198,7 @@ def _open_gate(gh: FakeGitHub, store_dir: Path, monkeypatch: pytest.MonkeyPatch)
     )
     request, created = open_gate(store, request)
     assert created
-    open_review(request, render_approval_file(request))
+    open_review(request, render_approval_file(request), store=store)
     (issue,) = gh.repo(REPO).issues.values()
     return issue.number
 
