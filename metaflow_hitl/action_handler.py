@@ -70,13 +70,28 @@ from metaflow_hitl.errors import (
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import decide, expire_gate
 from metaflow_hitl.github_events import GitHubEvent
-from metaflow_hitl.markers import REPLY_MARKER_NAME, is_bot_reply, sole_marker, verify_marker
+from metaflow_hitl.markers import (
+    REPLY_MARKER_NAME,
+    is_bot_reply,
+    parse_markers,
+    sole_marker,
+    verify_marker,
+)
 from metaflow_hitl.policy import check_decider, is_bot, normalize_login
 from metaflow_hitl.ports import ApprovalStore, Resumer
-from metaflow_hitl.records import Actor, Channel, Decision, Intent, Publication, Request, Vote
+from metaflow_hitl.records import (
+    Actor,
+    Channel,
+    Decision,
+    Intent,
+    PageChange,
+    Publication,
+    Request,
+    Vote,
+)
 from metaflow_hitl.rendering import branch_for, render_reply
 from metaflow_hitl.schema import validate_input
-from metaflow_hitl.timestamps import parse_ts, utc_now
+from metaflow_hitl.timestamps import format_ts, parse_ts, utc_now
 
 __all__ = [
     "GitHubApi",
@@ -245,6 +260,8 @@ class _Handler:
         e = self.event
         if e.ignored:
             return e.ignored
+        if e.kind == "changed":
+            return None  # whoever changed a page, and whatever its body says now, it counts
         if e.kind == "comment":
             if e.action == "edited" and not self.settings.allow_edits:
                 return "edited comments are ignored (allow-edits is off)"
@@ -333,6 +350,92 @@ class _Handler:
                 key=f"page-changed:{digest}",
             )
         return request, page
+
+    # -- 2b. a page that changed ---------------------------------------------------------------
+    def page_changed(self) -> Outcome:
+        """Record that the page changed, for every open gate it was published for, so that
+        approvals cast before now no longer count (the approver may have seen the changed
+        page, even if it has been restored since), and reply once saying so."""
+        e = self.event
+        page = self.github.get_pull(e.number) if e.is_pull else self.github.get_issue(e.number)
+        if page is None:
+            return self.ignore(f"#{e.number} was not found in {e.repo}")
+        # GitHub's updated_at (GitHub's clock, at or after the change), or this runner's clock
+        # if that is later: votes are ordered by GitHub's timestamps; a skew only drops more.
+        now = max(self.clock(), _ts(page.get("updated_at"), self.clock()))
+        named = {
+            m.gate_id for text in (page.get("body"), e.body_before) for m in parse_markers(text)
+        }
+        ref = str((page.get("head") or {}).get("ref") or "") if e.is_pull else ""
+        if ref.startswith("hitl/") and ref.count("/") == 3:
+            named.add(ref.removeprefix("hitl/"))
+        what = (
+            "its pull request was edited or pushed to"
+            if e.kind == "changed" and e.action == "changed"
+            else f"{e.name} {e.action}"
+        )
+        hit: list[tuple[Request, Publication, PageChange]] = []
+        for name in sorted(named):
+            try:
+                gate_id = GateId.parse(name)
+            except GateRefError:
+                continue
+            publication = self.store.get_publication(gate_id)
+            if (
+                publication is None
+                or publication.number != e.number
+                or publication.repo.lower() != e.repo.lower()
+            ):
+                continue  # not this page's gate: a copied marker changes nothing elsewhere
+            request = self.store.get_request(gate_id)
+            if request is None or self.store.get_decision(gate_id) is not None:
+                continue
+            change = PageChange(
+                gate_id=gate_id, number=e.number, seen_at=now, what=what, by=e.sender or None
+            )
+            self.store.add_page_change(change)
+            hit.append((request, publication, change))
+        if not hit:
+            return self.ignore(f"#{e.number} is not the page of an open gate")
+        request, publication, change = hit[0]
+        self.gate_id, self.request = str(request.gate_id), request
+        still = self.github.check_page(request, page, is_pull=e.is_pull, publication=publication)
+        by = f" by {e.sender}" if e.sender else ""
+        text = (
+            f"#{e.number} changed{by} ({what}) after metaflow-hitl published it for gate "
+            f"{request.gate_id}. Approvals cast before {format_ts(now)} no longer count: "
+            "whoever approved may have seen the changed page."
+        )
+        if still:
+            text += (
+                " It still differs from what was published: " + "; ".join(still) + ". No vote "
+                "counts until it matches again."
+            )
+        else:
+            text += " It matches what was published again: approve again to decide."
+        digest = hashlib.sha256(
+            json.dumps(
+                [
+                    e.name,
+                    e.action,
+                    e.body_before,
+                    page.get("body"),
+                    (page.get("head") or {}).get("sha"),
+                ]
+            ).encode()
+        ).hexdigest()[:16]
+        replied = self.reply(render_reply(request, text), key=f"page-change:{digest}")
+        reason = f"#{e.number} changed ({what}); approvals before {format_ts(now)} no longer count"
+        log.warning("gate %s: %s", request.gate_id, reason)
+        return Outcome(
+            gate_id=str(request.gate_id), ignored_reason=reason, replied=replied, message=reason
+        )
+
+    def changed_at(self) -> datetime | None:
+        """When the page was last seen changed (approvals until then do not count), or None."""
+        assert self.request is not None
+        changes = self.store.list_page_changes(self.request.gate_id)
+        return max((c.seen_at for c in changes), default=None)
 
     # -- 3. the vote ----------------------------------------------------------------------------
     def act(self, page: dict[str, Any]) -> _Act | Outcome:
@@ -514,9 +617,12 @@ class _Handler:
                     )
                 )
         votes = []
+        cutoff = self.changed_at()
         for login, intent, channel, at, value, reason, url in found:
             if not login or is_bot(login):
                 continue
+            if intent == "approve" and cutoff is not None and at <= cutoff:
+                continue  # cast before the page last changed
             if intent == "approve" and self.settings.require_merge and e.is_pull and not merging:
                 continue
             if intent == "approve" and validate_input(request.input_schema, value):
@@ -602,6 +708,8 @@ def handle_event(
     who = (event.merged_by if event.merged else event.actor) or ""
     if me and who.lower() == me.lower():
         return h.ignore(f"{who} is this Action's own account (e.g. its own merge, close or reply)")
+    if event.kind == "changed":
+        return h.page_changed()
     found = h.find_gate()
     if isinstance(found, Outcome):
         return found
@@ -619,6 +727,14 @@ def handle_event(
     )
     if refusal is not None:
         return h.refuse(refusal.reason, refusal.hint, actor=act.login)
+    cutoff = h.changed_at()
+    if act.intent == "approve" and cutoff is not None and act.at <= cutoff:
+        return h.refuse(
+            f"this approval ({format_ts(act.at)}) came before #{event.number} changed "
+            f"({format_ts(cutoff)}); it does not count.",
+            "Check the page as it is now and approve again.",
+            actor=act.login,
+        )
     existing = store.get_decision(gate_id) or expire_gate(store, gate_id, now=clock())
     if existing is not None:
         why = (

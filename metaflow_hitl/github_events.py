@@ -12,12 +12,15 @@ Kinds:
   ``dismissed``), ``commit_id`` the reviewed commit;
 * ``closed``: ``pull_request`` ``closed``, with ``merged`` and ``merged_by``;
 * ``comment``: ``issue_comment`` on an issue or a pull request (``is_pull``);
+* ``changed``: ``issues`` ``edited`` and ``pull_request`` ``edited``/``synchronize`` (a page's
+  title, body or commits changed), with ``body_before`` from ``changes.body.from``;
 * ``other``: anything else (ignored).
 
 Webhook payload docs:
 https://docs.github.com/webhooks/webhook-events-and-payloads#pull_request_review,
 https://docs.github.com/webhooks/webhook-events-and-payloads#pull_request,
-https://docs.github.com/webhooks/webhook-events-and-payloads#issue_comment.
+https://docs.github.com/webhooks/webhook-events-and-payloads#issue_comment,
+https://docs.github.com/webhooks/webhook-events-and-payloads#issues.
 """
 
 from __future__ import annotations
@@ -28,8 +31,12 @@ from typing import Any, Literal
 
 __all__ = ["EVENT_KINDS", "GitHubEvent", "normalize_event"]
 
-EventKind = Literal["review", "closed", "comment", "other"]
-EVENT_KINDS: tuple[str, ...] = ("review", "closed", "comment", "other")
+EventKind = Literal["review", "closed", "comment", "changed", "other"]
+EVENT_KINDS: tuple[str, ...] = ("review", "closed", "comment", "changed", "other")
+#: ``pull_request`` actions that change what a page shows: its title, body or base
+#: (``edited``) or its commits (``synchronize``). ``changed`` is the ``workflow_run``
+#: hand-off's name for either (:mod:`metaflow_hitl.workflow_run`).
+_PULL_CHANGES = ("edited", "synchronize", "changed")
 _REVIEW_STATES = ("approved", "changes_requested", "commented", "dismissed")
 
 
@@ -69,6 +76,10 @@ class GitHubEvent:
     comment_updated_at: str | None = None
     submitted_at: str | None = None
     evidence_url: str | None = None
+    #: For ``changed`` events: the body before an edit, as the payload claims it (used only
+    #: to find the gates the page was about, so that a change can stop votes, never to count
+    #: one).
+    body_before: str | None = None
     ignored: str | None = None
 
     @property
@@ -85,6 +96,8 @@ class GitHubEvent:
             return f"comment:{self.comment_id}"
         if self.kind == "closed":
             return f"closed:{self.number}:{'merged' if self.merged else 'unmerged'}"
+        if self.kind == "changed":
+            return f"changed:{self.number}:{self.head_sha or ''}"
         return f"{self.name}:{self.action}"
 
 
@@ -130,12 +143,21 @@ def normalize_event(name: str | None, payload: Any) -> GitHubEvent:
         "actor_type": _str(sender.get("type")),
         "sender": _str(sender.get("login")),
     }
-    if name not in ("pull_request_review", "pull_request", "pull_request_target", "issue_comment"):
+    handled = (
+        "pull_request_review",
+        "pull_request",
+        "pull_request_target",
+        "issue_comment",
+        "issues",
+    )
+    if name not in handled:
         return _other(name, action, f"event {name or '(none)'!r} is not handled", **base)
     if not repo or "/" not in repo:
         return _other(name, action, "the payload has no repository.full_name", **base)
     if name == "issue_comment":
         return _comment(name, action, payload, base)
+    if name == "issues":
+        return _issue_edit(name, action, payload, base)
     pull = _dict(payload.get("pull_request"))
     number = _int(pull.get("number")) or _int(payload.get("number"))
     if number is None:
@@ -152,6 +174,15 @@ def normalize_event(name: str | None, payload: Any) -> GitHubEvent:
     }
     if name == "pull_request_review":
         return _review(name, action, payload, facts)
+    if action in _PULL_CHANGES:
+        return GitHubEvent(
+            name=name,
+            action=action,
+            kind="changed",
+            body_before=_opt_str(_dict(_dict(payload.get("changes")).get("body")).get("from")),
+            evidence_url=_opt_str(pull.get("html_url")),
+            **facts,
+        )
     if action != "closed":
         return _other(name, action, f"pull_request action {action!r} is not handled", **facts)
     merged = pull.get("merged") is True
@@ -227,5 +258,31 @@ def _comment(
         comment_created_at=_opt_str(comment.get("created_at")),
         comment_updated_at=_opt_str(comment.get("updated_at")),
         evidence_url=_opt_str(comment.get("html_url")),
+        **facts,
+    )
+
+
+def _issue_edit(
+    name: str, action: str, payload: Mapping[str, Any], base: dict[str, Any]
+) -> GitHubEvent:
+    """An ``issues`` delivery: only ``edited`` matters (an issue-mode page's title or body)."""
+    issue = _dict(payload.get("issue"))
+    number = _int(issue.get("number"))
+    facts: dict[str, Any] = {
+        **base,
+        "number": number or 0,
+        "is_pull": bool(issue.get("pull_request")),
+        "body": _str(issue.get("body")),
+    }
+    if action != "edited":
+        return _other(name, action, f"issues action {action!r} is not handled", **facts)
+    if number is None:
+        return _other(name, action, "the payload has no issue.number", **facts)
+    return GitHubEvent(
+        name=name,
+        action=action,
+        kind="changed",
+        body_before=_opt_str(_dict(_dict(payload.get("changes")).get("body")).get("from")),
+        evidence_url=_opt_str(issue.get("html_url")),
         **facts,
     )

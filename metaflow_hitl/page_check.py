@@ -69,7 +69,8 @@ def publication_for(
     body = render_pr_body(request) if is_pull else render_issue_body(request)
     return Publication(
         gate_id=request.gate_id,
-        repo=str(refs.get("location") or request.review.get("repo") or ""),
+        repo=str(refs.get("location") or "").removeprefix("github:")
+        or str(request.review.get("repo") or ""),
         mode="pr" if is_pull else "issue",
         number=int(str(refs["number"])),
         url=refs.get("url"),
@@ -135,7 +136,8 @@ def page_problems(
             f"it is not the page metaflow-hitl opened for the gate (#{publication.number})"
         )
     if publication.mode != ("pr" if is_pull else "issue"):
-        problems.append(f"the gate was published as a {publication.mode}, not on this page")
+        kind = "a pull request" if publication.mode == "pr" else "an issue"
+        problems.append(f"the gate was published as {kind}, not on this page")
     if text_digest(page.get("title")) != publication.title_sha256:
         problems.append("its title was edited")
     if text_digest(page.get("body")) != publication.body_sha256:

@@ -651,7 +651,9 @@ class PageChange:
     number
         The page.
     seen_at
-        When ``handle-event`` handled the change (never earlier than the change).
+        The page's ``updated_at`` as GitHub's API gave it when ``handle-event`` handled the
+        change (GitHub's clock, never earlier than the change), or the runner's time if that
+        is later. Approvals whose GitHub timestamp is not later do not count.
     what
         The event, e.g. ``"issues edited"``, ``"pull_request edited or pushed to"``.
     by

@@ -10,8 +10,10 @@ From a ``workflow_run`` payload only the pull request numbers GitHub itself atta
 (``workflow_run.pull_requests``) are used. Everything else is re-read from the API and turned
 back into the ``pull_request`` / ``pull_request_review`` deliveries it stands for: a merged or
 closed pull request becomes its ``closed`` event; an open one becomes its latest opinionated
-review. The handler then recounts the whole history anyway, so a hand-off that arrives late,
-twice, or for several reviews at once decides the same thing.
+review, or, when the hand-off's trigger was a ``pull_request`` event (``edited`` or
+``synchronize``: the page changed), a ``changed`` event. The handler then recounts the whole
+history anyway, so a hand-off that arrives late, twice, or for several reviews at once
+decides the same thing.
 
 See https://docs.github.com/actions/reference/events-that-trigger-workflows#workflow_run.
 """
@@ -64,6 +66,8 @@ def events_from_workflow_run(
     if not numbers:
         return "the workflow_run names no pull request (gate pull requests are never forks)"
     repository = dict(payload.get("repository") or {})
+    run = payload.get("workflow_run")
+    trigger = run.get("event") if isinstance(run, Mapping) else None
     events: list[tuple[str, dict[str, Any]]] = []
     for number in numbers:
         pull = github.get_pull(number)
@@ -76,6 +80,12 @@ def events_from_workflow_run(
             else:
                 sender = (github.get_issue(number) or {}).get("closed_by") or {}
             events.append(("pull_request", {**base, "action": "closed", "sender": sender}))
+            continue
+        if trigger == "pull_request":
+            # The hand-off runs for pull_request `closed`, `edited` and `synchronize`; an open
+            # pull request means its title, body or commits changed. Who changed it is not in
+            # the hand-off: the change stops earlier votes, whoever made it.
+            events.append(("pull_request", {**base, "action": "changed", "sender": {}}))
             continue
         reviews = [
             r

@@ -126,7 +126,7 @@ def _handle_workflow_run(obj: Any, payload: Any, settings: Any) -> tuple[Any, An
 @click.pass_obj
 def handle_event_command(obj: Any, event_name: str | None, event_path: str | None) -> None:
     """Decide a gate from one GitHub event (pull_request_review, pull_request, issue_comment,
-    or the workflow_run hand-off of the example review workflows)."""
+    issues, or the workflow_run hand-off of the example review workflows)."""
     from metaflow_hitl.action_handler import HandlerSettings, handle_event
     from metaflow_hitl.argo.settings import RuntimeResumer
     from metaflow_hitl.github_events import normalize_event

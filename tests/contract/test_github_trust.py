@@ -20,9 +20,13 @@ relied on (see also ``../shared/reference/argo-and-github-protocols.md``):
 
 from __future__ import annotations
 
+from datetime import timedelta
+from pathlib import Path
+
 import pytest
 
 from metaflow_hitl.rendering import render_issue_body, render_pr_title
+from metaflow_hitl.timestamps import utc_now
 from tests.contract.test_handle_event import (  # the same fixture and helpers
     REPO,
     Env,
@@ -30,6 +34,7 @@ from tests.contract.test_handle_event import (  # the same fixture and helpers
     pytestmark,  # noqa: F401 - the same skips
 )
 from tests.fakes import webhooks
+from tests.fakes._github_state import Clock
 
 
 def _nothing_recorded(env: Env, request) -> None:  # noqa: F811
@@ -259,3 +264,141 @@ def test_payload_facts_do_not_reach_the_vote(env: Env) -> None:  # noqa: F811
     _result, outputs = env.run((name, payload))
     assert outputs["decision"] == "approved"
     assert webhooks  # the payloads come from the recorded examples
+
+
+# -- 1b. the page is bound to what was published, and a change stops earlier approvals ----------
+def test_an_approval_file_rewritten_in_one_commit_under_the_bots_name_decides_nothing(
+    env: Env,  # noqa: F811
+) -> None:
+    """git lets a pusher write any author into a commit, and GitHub links a commit to the
+    account whose email it names
+    (https://docs.github.com/pull-requests/committing-changes-to-your-project/troubleshooting-commits/why-are-my-commits-linked-to-the-wrong-user):
+    a force-push of one commit "by" the bot passes every check on authors and commit counts.
+    The approval file's blob SHA, recorded when metaflow-hitl committed it, does not."""
+    request, number = env.open(input_schema=None)
+    branch = env.pull(number)["head"]["ref"]
+    path = f"approvals/{request.gate_id}.md"
+    repo = env.gh.repo(REPO)
+    env.gh.force_push(REPO, branch, repo.branch_sha("main") or "")
+    env.gh.push_file(REPO, path, "Deploy to every region\n", branch=branch, author="hitl-bot")
+    commits = env.api(f"pulls/{number}/commits")
+    assert [c["author"]["login"] for c in commits] == ["hitl-bot"]  # authorship proves nothing
+    _result, outputs = env.run(env.comment_event(number, "alice", "/approve"))
+    assert "is not the one metaflow-hitl committed" in outputs["ignored-reason"]
+    _nothing_recorded(env, request)
+    assert not env.gh.issue(REPO, number).pull.merged  # type: ignore[union-attr]
+
+
+def test_a_page_without_a_publication_record_decides_nothing(env: Env) -> None:  # noqa: F811
+    """Pages opened by a release that kept no record (or whose record is gone) cannot be
+    checked, so they decide nothing; the reply says how to decide instead."""
+    request, number = env.open(input_schema=None)
+    record = Path(env.store.location) / "v1" / "gates" / str(request.gate_id) / "publication.json"
+    record.unlink()
+    _result, outputs = env.run(env.comment_event(number, "alice", "/approve"))
+    assert "holds no record of what metaflow-hitl published" in outputs["ignored-reason"]
+    _nothing_recorded(env, request)
+    (reply,) = [r for r in env.replies(number) if "no record" in r]
+    assert f"metaflow-hitl approve {request.gate_id}" in reply
+
+
+def _later(env: Env) -> None:  # noqa: F811
+    """GitHub's clock moves past the handler's (whose time a page change is recorded at)."""
+    env.gh.world.clock = Clock(utc_now() + timedelta(seconds=5))
+
+
+def test_an_approval_of_a_changed_issue_does_not_count_after_the_page_is_restored(
+    env: Env,  # noqa: F811
+) -> None:
+    """carol (write access) rewrites the issue, alice approves what she reads, carol restores
+    the text. The page is intact again, but alice approved carol's text: her approval must
+    not count in any later replay, while approvals made after the restore do."""
+    request, number = env.open(input_schema=None, mode="issue", min_approvals=2)
+    original = env.api(f"issues/{number}")["body"]
+    changed = original.replace("Deploy model v3?", "Deploy model v3 to every region?")
+    env.as_user("carol", "PATCH", f"issues/{number}", {"body": changed})
+    edited = env.api(f"issues/{number}")
+    _r, outputs = env.run(
+        (
+            "issues",
+            webhooks.issue_edited_payload(REPO, edited, sender="carol", body_before=original),
+        )
+    )
+    assert "changed" in outputs["ignored-reason"]
+    (notice,) = [r for r in env.replies(number) if "changed by carol" in r]
+    assert "still differs" in notice
+    # alice's approval of the changed text: refused now...
+    _r, outputs = env.run(env.comment_event(number, "alice", "/approve"))
+    assert "description was edited" in outputs["ignored-reason"]
+    env.as_user("carol", "PATCH", f"issues/{number}", {"body": original})
+    _r, outputs = env.run(
+        (
+            "issues",
+            webhooks.issue_edited_payload(
+                REPO, env.api(f"issues/{number}"), sender="carol", body_before=changed
+            ),
+        )
+    )
+    assert any("matches what was published again" in r for r in env.replies(number))
+    # ...and it does not count in the replay once the page is restored
+    _later(env)
+    _r, outputs = env.run(env.comment_event(number, "bob", "/approve"))
+    assert env.store.get_decision(request.gate_id) is None  # bob's alone: 1 of 2
+    assert [v.actor.login for v in env.store.list_votes(request.gate_id)] == ["bob"]
+    _r, outputs = env.run(env.comment_event(number, "alice", "/approve"))
+    decision = env.store.get_decision(request.gate_id)
+    assert decision is not None
+    assert sorted(a.login for a in decision.deciders) == ["alice", "bob"]
+
+
+def test_a_push_and_restore_of_the_gate_branch_stops_earlier_approvals(
+    env: Env,  # noqa: F811
+) -> None:
+    """Pushes reach the decide workflow through the unprivileged hand-off, which names no
+    sender and no action: an open pull request handed off from a ``pull_request`` run has
+    changed (``edited``/``synchronize``). A push and a force-push back leave the page exactly
+    as published, but approvals cast in between do not count."""
+    request, number = env.open(input_schema=None)
+    pull = env.pull(number)
+    branch, head = pull["head"]["ref"], pull["head"]["sha"]
+    env.gh.push_file(REPO, "notes.md", "deploy everywhere\n", branch=branch, author="carol")
+    _r, outputs = env.run(
+        ("workflow_run", webhooks.workflow_run_of(_hand_off_payload(env, number), "pull_request"))
+    )
+    assert "changed" in outputs["ignored-reason"]
+    env.comment(number, "alice", "/approve")  # its delivery is lost, or comes later
+    env.gh.force_push(REPO, branch, head)
+    _r, outputs = env.run(
+        ("workflow_run", webhooks.workflow_run_of(_hand_off_payload(env, number), "pull_request"))
+    )
+    assert any("matches what was published again" in r for r in env.replies(number))
+    _later(env)
+    _r, outputs = env.run(env.review_event(number, "bob", "changes_requested", body="wait"))
+    assert env.store.get_decision(request.gate_id) is None
+    _r, outputs = env.run(env.comment_event(number, "carol", "/approve"))
+    decision = env.store.get_decision(request.gate_id)
+    assert decision is not None
+    assert decision.decided_by == "carol"  # alice's earlier approval never counted
+
+
+def test_a_direct_push_event_is_a_change_too(env: Env) -> None:  # noqa: F811
+    """``pull_request`` ``synchronize`` delivered directly (a workflow that has it) records
+    the change like the hand-off; a copied marker on another page burns nothing."""
+    request, number = env.open(input_schema=None)
+    branch = env.pull(number)["head"]["ref"]
+    env.gh.push_file(REPO, "x.md", "x\n", branch=branch, author="carol")
+    payload = webhooks.pull_pushed_payload(REPO, env.pull(number), sender="carol")
+    _r, outputs = env.run(("pull_request", payload))
+    assert "changed" in outputs["ignored-reason"]
+    assert len(env.store.list_page_changes(request.gate_id)) == 1
+    decoy = env.as_user(
+        "reader", "POST", "issues", {"title": "x", "body": env.pull(number)["body"]}
+    )
+    edited = env.api(f"issues/{decoy['number']}")
+    _r, outputs = env.run(("issues", webhooks.issue_edited_payload(REPO, edited, sender="reader")))
+    assert "not the page of an open gate" in outputs["ignored-reason"]
+    assert len(env.store.list_page_changes(request.gate_id)) == 1
+
+
+def _hand_off_payload(env: Env, number: int) -> dict:  # noqa: F811
+    return webhooks.workflow_run_payload(REPO, env.pull(number))

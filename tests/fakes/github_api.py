@@ -277,7 +277,23 @@ class FakeGitHub:
                 when=self.world.clock.tick(),
             )
             repo.refs[f"refs/heads/{branch}"] = commit.sha
+            self._pushed(repo, branch)
             return commit.sha
+
+    def force_push(self, full_name: str, branch: str, sha: str) -> None:
+        """Point ``branch`` at commit ``sha``, as ``git push --force`` would (no API request)."""
+        with self._dispatch.lock:
+            repo = self.repo(full_name)
+            if sha not in repo.commits:
+                raise KeyError(f"{full_name} has no commit {sha}")
+            repo.refs[f"refs/heads/{branch}"] = sha
+            self._pushed(repo, branch)
+
+    def _pushed(self, repo: Any, branch: str) -> None:
+        # GitHub bumps a pull request's updated_at when its head branch moves.
+        for issue in repo.issues.values():
+            if issue.pull is not None and issue.pull.head_ref == branch and issue.state == "open":
+                issue.updated_at = self.world.clock.tick()
 
     # -- history as a given user --------------------------------------------------------------
     def add_comment(self, full_name: str, number: int, login: str, body: str) -> int:

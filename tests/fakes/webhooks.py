@@ -232,3 +232,43 @@ def workflow_run_payload(repo: str, pull: dict[str, Any]) -> dict[str, Any]:
     item["head"].update(ref=pull["head"]["ref"], sha=pull["head"]["sha"])
     payload["workflow_run"]["pull_requests"] = [item]
     return validate("workflow_run", payload)
+
+
+def issue_edited_payload(
+    repo: str, issue: dict[str, Any], *, sender: str, body_before: str | None = None
+) -> dict[str, Any]:
+    """An ``issues`` ``edited`` delivery for REST ``issue`` as it is after the edit, by
+    ``sender``; ``changes.body.from`` holds ``body_before`` when the body changed."""
+    payload = example("issues", "edited")
+    _repo(payload, repo)
+    payload["issue"].update(
+        number=issue["number"],
+        body=issue.get("body"),
+        title=issue.get("title", payload["issue"]["title"]),
+        html_url=issue["html_url"],
+        state=issue.get("state", "open"),
+    )
+    payload["issue"].pop("pull_request", None)
+    payload["changes"] = {} if body_before is None else {"body": {"from": body_before}}
+    payload["sender"] = _user(payload["sender"], sender)
+    return validate("issues", payload)
+
+
+def pull_pushed_payload(repo: str, pull: dict[str, Any], *, sender: str) -> dict[str, Any]:
+    """A ``pull_request`` ``synchronize`` delivery: ``sender`` pushed to REST ``pull``'s head
+    branch (its head is now ``pull['head']['sha']``)."""
+    payload = example("pull_request", "synchronize")
+    _repo(payload, repo)
+    _pull(payload, repo, pull)
+    payload["before"] = payload.get("before") or "0" * 40
+    payload["after"] = pull["head"]["sha"]
+    payload["sender"] = _user(payload["sender"], sender)
+    return validate("pull_request", payload)
+
+
+def workflow_run_of(payload: dict[str, Any], event: str) -> dict[str, Any]:
+    """``payload`` (from :func:`workflow_run_payload`) for a hand-off run triggered by
+    ``event`` (GitHub's ``workflow_run.event``: ``pull_request``, ``pull_request_review``)."""
+    payload = copy.deepcopy(payload)
+    payload["workflow_run"]["event"] = event
+    return validate("workflow_run", payload)
