@@ -148,7 +148,10 @@ def test_privileged_jobs_run_only_from_the_default_branch(path: Path) -> None:
     data = _load(path)
     on = _on(data)
     events = {on} if isinstance(on, str) else set(on or [])
-    trusted = {"issue_comment", "workflow_run", "workflow_dispatch", "schedule"}
+    # "Last commit on default branch" for each of these, and `issues` "will only trigger a
+    # workflow run if the workflow file is on the default branch"
+    # (https://docs.github.com/actions/writing-workflows/choosing-when-your-workflow-runs/events-that-trigger-workflows)
+    trusted = {"issue_comment", "issues", "workflow_run", "workflow_dispatch", "schedule"}
     for job_id, job in data["jobs"].items():
         privileged = bool(job.get("permissions")) or "environment" in job
         if privileged:
