@@ -29,7 +29,7 @@ from metaflow_hitl import gates
 from metaflow_hitl.errors import AlreadyDecided, RecordError
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.ports import ApprovalStore
-from metaflow_hitl.records import Actor, Decision, Reminder, Request, Vote
+from metaflow_hitl.records import Actor, Decision, PageChange, Publication, Reminder, Request, Vote
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.stores.local import LocalApprovalStore
 from metaflow_hitl.stores.s3 import S3ApprovalStore
@@ -563,3 +563,44 @@ def test_a_flow_filter_that_is_a_path_lists_nothing(tmp_path):
     (tmp_path / "_hitl" / "v1" / "gates" / "Flow" / "1" / "step").mkdir(parents=True)
     for flow in ("..", "../..", "Flow/1", "/etc", ""):
         assert list(store.list_gates(pending_only=False, flow=flow or None)) == []
+
+
+# -- publications and page changes (what the Action checks a GitHub page against) -------------
+def make_publication(number: int = 7, *, gate: GateId = GATE) -> Publication:
+    return Publication(
+        gate_id=gate,
+        repo="acme/approvals",
+        mode="pr",
+        number=number,
+        url=f"https://github.com/acme/approvals/pull/{number}",
+        file_path=f"approvals/{gate}.md",
+        file_sha="a" * 40,
+        title_sha256="b" * 64,
+        body_sha256="c" * 64,
+        published_at=T0,
+    )
+
+
+def test_the_first_publication_stands(store: ApprovalStore) -> None:
+    store.create_request(make_request())
+    assert store.get_publication(GATE) is None
+    first = make_publication(7)
+    assert store.create_publication(first) is True
+    assert store.create_publication(make_publication(8)) is False  # a retry never re-records
+    assert store.get_publication(GATE) == first
+    assert store.get_publication(GateId("TrainAndDeploy", "1733", "gate")) is None
+    # not a vote, a decision or another gate
+    assert list(store.list_gates(pending_only=False)) == [GATE]
+    assert store.list_votes(GATE) == []
+
+
+def test_page_changes_are_appended_and_listed_oldest_first(store: ApprovalStore) -> None:
+    store.create_request(make_request())
+    assert store.list_page_changes(GATE) == []
+    later = PageChange(gate_id=GATE, number=7, seen_at=T0 + timedelta(minutes=2), what="b")
+    earlier = PageChange(gate_id=GATE, number=7, seen_at=T0, what="a", by="carol")
+    store.add_page_change(later)
+    store.add_page_change(earlier)
+    store.add_page_change(earlier)  # a retried write of the same record adds nothing
+    assert store.list_page_changes(GATE) == [earlier, later]
+    assert list(store.list_gates(pending_only=True)) == [GATE]
