@@ -40,6 +40,7 @@ from metaflow_hitl.timestamps import utc_now  # noqa: E402
 from tests.fakes import webhooks  # noqa: E402
 from tests.fakes._github_state import Clock  # noqa: E402
 from tests.fakes.github_api import SKIP_REASON, SPEC_FILE, FakeGitHub  # noqa: E402
+from tests.fakes.published import open_published  # noqa: E402
 
 REPO = "acme/approvals"
 ACCOUNTS, COMMENTS = 50, 200
@@ -75,7 +76,7 @@ def main() -> None:
         request, _ = open_gate(store, request)
         backend = GitHubReviewBackend(REPO, api_url=gh.url, token=gh.token)
         number = int(
-            backend.open_review(request, approval_file=render_approval_file(request))["number"] or 0
+            open_published(backend, store, request, render_approval_file(request))["number"] or 0
         )
         for i in range(COMMENTS):
             login = people[i % ACCOUNTS]

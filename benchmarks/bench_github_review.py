@@ -34,6 +34,7 @@ RESULTS = HERE / "results" / "github_review.json"
 sys.path.insert(0, str(REPO))
 
 from metaflow_hitl.gate_id import GateId  # noqa: E402
+from metaflow_hitl.page_check import publication_for  # noqa: E402
 from metaflow_hitl.records import Actor, Decision, Request  # noqa: E402
 from metaflow_hitl.rendering import render_approval_file  # noqa: E402
 from metaflow_hitl.review.github_repo import GitHubReviewBackend  # noqa: E402
@@ -114,12 +115,22 @@ def run_mode(mode: str, gates: int) -> dict[str, Any]:
             decision = _decision(request, outcome)
             approval = render_approval_file(request)
             b = backend
+            # what the store records of the page (publish.open_review): refs as the backend
+            # returns them, computed here without a request
+            mode_refs = {"backend": "github", "location": f"github:{REVIEW_REPO}", "mode": mode}
+            published = publication_for(
+                request, {**mode_refs, "number": str(i + 1)}, approval, utc_now()
+            )
             sample = {
                 "outcome": outcome,
                 "open": _timed(gh, b, "open_review", request, approval_file=approval),
-                "decide": _timed(gh, b, "record_decision", request, decision),
+                "decide": _timed(
+                    gh, b, "record_decision", request, decision, publication=published
+                ),
                 "reopen": _timed(gh, b, "open_review", request, approval_file=""),
-                "redecide": _timed(gh, b, "record_decision", request, decision),
+                "redecide": _timed(
+                    gh, b, "record_decision", request, decision, publication=published
+                ),
             }
             if i:
                 samples.append(sample)

@@ -53,6 +53,7 @@ from metaflow_hitl.timestamps import utc_now  # noqa: E402
 from tests.fakes import webhooks  # noqa: E402
 from tests.fakes._github_state import Clock  # noqa: E402
 from tests.fakes.github_api import SKIP_REASON, SPEC_FILE, FakeGitHub  # noqa: E402
+from tests.fakes.published import open_published  # noqa: E402
 
 REVIEW_REPO = "acme/approvals"
 COLD = """
@@ -82,9 +83,7 @@ def _event(gh: FakeGitHub, store: LocalApprovalStore, step: str) -> tuple[str, d
     )
     request, _ = open_gate(store, request)
     backend = GitHubReviewBackend(REVIEW_REPO, api_url=gh.url, token=gh.token)
-    number = int(
-        backend.open_review(request, approval_file=render_approval_file(request))["number"]
-    )
+    number = int(open_published(backend, store, request, render_approval_file(request))["number"])
     gh.add_review(REVIEW_REPO, number, "alice", "APPROVED", body='/approve {"target": "prod"}')
     pull = backend.get_pull(number)
     review = backend.list_reviews(number)[-1]
@@ -133,7 +132,7 @@ def main() -> None:
 
             def publish(request: Any, decision: Any, marks: dict[str, float] = marks) -> Any:
                 marks["recorded"] = time.perf_counter()
-                return publish_decision(request, decision)
+                return publish_decision(request, decision, store=store)
 
             before = gh.request_count
             t0 = time.perf_counter()
