@@ -226,7 +226,9 @@ def decide_only(location: str, gate_id: GateId) -> float:
     seconds = time.perf_counter() - t0
     request = store.get_request(gate_id)
     assert request is not None
-    publish_decision(request, result.decision)  # untimed: keeps the review repo in step
+    publish_decision(
+        request, result.decision, store=store
+    )  # untimed: keeps the review repo in step
     return seconds
 
 

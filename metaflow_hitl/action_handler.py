@@ -106,6 +106,8 @@ log = logging.getLogger("metaflow_hitl.action")
 
 #: Refusal replies one account can draw on one page per hour; later ones are only logged.
 MAX_REFUSALS_PER_HOUR = 3
+#: Accounts asked about one by one before a run reads the collaborators listing instead.
+LIST_AFTER = 2
 
 Clock = Callable[[], datetime]
 Publish = Callable[[Request, Decision], Any]
@@ -116,6 +118,7 @@ class GitHubApi(Protocol):
 
     def whoami(self) -> str | None: ...
     def permission(self, login: str) -> str | None: ...
+    def permissions(self) -> dict[str, str] | None: ...
     def team_member(self, org: str, slug: str, login: str) -> bool | None: ...
     def get_pull(self, number: int) -> dict[str, Any] | None: ...
     def get_issue(self, number: int) -> dict[str, Any] | None: ...
@@ -203,6 +206,8 @@ class _Handler:
         self.gate_id: str | None = None
         self.request: Request | None = None
         self._facts: dict[str, tuple[str | None, list[str] | None]] = {}
+        self._asked = 0  # permission lookups of single accounts in this run
+        self._listing: dict[str, str] | None = None  # the collaborators listing, once read
 
     # -- results ------------------------------------------------------------------------------
     def ignore(self, reason: str) -> Outcome:
@@ -543,7 +548,7 @@ class _Handler:
         key = normalize_login(login)
         if key not in self._facts:
             assert self.request is not None
-            permission = self.github.permission(login)
+            permission = self._permission(login)
             teams: list[str] | None = []
             listed = {normalize_login(a) for a in self.request.approvers if "/" not in a}
             if key not in listed:
@@ -557,6 +562,19 @@ class _Handler:
                         break
             self._facts[key] = (permission, teams)
         return self._facts[key]
+
+    def _permission(self, login: str) -> str | None:
+        """``login``'s permission: from one collaborators listing once this run has asked
+        about :data:`LIST_AFTER` accounts one by one (a busy page costs one listing, not a
+        lookup per voter), else, or when the listing does not name them, from the
+        permission API."""
+        if self._listing is None and self._asked >= LIST_AFTER:
+            self._listing = self.github.permissions() or {}
+        found = (self._listing or {}).get(login.lower())
+        if found is not None:
+            return found
+        self._asked += 1
+        return self.github.permission(login)
 
     def eligible(self, login: str, intent: Intent) -> bool:
         assert self.request is not None

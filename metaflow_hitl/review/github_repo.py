@@ -472,6 +472,49 @@ class GitHubReviewBackend:
         data = self._get(f"collaborators/{_q(login)}/permission", f"read {login}'s permission")
         return None if data is None else str(data.get("permission") or "none")
 
+    def permissions(self, *, limit: int = 300) -> dict[str, str] | None:
+        """Every collaborator's permission (lower-case login -> ``admin``/``write``/``read``/
+        ``none``) from one listing (``GET /repos/{o}/{r}/collaborators?affiliation=all``:
+        outside collaborators, members through teams and base permissions, owners), at most
+        ``limit`` entries; None when the token may not list them. A login not in the result
+        is not known to lack access (the listing may be cut): ask :meth:`permission`.
+
+        The listing's ``permissions`` flags map to the permission API's legacy names as GitHub
+        maps roles: admin -> ``admin``; maintain, push -> ``write``; triage, pull -> ``read``
+        (https://docs.github.com/rest/collaborators/collaborators#get-repository-permissions-for-a-user).
+        """
+        from github import GithubException
+
+        out: dict[str, str] = {}
+        page = 1
+        while len(out) < limit:
+            try:
+                items = self._request(
+                    "GET",
+                    "collaborators",
+                    what="list collaborators",
+                    params={"affiliation": "all", "per_page": 100, "page": page},
+                    expect=(403, 404),
+                )
+            except GithubException:
+                return None  # the token may not list them: ask per account
+            for item in items:
+                flags = item.get("permissions") or {}
+                level = (
+                    "admin"
+                    if flags.get("admin")
+                    else "write"
+                    if flags.get("push") or flags.get("maintain")
+                    else "read"
+                    if flags.get("pull") or flags.get("triage")
+                    else "none"
+                )
+                out[str(item.get("login") or "").lower()] = level
+            if len(items) < 100:
+                break
+            page += 1
+        return out
+
     def team_member(self, org: str, slug: str, login: str) -> bool | None:
         """Whether ``login`` is an active member of ``@org/slug`` (child teams included);
         None when the token may not read the team (GITHUB_TOKEN has no org scope)."""

@@ -751,3 +751,30 @@ def test_bad_api_url_in_env_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("GITHUB_API_URL", "not a url")
     with pytest.raises(ConfigError, match="from GITHUB_API_URL is not an http"):
         parse_review("github:acme/approvals", store_location="/tmp/s")
+
+
+def test_the_collaborators_listing_says_what_the_permission_api_says(gh: FakeGitHub) -> None:
+    """One listing (``GET /repos/{o}/{r}/collaborators?affiliation=all``) maps each role to
+    the permission API's names (admin; maintain and write -> write; triage and read -> read,
+    https://docs.github.com/rest/collaborators/collaborators#get-repository-permissions-for-a-user),
+    so a busy page's voters cost one request, not one each."""
+    for login, role in [("tia", "triage"), ("rhea", "read"), ("ada", "admin"), ("wes", "write")]:
+        gh.add_collaborator(REPO, login, role)
+    b = backend(gh)
+    listed = b.permissions()
+    assert listed is not None
+    for login in ("alice", "bob", "tia", "rhea", "ada", "wes", "hitl-bot"):
+        assert listed[login] == b.permission(login), login
+    assert listed["bob"] == "write"  # maintain
+    assert listed["tia"] == "read"  # triage
+    assert "mallory" not in listed  # not listed: the handler asks the permission API
+    assert b.permissions(limit=2) is not None
+    assert len(b.permissions(limit=2) or {}) >= 2
+
+
+def test_a_token_that_may_not_list_collaborators_gets_none(gh: FakeGitHub) -> None:
+    gh.add_collaborator(REPO, "rhea", "read")
+    gh.add_token("t-rhea", "rhea")
+    b = GitHubReviewBackend(REPO, api_url=gh.url, token="t-rhea", backoff=0.0, sleep=Sleeps())
+    assert b.permissions() is None
+    assert b.permission("alice") == "write"

@@ -402,3 +402,27 @@ def test_a_direct_push_event_is_a_change_too(env: Env) -> None:  # noqa: F811
 
 def _hand_off_payload(env: Env, number: int) -> dict:  # noqa: F811
     return webhooks.workflow_run_payload(REPO, env.pull(number))
+
+
+def test_a_busy_page_costs_one_collaborators_listing_not_a_lookup_per_voter(
+    env: Env,  # noqa: F811
+) -> None:
+    """Each run replays the page's history and checks every voter; past two accounts it
+    reads the collaborators listing once. A read-only account in the listing is still
+    refused, and an account missing from it is still looked up."""
+    request, number = env.open(input_schema=None, min_approvals=9)
+    voters = [f"voter{i}" for i in range(8)]
+    for login in voters:
+        env.gh.add_collaborator(REPO, login, "write")
+        env.comment(number, login, "/approve")
+    env.comment(number, "reader", "/approve")
+    env.comment(number, "mallory", "/approve")
+    env.gh.clear_log()
+    env.run(env.comment_event(number, "alice", "/approve"))
+    ops = [r.operation_id for r in env.gh.requests]
+    assert ops.count("repos/list-collaborators") == 1
+    assert ops.count("repos/get-collaborator-permission-level") <= 3  # 2, then mallory
+    decision = env.store.get_decision(request.gate_id)
+    assert decision is not None  # alice and the 8 voters: 9
+    assert "reader" not in {a.login for a in decision.deciders}
+    assert "mallory" not in {a.login for a in decision.deciders}

@@ -166,7 +166,7 @@ def fill(store: ApprovalStore, review_repo: Path | None, *, publish: bool = True
             if decision is not None:
                 filled.decisions[str(gate)] = decision
                 if review is not None and publish:
-                    publish_decision(request, decision)
+                    publish_decision(request, decision, store=store)
     return filled
 
 
@@ -449,7 +449,7 @@ def test_sync_publishes_the_stored_decision_not_a_forged_index_entry(tmp_path: P
     # Publish every other Train decision, so the repo exists and only this one is missing.
     for name, decision in filled.decisions.items():
         if name.startswith("Train/") and name != str(gate):
-            publish_decision(filled.requests[name], decision)
+            publish_decision(filled.requests[name], decision, store=store)
     run(store.location, "audit", "--source", "store", "--json")  # builds the genuine index
 
     # Forge: an entry whose tags are the store's real ones, but whose decision says approved.

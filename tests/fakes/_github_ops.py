@@ -150,6 +150,20 @@ def get_collaborator_permission(call: Call) -> Reply:
     return Reply(200, call.render.collaborator_permission(repo, username))
 
 
+@OPERATIONS.add("repos/list-collaborators")
+def list_collaborators(call: Call) -> Reply:
+    """Everyone with a role on the repository (``affiliation=all``; the owner included), by
+    login; only for callers with push access, as on GitHub."""
+    repo = call.repo()
+    if call.world.role(repo, call.user) not in ("write", "maintain", "admin"):
+        raise ApiError(403, "Must have push access to view repository collaborators.")
+    if call.arg("affiliation", "all") != "all" or call.arg("permission", None):
+        raise NotModelled("collaborator filters other than affiliation=all")
+    logins = sorted({repo.owner, *repo.collaborators}, key=str.lower)
+    known = [login for login in logins if call.world.user(login) is not None]
+    return call.paginate([call.render.collaborator(repo, login) for login in known])
+
+
 @OPERATIONS.add("orgs/get")
 def get_org(call: Call) -> Reply:
     if call.params["org"].lower() not in call.world.orgs:

@@ -152,21 +152,27 @@ class Renderer:
         """``repository-collaborator-permission``."""
         role = self.world.role(repo, login)
         permission = ROLES[role] if role else ("none" if repo.private else "read")
-        level = list(ROLES).index(role) if role else -1
         return {
             "permission": permission,
             "role_name": role or permission,
-            "user": {
-                **self.simple_user(login),
-                "permissions": {
-                    "pull": level >= 0 or not repo.private,
-                    "triage": level >= 1,
-                    "push": level >= 2,
-                    "maintain": level >= 3,
-                    "admin": level >= 4,
-                },
-                "role_name": role or permission,
+            "user": self.collaborator(repo, login),
+        }
+
+    def collaborator(self, repo: Repo, login: str) -> dict[str, Any]:
+        """``collaborator`` (``GET /repos/{o}/{r}/collaborators`` items)."""
+        role = self.world.role(repo, login)
+        permission = ROLES[role] if role else ("none" if repo.private else "read")
+        level = list(ROLES).index(role) if role else -1
+        return {
+            **self.simple_user(login),
+            "permissions": {
+                "pull": level >= 0 or not repo.private,
+                "triage": level >= 1,
+                "push": level >= 2,
+                "maintain": level >= 3,
+                "admin": level >= 4,
             },
+            "role_name": role or permission,
         }
 
     # -- teams ----------------------------------------------------------------------------------
