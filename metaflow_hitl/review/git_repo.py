@@ -332,11 +332,12 @@ class GitReviewBackend:
         author = _author(decision.decided_by)
         for attempt in range(_ATTEMPTS):
             with self._clone(branch, (path,)) as repo:
-                base = (
-                    f"origin/{branch}"
-                    if self._remote_has(repo, branch)
-                    else (f"origin/{self.default_branch}")
-                )
+                main = f"origin/{self.default_branch}"
+                # The default branch first: a racing decider may have merged its decision and
+                # deleted the branch, and a branch pushed after that (ours, by an earlier
+                # attempt) would otherwise be re-read as the decision and conflict at merge.
+                on_main = self._read(repo, main, path) is not None
+                base = main if on_main or not self._remote_has(repo, branch) else f"origin/{branch}"
                 existing = self._read(repo, base, path)
                 if existing is not None:
                     self._check_same(existing, decision, path)
@@ -368,8 +369,8 @@ class GitReviewBackend:
                 )
                 # Merged, the gate's branch is deleted in the same atomic push: the repo keeps
                 # a branch per pending gate only, so pushes stay fast with any history.
-                main = f"HEAD:refs/heads/{self.default_branch}"
-                if self._push(repo, main, f":refs/heads/{branch}"):
+                head = f"HEAD:refs/heads/{self.default_branch}"
+                if self._push(repo, head, f":refs/heads/{branch}"):
                     return self._refs(branch, path, decided)
                 time.sleep(0.05 * (attempt + 1))  # main moved: fetch again and re-merge
         raise StoreError(
