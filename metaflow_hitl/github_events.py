@@ -117,6 +117,11 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
+def _body_before(payload: Mapping[str, Any]) -> str | None:
+    """``changes.body.from`` of an ``edited`` delivery: the body before the edit."""
+    return _opt_str(_dict(_dict(payload.get("changes")).get("body")).get("from"))
+
+
 def _other(name: str, action: str, reason: str, **facts: Any) -> GitHubEvent:
     return GitHubEvent(name=name, action=action, kind="other", ignored=reason, **facts)
 
@@ -179,7 +184,7 @@ def normalize_event(name: str | None, payload: Any) -> GitHubEvent:
             name=name,
             action=action,
             kind="changed",
-            body_before=_opt_str(_dict(_dict(payload.get("changes")).get("body")).get("from")),
+            body_before=_body_before(payload),
             evidence_url=_opt_str(pull.get("html_url")),
             **facts,
         )
@@ -282,7 +287,7 @@ def _issue_edit(
         name=name,
         action=action,
         kind="changed",
-        body_before=_opt_str(_dict(_dict(payload.get("changes")).get("body")).get("from")),
+        body_before=_body_before(payload),
         evidence_url=_opt_str(issue.get("html_url")),
         **facts,
     )
