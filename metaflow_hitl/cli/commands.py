@@ -637,8 +637,8 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
                 if _resume(ctx, request, decision):
                     resumed += 1
                     click.echo(f"Resumed {request.gate_id} ({decision.summary()}).")
-            except HitlError as exc:
-                failures.append(f"{request.gate_id}: {exc.message}")
+            except HitlError as exc:  # named by the gate being synced, never the previous one
+                failures.append(f"{stored.gate_id}: {exc.message}")
         click.echo(
             f"{published} decision(s) in their review repos; {resumed} Argo gate(s) resumed."
         )

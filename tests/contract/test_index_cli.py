@@ -599,3 +599,27 @@ def test_s3_audit_reads_segments_not_records_and_prints_the_same(
     assert second["ListObjectsV2"] <= 2 + len(FLOWS), second
     reading = read_gates(store, decided_only=True)
     assert (reading.from_index, reading.from_records) == (decided, 0)
+
+
+@pytest.mark.parametrize("failing", ["Train/1/gate", "Train/3/gate"])
+def test_sync_names_the_gate_whose_read_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """A gate whose records cannot be read is reported as itself: not as the gate synced
+    before it, and not as an UnboundLocalError when it is the first one."""
+    from metaflow_hitl.cli import commands
+    from metaflow_hitl.errors import StoreError
+
+    store = LocalApprovalStore(tmp_path / "store")
+    fill(store, tmp_path / "review.git", publish=False)
+    real = commands.require_request
+
+    def flaky(store_: Any, gate_id: GateId) -> Any:
+        if str(gate_id) == failing:
+            raise StoreError(f"cannot read {gate_id}'s request")
+        return real(store_, gate_id)
+
+    monkeypatch.setattr(commands, "require_request", flaky)
+    result = run(store.location, "sync", "--since", "3650d", code=1)
+    failed = [line for line in result.stderr.splitlines() if line.startswith("Failed:")]
+    assert failed == [f"Failed: {failing}: cannot read {failing}'s request"]
