@@ -28,12 +28,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(Path(os.environ.get("PYTHONPATH", "").split(os.pathsep)[0] or HERE.parent)))
 
-from metaflow_hitl.action_handler import NoopResumer, handle_event  # noqa: E402
 from metaflow_hitl.gate_id import GateId  # noqa: E402
 from metaflow_hitl.gates import open_gate  # noqa: E402
-from metaflow_hitl.github_events import normalize_event  # noqa: E402
-from metaflow_hitl.rendering import render_approval_file  # noqa: E402
-from metaflow_hitl.review.github_repo import GitHubReviewBackend  # noqa: E402
+from metaflow_hitl.github.events import normalize_event  # noqa: E402
+from metaflow_hitl.github.handler import NoopResumer, handle_event  # noqa: E402
+from metaflow_hitl.github.review_backend import GitHubReviewBackend  # noqa: E402
+from metaflow_hitl.render.documents import render_approval_file  # noqa: E402
 from metaflow_hitl.spec import GateSpec  # noqa: E402
 from metaflow_hitl.stores.local import LocalApprovalStore  # noqa: E402
 from metaflow_hitl.timestamps import utc_now  # noqa: E402

@@ -1,6 +1,6 @@
 """GitHub API requests and in-process time per gate, for the GitHub review backend.
 
-Runs :class:`~metaflow_hitl.review.github_repo.GitHubReviewBackend` against FakeGitHub (the
+Runs :class:`~metaflow_hitl.github.review_backend.GitHubReviewBackend` against FakeGitHub (the
 local GitHub held to GitHub's OpenAPI description, ``tests/fakes/``; needs ``npm ci``), in
 pull request mode and in issue mode, approving half the gates and rejecting the other half.
 Per gate it records the requests of ``open_review`` and of ``record_decision`` (split into
@@ -34,10 +34,10 @@ RESULTS = HERE / "results" / "github_review.json"
 sys.path.insert(0, str(REPO))
 
 from metaflow_hitl.gate_id import GateId  # noqa: E402
-from metaflow_hitl.page_check import publication_for  # noqa: E402
+from metaflow_hitl.github.page_check import publication_for  # noqa: E402
+from metaflow_hitl.github.review_backend import GitHubReviewBackend  # noqa: E402
 from metaflow_hitl.records import Actor, Decision, Request  # noqa: E402
-from metaflow_hitl.rendering import render_approval_file  # noqa: E402
-from metaflow_hitl.review.github_repo import GitHubReviewBackend  # noqa: E402
+from metaflow_hitl.render.documents import render_approval_file  # noqa: E402
 from metaflow_hitl.spec import GateSpec  # noqa: E402
 from metaflow_hitl.timestamps import utc_now  # noqa: E402
 from tests.fakes._github_state import Clock  # noqa: E402

@@ -8,7 +8,7 @@ payload (validated against ``@octokit/webhooks-schemas``) and hands it over:
 * **in-process**: ``normalize_event`` + ``handle_event``; ``recorded`` is when the decision is
   in the store (the moment publishing starts), ``done`` when the call returns (decision
   committed, pull request merged, reply posted);
-* **cold subprocess, import**: ``python -c`` that imports the CLI (``metaflow_hitl.cli.console``)
+* **cold subprocess, import**: ``python -c`` that imports the CLI (``metaflow_hitl.cli.main``)
   in a fresh interpreter, then handles the event; ``import`` is the import alone;
 * **cold subprocess, console script**: ``metaflow-hitl handle-event`` as the Action runs it,
   wall time from spawn to exit (interpreter start, imports, handling, shutdown).
@@ -40,12 +40,12 @@ REPO_ROOT = HERE.parent
 RESULTS = HERE / "results" / "handle_event.json"
 sys.path.insert(0, str(REPO_ROOT))
 
-from metaflow_hitl.action_handler import NoopResumer, handle_event  # noqa: E402
 from metaflow_hitl.gate_id import GateId  # noqa: E402
 from metaflow_hitl.gates import open_gate  # noqa: E402
-from metaflow_hitl.github_events import normalize_event  # noqa: E402
-from metaflow_hitl.rendering import render_approval_file  # noqa: E402
-from metaflow_hitl.review.github_repo import GitHubReviewBackend  # noqa: E402
+from metaflow_hitl.github.events import normalize_event  # noqa: E402
+from metaflow_hitl.github.handler import NoopResumer, handle_event  # noqa: E402
+from metaflow_hitl.github.review_backend import GitHubReviewBackend  # noqa: E402
+from metaflow_hitl.render.documents import render_approval_file  # noqa: E402
 from metaflow_hitl.review.publish import publish_decision  # noqa: E402
 from metaflow_hitl.spec import GateSpec  # noqa: E402
 from metaflow_hitl.stores.local import LocalApprovalStore  # noqa: E402
@@ -59,7 +59,7 @@ REVIEW_REPO = "acme/approvals"
 COLD = """
 import json, sys, time
 t0 = time.perf_counter()
-from metaflow_hitl.cli.console import main
+from metaflow_hitl.cli.main import main
 t1 = time.perf_counter()
 try:
     main(["handle-event", "--event-name", sys.argv[1], "--event-path", sys.argv[2]],

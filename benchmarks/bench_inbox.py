@@ -21,7 +21,7 @@ from pathlib import Path
 
 from metaflow._vendor.click.testing import CliRunner
 
-from metaflow_hitl.cli.console import main
+from metaflow_hitl.cli.main import main
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import _timeout_decision
 from metaflow_hitl.spec import GateSpec

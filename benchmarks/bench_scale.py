@@ -40,11 +40,15 @@ from typing import Any
 
 from metaflow._vendor.click.testing import CliRunner
 
-from metaflow_hitl.cli.console import main
+from metaflow_hitl.cli.main import main
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import _timeout_decision, decide
 from metaflow_hitl.records import Actor, Decision, Request, Vote
-from metaflow_hitl.rendering import decision_path, render_commit_message, render_decision_record
+from metaflow_hitl.render.documents import (
+    decision_path,
+    render_commit_message,
+    render_decision_record,
+)
 from metaflow_hitl.review.publish import publish_decision
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.stores import open_store

@@ -1,8 +1,8 @@
 """metaflow-hitl: human approval gates for Metaflow pipelines.
 
 The package is layered: a pure core (:mod:`~metaflow_hitl.records`,
-:mod:`~metaflow_hitl.policy`, :mod:`~metaflow_hitl.gates`, :mod:`~metaflow_hitl.schema`,
-:mod:`~metaflow_hitl.commands`, :mod:`~metaflow_hitl.errors`...) that imports no Metaflow,
+:mod:`~metaflow_hitl.policy`, :mod:`~metaflow_hitl.gates`, :mod:`~metaflow_hitl.input_schema`,
+:mod:`~metaflow_hitl.slash_commands`, :mod:`~metaflow_hitl.errors`...) that imports no Metaflow,
 GitHub, boto3 or kubernetes; ports (:mod:`~metaflow_hitl.ports`); adapters
 (:mod:`~metaflow_hitl.stores`, :mod:`~metaflow_hitl.cli`); and the Metaflow glue
 (:mod:`~metaflow_hitl.plugin`, registered from ``metaflow_extensions/hitl``).

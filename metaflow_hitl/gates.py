@@ -33,10 +33,10 @@ from metaflow_hitl.errors import (
     TooLate,
 )
 from metaflow_hitl.gate_id import GateId
+from metaflow_hitl.input_schema import timeout_input, validate_input
 from metaflow_hitl.policy import Tally, check_decider, tally
 from metaflow_hitl.ports import ApprovalStore
 from metaflow_hitl.records import Actor, Decision, Intent, Request, Vote
-from metaflow_hitl.schema import timeout_input, validate_input
 from metaflow_hitl.timestamps import format_ts, utc_now
 
 __all__ = [

@@ -79,7 +79,7 @@ class ApprovalStore(Protocol):
         ...
 
     def list_index_segments(self) -> list[str]:
-        """The names of the index segments (:mod:`metaflow_hitl.gate_index`)."""
+        """The names of the index segments (:mod:`metaflow_hitl.index.segments`)."""
         ...
 
     def get_index_segment(self, name: str) -> bytes | None:

@@ -24,8 +24,8 @@ from typing import Any, Literal, TypeVar, cast
 
 from metaflow_hitl.errors import ConfigError, GateRefError, RecordError
 from metaflow_hitl.gate_id import GateId
+from metaflow_hitl.input_schema import check_input_schema, clip_middle, loads_strict
 from metaflow_hitl.record_check import compile_schema
-from metaflow_hitl.schema import check_input_schema, clip_middle, loads_strict
 from metaflow_hitl.timestamps import format_ts, parse_ts
 
 __all__ = [
@@ -733,7 +733,7 @@ def decode_record(
         A location for error messages (a path or key).
     prevalidated
         Skip the schema checks: only for a document this release already validated and
-        keeps unchanged (a verified index segment, :mod:`metaflow_hitl.gate_index`). The
+        keeps unchanged (a verified index segment, :mod:`metaflow_hitl.index.segments`). The
         format, the version and the fields are still checked.
 
     Raises

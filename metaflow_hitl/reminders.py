@@ -37,10 +37,10 @@ from typing import Any, Literal
 from metaflow_hitl.durations import format_duration
 from metaflow_hitl.errors import HitlError
 from metaflow_hitl.gate_id import GateId
-from metaflow_hitl.markdown import code_span, escape_inline
 from metaflow_hitl.markers import render_reply_marker
 from metaflow_hitl.ports import ApprovalStore, ReminderNotifier, ReminderReview
 from metaflow_hitl.records import Reminder, Request
+from metaflow_hitl.render.markdown import code_span, escape_inline
 from metaflow_hitl.spec import ESCALATE_FROM
 from metaflow_hitl.timestamps import add_seconds, format_ts
 

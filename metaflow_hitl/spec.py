@@ -18,8 +18,8 @@ from typing import Any, Literal
 from metaflow_hitl.durations import format_duration, parse_duration
 from metaflow_hitl.errors import ConfigError
 from metaflow_hitl.gate_id import GateId
+from metaflow_hitl.input_schema import normalize_schema, timeout_input
 from metaflow_hitl.records import Request
-from metaflow_hitl.schema import normalize_schema, timeout_input
 from metaflow_hitl.timestamps import add_seconds
 
 __all__ = ["ESCALATE_FROM", "MAX_REMINDERS", "GateSpec", "parse_approvers"]

@@ -1,1 +1,1 @@
-"""Jinja2 templates shipped with metaflow-hitl (installed as ``metaflow_hitl.templates``)."""
+"""Jinja2 templates shipped with metaflow-hitl (installed as ``metaflow_hitl.render.templates``)."""

@@ -33,7 +33,7 @@ from typing import Any
 
 from metaflow._vendor import click
 
-from metaflow_hitl.cli.commands import fail
+from metaflow_hitl.cli.group import fail
 from metaflow_hitl.errors import ConfigError, HitlError
 
 __all__ = ["handle_event_command", "inert_for_runner", "read_bool_env", "write_outputs"]
@@ -91,11 +91,11 @@ def _load(event_name: str | None, event_path: str | None) -> tuple[str, Any]:
 
 def _handle_workflow_run(obj: Any, payload: Any, settings: Any) -> tuple[Any, Any]:
     """Replay the reviews/merge a ``workflow_run`` hand-off stands for (see workflow_run.py)."""
-    from metaflow_hitl.action_handler import handle_event
     from metaflow_hitl.argo.settings import RuntimeResumer
-    from metaflow_hitl.github_events import normalize_event
-    from metaflow_hitl.review.github_repo import GitHubReviewBackend
-    from metaflow_hitl.workflow_run import events_from_workflow_run, repo_of
+    from metaflow_hitl.github.events import normalize_event
+    from metaflow_hitl.github.handler import handle_event
+    from metaflow_hitl.github.review_backend import GitHubReviewBackend
+    from metaflow_hitl.github.workflow_run import events_from_workflow_run, repo_of
 
     marker = normalize_event("workflow_run", payload)  # an "ignored" event to report with
     repo = repo_of(payload) if isinstance(payload, dict) else ""
@@ -127,9 +127,9 @@ def _handle_workflow_run(obj: Any, payload: Any, settings: Any) -> tuple[Any, An
 def handle_event_command(obj: Any, event_name: str | None, event_path: str | None) -> None:
     """Decide a gate from one GitHub event (pull_request_review, pull_request, issue_comment,
     issues, or the workflow_run hand-off of the example review workflows)."""
-    from metaflow_hitl.action_handler import HandlerSettings, handle_event
     from metaflow_hitl.argo.settings import RuntimeResumer
-    from metaflow_hitl.github_events import normalize_event
+    from metaflow_hitl.github.events import normalize_event
+    from metaflow_hitl.github.handler import HandlerSettings, handle_event
 
     try:
         name, payload = _load(event_name, event_path)
@@ -143,7 +143,7 @@ def handle_event_command(obj: Any, event_name: str | None, event_path: str | Non
         else:
             event = normalize_event(name, payload)
         if event.ignored is None and outcome is None:
-            from metaflow_hitl.review.github_repo import GitHubReviewBackend
+            from metaflow_hitl.github.review_backend import GitHubReviewBackend
 
             github = GitHubReviewBackend(event.repo)
             outcome = handle_event(

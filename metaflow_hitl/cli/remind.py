@@ -22,7 +22,7 @@ from typing import Any
 
 from metaflow._vendor import click
 
-from metaflow_hitl.cli.commands import CliContext, fail
+from metaflow_hitl.cli.group import CliContext, fail
 from metaflow_hitl.errors import ConfigError, HitlError
 from metaflow_hitl.notify import APPRISE_URLS_ENV
 from metaflow_hitl.reminders import remind_pending

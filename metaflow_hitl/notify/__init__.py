@@ -6,7 +6,7 @@ on first use, so importing this package costs nothing.
 
 from __future__ import annotations
 
-from metaflow_hitl.notify.apprise_notifier import (
+from metaflow_hitl.notify.apprise import (
     APPRISE_URLS_ENV,
     AppriseNotifier,
     DeliveryReport,

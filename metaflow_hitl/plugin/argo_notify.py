@@ -14,7 +14,7 @@ from typing import Any
 
 from metaflow._vendor import click
 
-from metaflow_hitl.cli.commands import fail
+from metaflow_hitl.cli.group import fail
 from metaflow_hitl.errors import ConfigError, HitlError
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.plugin.argo_compile import WORKFLOW_UID_ENV
@@ -128,7 +128,7 @@ def notify_command(ctx: Any, step_name: str, run_id: str, task_id: str, **option
 
 
 def _notify(ctx: Any, step_name: str, run_id: str, task_id: str, options: dict[str, Any]) -> None:
-    from metaflow_hitl.plugin.console import print_waiting
+    from metaflow_hitl.render.waiting import print_waiting
 
     obj = ctx.obj
     graph, flow = obj.graph, obj.flow

@@ -24,7 +24,7 @@ from typing import Any
 
 __all__ = ["card_context", "render_card_html", "render_task"]
 
-#: The template under ``metaflow_hitl/templates``.
+#: The template under ``metaflow_hitl/render/templates``.
 TEMPLATE = "card.html.j2"
 #: Characters of the input JSON shown before it is cut.
 INPUT_PREVIEW_CHARS = 20_000
@@ -317,7 +317,7 @@ def _template() -> Any:
     import jinja2
 
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("metaflow_hitl", "templates"),
+        loader=jinja2.PackageLoader("metaflow_hitl.render", "templates"),
         undefined=jinja2.StrictUndefined,
         autoescape=True,
         trim_blocks=True,

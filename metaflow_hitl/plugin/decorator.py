@@ -21,14 +21,14 @@ from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import open_gate, wait_for_decision
 from metaflow_hitl.message import render_message
 from metaflow_hitl.plugin.artifacts import ArtifactView, InputsView
-from metaflow_hitl.plugin.console import (
+from metaflow_hitl.ports import ApprovalStore
+from metaflow_hitl.records import Decision, Request
+from metaflow_hitl.render.waiting import (
     print_decided,
     print_rejoined,
     print_waiting,
     script_path,
 )
-from metaflow_hitl.ports import ApprovalStore
-from metaflow_hitl.records import Decision, Request
 from metaflow_hitl.review.config import parse_review
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.stores import STORE_DIRNAME, store_for_datastore_root
@@ -196,8 +196,8 @@ class HitlDecorator(DeclaredHitl):
         self, store: ApprovalStore, flow: Any, step_name: str, run_id: str, retry_count: int
     ) -> tuple[Request, Decision]:
         """On Argo: the suspend node ended; follow the recorded decision, nothing else."""
+        from metaflow_hitl.argo.after_suspend import decision_after_resume, recorded_request
         from metaflow_hitl.plugin.argo_notify import check_same_workflow
-        from metaflow_hitl.resumed import decision_after_resume, recorded_request
         from metaflow_hitl.review.publish import publish_decision
 
         gate_id = GateId(flow.name, str(run_id), step_name)
@@ -332,7 +332,7 @@ class HitlDecorator(DeclaredHitl):
         return linked, decided
 
     def _approval_file(self, request: Any, graph: Any, step_name: str, inputs: Any) -> str:
-        from metaflow_hitl.rendering import render_approval_file, summarize_artifacts
+        from metaflow_hitl.render.documents import render_approval_file, summarize_artifacts
 
         values: dict[str, Any] = {}
         datastores = list(inputs or [])

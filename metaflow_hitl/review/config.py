@@ -198,11 +198,11 @@ def backend_for_review(review: Mapping[str, Any] | None, *, gate_id: str) -> Any
     if kind == "none":
         return None
     if kind == "git":
-        from metaflow_hitl.review.git_repo import GitReviewBackend
+        from metaflow_hitl.review.git_backend import GitReviewBackend
 
         return GitReviewBackend(str(settings["location"]))
     if kind == "github":
-        from metaflow_hitl.review.github_repo import GitHubReviewBackend
+        from metaflow_hitl.github.review_backend import GitHubReviewBackend
 
         return GitHubReviewBackend(
             str(settings.get("repo") or ""),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from metaflow_hitl.page_check import publication_for
+from metaflow_hitl.github.page_check import publication_for
 from metaflow_hitl.ports import ApprovalStore
 from metaflow_hitl.records import Decision, Request
 from metaflow_hitl.review.config import backend_for_request
@@ -17,7 +17,7 @@ def open_review(
     """Publish the request for review (idempotent); ``{}`` when the gate has no review repo.
 
     A GitHub page is recorded in ``store`` as it was published
-    (:func:`metaflow_hitl.page_check.publication_for`): the Action counts votes only on a
+    (:func:`metaflow_hitl.github.page_check.publication_for`): the Action counts votes only on a
     page that still matches that record. The first record stands, so a retried notify task
     never re-records a page someone changed in between.
     """

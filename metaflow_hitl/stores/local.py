@@ -9,7 +9,7 @@ Layout (``<root>`` is ``<datastore root>/_hitl``, e.g. ``./.metaflow/_hitl``)::
     <root>/v1/gates/<flow>/<run>/<step>/publication.json
     <root>/v1/gates/<flow>/<run>/<step>/page-changes/<time>-<nonce>.json
     <root>/v1/pending/<flow>/<run>/<step>          empty marker while undecided
-    <root>/v1/index/decided/<sha256>.json.gz       index segments (metaflow_hitl.gate_index)
+    <root>/v1/index/decided/<sha256>.json.gz       index segments (metaflow_hitl.index.segments)
 
 Records are created, never rewritten: each is written to a temporary file in the same
 directory, flushed to disk, then ``os.link``-ed to its final name. ``link`` fails if the name
@@ -26,8 +26,8 @@ from pathlib import Path
 
 from metaflow_hitl.errors import GateRefError, StoreError
 from metaflow_hitl.gate_id import GateId, is_flow_name
-from metaflow_hitl.gate_index import RECORD_NAME as _RECORD_NAME
-from metaflow_hitl.gate_index import check_record_name, check_segment_name
+from metaflow_hitl.index.segments import RECORD_NAME as _RECORD_NAME
+from metaflow_hitl.index.segments import check_record_name, check_segment_name
 from metaflow_hitl.records import (
     Decision,
     PageChange,

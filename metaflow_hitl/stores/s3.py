@@ -9,7 +9,7 @@ Layout under ``s3://<bucket>/<prefix>`` (the same as the local store's)::
     <prefix>/v1/gates/<flow>/<run>/<step>/publication.json
     <prefix>/v1/gates/<flow>/<run>/<step>/page-changes/<time>-<nonce>.json
     <prefix>/v1/pending/<flow>/<run>/<step>          empty marker while undecided
-    <prefix>/v1/index/decided/<sha256>.json.gz       index segments (metaflow_hitl.gate_index)
+    <prefix>/v1/index/decided/<sha256>.json.gz       index segments (metaflow_hitl.index.segments)
 
 Records are created with S3 conditional writes (``PutObject`` with ``If-None-Match: *``,
 https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html): S3 refuses
@@ -68,8 +68,7 @@ from typing import Any, NamedTuple, TypeVar
 from metaflow_hitl.durations import seconds_setting
 from metaflow_hitl.errors import ConfigError, GateRefError, RecordError, StoreError
 from metaflow_hitl.gate_id import GateId, is_flow_name
-from metaflow_hitl.gate_index import RECORD_NAME, check_record_name, check_segment_name
-from metaflow_hitl.reads import read_all
+from metaflow_hitl.index.segments import RECORD_NAME, check_record_name, check_segment_name
 from metaflow_hitl.records import (
     Decision,
     PageChange,
@@ -80,6 +79,7 @@ from metaflow_hitl.records import (
     decode_record,
     encode_record,
 )
+from metaflow_hitl.stores.parallel import read_all
 from metaflow_hitl.timestamps import format_ts
 
 __all__ = ["S3ApprovalStore", "split_s3_url"]

@@ -41,11 +41,11 @@ import pytest
 from metaflow_hitl.errors import StoreError
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import open_gate
+from metaflow_hitl.github import review_backend as github_repo
 from metaflow_hitl.ports import ApprovalStore
 from metaflow_hitl.records import Actor, Decision, Request, Vote, decode_record
-from metaflow_hitl.rendering import render_approval_file
-from metaflow_hitl.review import github_repo
-from metaflow_hitl.review.git_repo import branch_for
+from metaflow_hitl.render.documents import render_approval_file
+from metaflow_hitl.review.git_backend import branch_for
 from metaflow_hitl.review.publish import open_review
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.stores.local import LocalApprovalStore

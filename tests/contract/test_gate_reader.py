@@ -42,8 +42,8 @@ import pytest
 from metaflow_hitl import gates
 from metaflow_hitl.errors import RecordError, StoreError
 from metaflow_hitl.gate_id import GateId
-from metaflow_hitl.gate_index import MAX_SEGMENTS, IndexedGate, decode_segment, encode_segment
-from metaflow_hitl.gate_reader import GateReading, read_gates
+from metaflow_hitl.index.reader import GateReading, read_gates
+from metaflow_hitl.index.segments import MAX_SEGMENTS, IndexedGate, decode_segment, encode_segment
 from metaflow_hitl.ports import ApprovalStore
 from metaflow_hitl.records import Actor, Vote, encode_record
 from metaflow_hitl.stores.local import LocalApprovalStore

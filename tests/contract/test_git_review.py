@@ -15,8 +15,8 @@ from metaflow_hitl.errors import StoreError
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import decide, open_gate
 from metaflow_hitl.records import Actor, Decision
-from metaflow_hitl.rendering import approval_path, decision_path, render_approval_file
-from metaflow_hitl.review.git_repo import GitReviewBackend, ReviewConflict, branch_for
+from metaflow_hitl.render.documents import approval_path, decision_path, render_approval_file
+from metaflow_hitl.review.git_backend import GitReviewBackend, ReviewConflict, branch_for
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.stores.local import LocalApprovalStore
 from metaflow_hitl.timestamps import utc_now

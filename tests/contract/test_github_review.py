@@ -25,13 +25,13 @@ if _ROOT not in sys.path:  # plain `pytest` (not `python -m pytest`) leaves the 
 
 from metaflow_hitl.errors import ConfigError, StoreError  # noqa: E402
 from metaflow_hitl.gate_id import GateId  # noqa: E402
+from metaflow_hitl.github.page_check import publication_for  # noqa: E402
+from metaflow_hitl.github.review_backend import LABEL, GitHubReviewBackend  # noqa: E402
 from metaflow_hitl.markers import is_bot_reply, parse_markers  # noqa: E402
-from metaflow_hitl.page_check import publication_for  # noqa: E402
 from metaflow_hitl.records import Actor, Decision, Publication, Request, decode_record  # noqa: E402
-from metaflow_hitl.rendering import approval_path, decision_path  # noqa: E402
+from metaflow_hitl.render.documents import approval_path, decision_path  # noqa: E402
 from metaflow_hitl.review.config import backend_for_request, parse_review  # noqa: E402
-from metaflow_hitl.review.git_repo import ReviewConflict, branch_for  # noqa: E402
-from metaflow_hitl.review.github_repo import LABEL, GitHubReviewBackend  # noqa: E402
+from metaflow_hitl.review.git_backend import ReviewConflict, branch_for  # noqa: E402
 from metaflow_hitl.spec import GateSpec  # noqa: E402
 from metaflow_hitl.timestamps import utc_now  # noqa: E402
 from tests.fakes._github_state import Clock  # noqa: E402

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from metaflow_hitl.rendering import render_issue_body, render_pr_title
+from metaflow_hitl.render.documents import render_issue_body, render_pr_title
 from metaflow_hitl.timestamps import utc_now
 from tests.contract.test_handle_event import (  # the same fixture and helpers
     REPO,

@@ -25,10 +25,10 @@ import requests
 
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import open_gate
+from metaflow_hitl.github.review_backend import GitHubReviewBackend
 from metaflow_hitl.markers import render_marker
 from metaflow_hitl.records import Request
-from metaflow_hitl.rendering import decision_path, render_approval_file
-from metaflow_hitl.review.github_repo import GitHubReviewBackend
+from metaflow_hitl.render.documents import decision_path, render_approval_file
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.stores.local import LocalApprovalStore
 from metaflow_hitl.timestamps import utc_now
@@ -147,7 +147,7 @@ class Env:
         """``metaflow-hitl handle-event`` in-process (click's CliRunner)."""
         from metaflow._vendor.click.testing import CliRunner
 
-        from metaflow_hitl.cli.console import main
+        from metaflow_hitl.cli.main import main
 
         name, payload = event
         path = self.tmp / f"event-{len(list(self.tmp.glob('event-*')))}.json"
@@ -493,8 +493,8 @@ def test_approve_and_reject_racing_first_in_history_wins(env: Env) -> None:
 def test_approve_and_reject_racing_concurrently(env: Env) -> None:
     import threading
 
-    from metaflow_hitl.action_handler import NoopResumer, handle_event
-    from metaflow_hitl.github_events import normalize_event
+    from metaflow_hitl.github.events import normalize_event
+    from metaflow_hitl.github.handler import NoopResumer, handle_event
 
     _, number = env.open()
     events = [

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from metaflow_hitl.action_handler import HandlerSettings, handle_event
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import open_gate
-from metaflow_hitl.github_events import normalize_event
+from metaflow_hitl.github.events import normalize_event
+from metaflow_hitl.github.handler import HandlerSettings, handle_event
+from metaflow_hitl.github.review_backend import GitHubReviewBackend
 from metaflow_hitl.records import Request
-from metaflow_hitl.rendering import render_approval_file
-from metaflow_hitl.review.github_repo import GitHubReviewBackend
+from metaflow_hitl.render.documents import render_approval_file
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.timestamps import utc_now
 from tests.contract.test_handle_event import (  # the same fixture and helpers

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from metaflow._vendor.click.testing import CliRunner
 
-from metaflow_hitl.cli.console import main
+from metaflow_hitl.cli.main import main
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import decide, open_gate
 from metaflow_hitl.records import Actor

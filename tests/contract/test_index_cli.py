@@ -35,14 +35,14 @@ from typing import Any
 import pytest
 from metaflow._vendor.click.testing import CliRunner, Result
 
-from metaflow_hitl.cli.console import main
+from metaflow_hitl.cli.main import main
 from metaflow_hitl.gate_id import GateId
-from metaflow_hitl.gate_index import IndexedGate, decode_segment, encode_segment
-from metaflow_hitl.gate_reader import read_gates
 from metaflow_hitl.gates import decide, expire_gate, open_gate
+from metaflow_hitl.index.reader import read_gates
+from metaflow_hitl.index.segments import IndexedGate, decode_segment, encode_segment
 from metaflow_hitl.ports import ApprovalStore
 from metaflow_hitl.records import Actor, Decision, Request
-from metaflow_hitl.rendering import decision_path
+from metaflow_hitl.render.documents import decision_path
 from metaflow_hitl.review.publish import publish_decision
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.stores import s3 as s3_module
@@ -517,7 +517,7 @@ def test_json_into_a_pipe_is_one_compact_line_and_indented_on_a_terminal(
             assert json.loads(result.stdout) == value
     # The console script itself, into a real pipe and into a real terminal.
     args = ["audit", "--source", "store", "--json"]
-    command = [sys.executable, "-c", "from metaflow_hitl.cli.console import main; main()"]
+    command = [sys.executable, "-c", "from metaflow_hitl.cli.main import main; main()"]
     command += ["--store", local.location, *args]
     piped = subprocess.run(command, capture_output=True, text=True, check=True)
     assert piped.stdout == json.dumps(value, sort_keys=True) + "\n"
@@ -607,7 +607,7 @@ def test_sync_names_the_gate_whose_read_failed(
 ) -> None:
     """A gate whose records cannot be read is reported as itself: not as the gate synced
     before it, and not as an UnboundLocalError when it is the first one."""
-    from metaflow_hitl.cli import commands
+    from metaflow_hitl.cli import group as commands
     from metaflow_hitl.errors import StoreError
 
     store = LocalApprovalStore(tmp_path / "store")

@@ -52,9 +52,9 @@ import pytest
 
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import open_gate
+from metaflow_hitl.github.review_backend import GitHubReviewBackend
 from metaflow_hitl.records import Decision, Request
-from metaflow_hitl.rendering import render_approval_file
-from metaflow_hitl.review.github_repo import GitHubReviewBackend
+from metaflow_hitl.render.documents import render_approval_file
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.stores import open_store
 from metaflow_hitl.timestamps import format_ts, utc_now
@@ -87,9 +87,9 @@ STEP = "deploy"
 #: the console script's entry point exactly as ``metaflow-hitl ARGS`` would.
 _RACER = """
 import sys, time
-from metaflow_hitl.cli.console import main
-import metaflow_hitl.action_handler, metaflow_hitl.github_events, metaflow_hitl.gates
-import metaflow_hitl.argo.server_resumer, metaflow_hitl.review.github_repo, requests
+from metaflow_hitl.cli.main import main
+import metaflow_hitl.github.handler, metaflow_hitl.github.events, metaflow_hitl.gates
+import metaflow_hitl.argo.server_resumer, metaflow_hitl.github.review_backend, requests
 from metaflow_hitl.records import _validator
 for kind in ("request", "vote", "decision"):
     _validator(kind)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from metaflow_hitl.page_check import publication_for
+from metaflow_hitl.github.page_check import publication_for
 from metaflow_hitl.ports import ApprovalStore
 from metaflow_hitl.records import Request
 from metaflow_hitl.timestamps import utc_now

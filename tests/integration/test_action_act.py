@@ -33,7 +33,7 @@ import pytest
 
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import open_gate
-from metaflow_hitl.rendering import render_approval_file
+from metaflow_hitl.render.documents import render_approval_file
 from metaflow_hitl.review.config import parse_review
 from metaflow_hitl.review.publish import open_review
 from metaflow_hitl.spec import GateSpec
@@ -103,7 +103,7 @@ def _copy_checkout(dest: Path) -> Path:
         if not (src.is_symlink() or src.is_file()):  # deleted, not yet committed
             continue
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        if src.is_symlink():  # as git checks it out (metaflow_hitl/templates is one)
+        if src.is_symlink():  # as git checks it out (metaflow_hitl/render/templates is one)
             os.symlink(os.readlink(src), dest / rel)
         else:
             shutil.copy2(src, dest / rel)

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from metaflow_hitl.gate_id import GateId
-from metaflow_hitl.rendering import approval_path
+from metaflow_hitl.render.documents import approval_path
 from metaflow_hitl.stores import open_store
 from tests.fakes import webhooks
 from tests.fakes.argo_server import TOKEN as ARGO_TOKEN

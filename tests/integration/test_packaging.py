@@ -38,8 +38,8 @@ def test_wheel_has_top_level_txt_templates_and_no_self_dependency(wheel: Path) -
     assert "metaflow_extensions" in top
     assert "metaflow_extensions/__init__.py" not in names  # Metaflow refuses one
     assert "metaflow_extensions/hitl/plugins/mfextinit_hitl.py" in names
-    assert "metaflow_hitl/templates/__init__.py" in names
-    assert "metaflow_hitl/templates/card.html.j2" in names
+    assert "metaflow_hitl/render/templates/__init__.py" in names
+    assert "metaflow_hitl/render/templates/card.html.j2" in names
     assert "metaflow_extensions/hitl/plugins/cards/mfextinit_hitl.py" in names
     assert "metaflow_extensions/hitl/plugins/hitl_card.py" in names
     assert "metaflow_hitl/py.typed" in names
@@ -67,9 +67,9 @@ def test_wheel_installs_and_metaflow_finds_the_plugin(wheel: Path, tmp_path: Pat
         import metaflow_hitl
         assert hitl_version() == metaflow_hitl.__version__
         assert hitl.args == old_path.args  # the same decorator class behind both paths
-        assert res.files("metaflow_hitl.templates").joinpath("__init__.py").is_file()
+        assert res.files("metaflow_hitl.render.templates").joinpath("__init__.py").is_file()
         # render from the installed copy of the templates
-        import metaflow_hitl.rendering as rendering
+        import metaflow_hitl.render.documents as rendering
         from metaflow_hitl.gate_id import GateId
         from metaflow_hitl.spec import GateSpec
         from metaflow_hitl.timestamps import utc_now

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from metaflow_hitl.commands import MAX_COMMENT_BYTES, Command, Ignore, Reply, parse_comment
+from metaflow_hitl.slash_commands import MAX_COMMENT_BYTES, Command, Ignore, Reply, parse_comment
 
 FENCE = "```"
 

@@ -1,4 +1,4 @@
-"""The index segment format (:mod:`metaflow_hitl.gate_index`) round-trips, and refuses
+"""The index segment format (:mod:`metaflow_hitl.index.segments`) round-trips, and refuses
 every damaged, forged or foreign segment with a :class:`RecordError` naming it.
 
 What this module proves:
@@ -37,9 +37,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from metaflow_hitl import gate_index
 from metaflow_hitl.errors import RecordError
-from metaflow_hitl.gate_index import (
+from metaflow_hitl.gates import decide, open_gate
+from metaflow_hitl.index import segments as gate_index
+from metaflow_hitl.index.segments import (
     INDEX_FORMAT,
     RECORD_NAME,
     SEGMENT_SCHEMA,
@@ -50,7 +51,6 @@ from metaflow_hitl.gate_index import (
     decode_segment,
     encode_segment,
 )
-from metaflow_hitl.gates import decide, open_gate
 from metaflow_hitl.records import checks_digest
 from metaflow_hitl.stores.local import LocalApprovalStore
 from metaflow_hitl.timestamps import format_ts

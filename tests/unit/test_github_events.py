@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from metaflow_hitl.github_events import normalize_event
+from metaflow_hitl.github.events import normalize_event
 from tests.fakes import webhooks
 
 needs_npm = pytest.mark.skipif(

@@ -30,11 +30,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from metaflow_hitl.commands import MAX_COMMENT_BYTES, Command, Ignore, Reply, parse_comment
 from metaflow_hitl.errors import InvalidInput, RecordError
+from metaflow_hitl.input_schema import normalize_schema, parse_input_json, validate_input
 from metaflow_hitl.markers import is_bot_reply, marker_for, parse_markers, render_reply_marker
 from metaflow_hitl.records import Decision, Request, decode_record, encode_record
-from metaflow_hitl.rendering import (
+from metaflow_hitl.render.documents import (
     GITHUB_BODY_LIMIT,
     approval_path,
     render_approval_file,
@@ -44,7 +44,7 @@ from metaflow_hitl.rendering import (
     summarize_artifacts,
     summarize_value,
 )
-from metaflow_hitl.schema import normalize_schema, parse_input_json, validate_input
+from metaflow_hitl.slash_commands import MAX_COMMENT_BYTES, Command, Ignore, Reply, parse_comment
 
 ZWJ = "\u200d"
 SAFE_LINK = "https://ui.example/TrainAndDeploy/1732"

@@ -1,4 +1,4 @@
-"""The rules of :func:`metaflow_hitl.page_check.page_problems`, one change to the page at a time.
+"""The rules of :func:`~metaflow_hitl.github.page_check.page_problems`, one change at a time.
 
 The page, its files and commits are shaped like GitHub's REST answers (``GET /pulls/N``,
 ``/pulls/N/files``, ``/pulls/N/commits``; https://docs.github.com/rest/pulls/pulls); the
@@ -17,8 +17,13 @@ from typing import Any
 import pytest
 from hitl_builders import T0, build_request
 
-from metaflow_hitl.page_check import git_blob_sha, page_problems, publication_for, text_digest
-from metaflow_hitl.rendering import (
+from metaflow_hitl.github.page_check import (
+    git_blob_sha,
+    page_problems,
+    publication_for,
+    text_digest,
+)
+from metaflow_hitl.render.documents import (
     approval_path,
     branch_for,
     render_approval_file,

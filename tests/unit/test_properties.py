@@ -30,12 +30,9 @@ from hitl_builders import GATE, T0, actor, build_request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from metaflow_hitl.commands import MAX_COMMENT_BYTES, Command, Ignore, Reply, parse_comment
 from metaflow_hitl.errors import ConfigError, GateRefError, RecordError
 from metaflow_hitl.gate_id import GateId, parse_gate_ref
-from metaflow_hitl.records import Decision, Request, Vote, decode_record, encode_record
-from metaflow_hitl.rendering import render_approval_file
-from metaflow_hitl.schema import (
+from metaflow_hitl.input_schema import (
     MAX_INPUT_BYTES,
     SHORT_TYPES,
     example_input,
@@ -43,6 +40,9 @@ from metaflow_hitl.schema import (
     parse_input_json,
     validate_input,
 )
+from metaflow_hitl.records import Decision, Request, Vote, decode_record, encode_record
+from metaflow_hitl.render.documents import render_approval_file
+from metaflow_hitl.slash_commands import MAX_COMMENT_BYTES, Command, Ignore, Reply, parse_comment
 
 #: ``max_examples`` of every property below (docs/reliability.md publishes the sum).
 CASE_COUNTS: list[int] = []

@@ -29,14 +29,6 @@ from hypothesis import strategies as st
 
 from metaflow_hitl.errors import ConfigError, InvalidInput
 from metaflow_hitl.gate_id import GateId
-from metaflow_hitl.markdown import (
-    MarkdownText,
-    code_block,
-    code_span,
-    escape_inline,
-    escape_lines,
-    normalize_text,
-)
 from metaflow_hitl.markers import (
     MARKER_NAME,
     Marker,
@@ -49,7 +41,7 @@ from metaflow_hitl.markers import (
     verify_marker,
 )
 from metaflow_hitl.records import Actor, Decision, Request, decode_record
-from metaflow_hitl.rendering import (
+from metaflow_hitl.render.documents import (
     TEMPLATES_DIR_ENV,
     ArtifactSummary,
     approval_path,
@@ -65,6 +57,14 @@ from metaflow_hitl.rendering import (
     summarize_artifacts,
     summarize_value,
     template_environment,
+)
+from metaflow_hitl.render.markdown import (
+    MarkdownText,
+    code_block,
+    code_span,
+    escape_inline,
+    escape_lines,
+    normalize_text,
 )
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.timestamps import add_seconds
@@ -967,7 +967,7 @@ _PROBE = textwrap.dedent(
             if name.split(".")[0] in BLOCKED:
                 raise ImportError("blocked: " + name)
     sys.meta_path.insert(0, Blocker())
-    import metaflow_hitl.rendering, metaflow_hitl.markers, metaflow_hitl.markdown
+    import metaflow_hitl.render.documents, metaflow_hitl.markers, metaflow_hitl.render.markdown
     loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED
                     or m.startswith(("metaflow_hitl.plugin", "metaflow_hitl.cli")))
     print(json.dumps(loaded))

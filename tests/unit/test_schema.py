@@ -7,7 +7,7 @@ import json
 import pytest
 
 from metaflow_hitl.errors import ConfigError, InvalidInput
-from metaflow_hitl.schema import (
+from metaflow_hitl.input_schema import (
     MAX_INPUT_BYTES,
     SHORT_TYPES,
     example_input,

@@ -43,7 +43,7 @@ from hypothesis import strategies as st
 from metaflow_hitl import gates
 from metaflow_hitl.errors import AlreadyDecided, DeadlinePassed, RecordError, TooLate
 from metaflow_hitl.records import Decision, Request, Vote, decode_record, encode_record
-from metaflow_hitl.rendering import render_approval_file, render_reply
+from metaflow_hitl.render.documents import render_approval_file, render_reply
 from metaflow_hitl.stores.local import LocalApprovalStore
 from metaflow_hitl.timestamps import format_ts, parse_ts, utc_now
 

@@ -40,7 +40,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from metaflow_hitl.schema import MAX_INPUT_BYTES, STRICT_JSON, json_problem
+from metaflow_hitl.input_schema import MAX_INPUT_BYTES, STRICT_JSON, json_problem
 
 __all__ = ["MAX_COMMENT_BYTES", "Command", "Ignore", "Reply", "parse_comment"]
 

@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import Any
 
 from metaflow_hitl.records import Publication, Request
-from metaflow_hitl.rendering import (
+from metaflow_hitl.render.documents import (
     approval_path,
     branch_for,
     render_issue_body,

@@ -35,7 +35,7 @@ EventKind = Literal["review", "closed", "comment", "changed", "other"]
 EVENT_KINDS: tuple[str, ...] = ("review", "closed", "comment", "changed", "other")
 #: ``pull_request`` actions that change what a page shows: its title, body or base
 #: (``edited``) or its commits (``synchronize``). ``changed`` is the ``workflow_run``
-#: hand-off's name for either (:mod:`metaflow_hitl.workflow_run`).
+#: hand-off's name for either (:mod:`metaflow_hitl.github.workflow_run`).
 _PULL_CHANGES = ("edited", "synchronize", "changed")
 _REVIEW_STATES = ("approved", "changes_requested", "commented", "dismissed")
 

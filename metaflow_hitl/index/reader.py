@@ -2,11 +2,11 @@
 
 :func:`read_gates` is the read behind ``list --all``, ``audit`` and ``sync``. It lists the
 store once (:meth:`~metaflow_hitl.ports.ApprovalStore.scan_gates`: every record's name and
-tag, no record read), loads the index segments (:mod:`metaflow_hitl.gate_index`), and reads
+tag, no record read), loads the index segments (:mod:`metaflow_hitl.index.segments`), and reads
 from their records only the gates no segment holds unchanged: pending gates, and gates decided
 or voted on since the last segment. Those it validates and, when they are decided, saves as one
 new segment, so the next reader finds them indexed; past
-:data:`~metaflow_hitl.gate_index.MAX_SEGMENTS` segments it merges them into one.
+:data:`~metaflow_hitl.index.segments.MAX_SEGMENTS` segments it merges them into one.
 
 The index is only ever a cache of the records: a gate is taken from a segment only when the
 tags the segment kept equal the listed ones, so what a reader returns is what reading every
@@ -25,7 +25,7 @@ from typing import Any
 
 from metaflow_hitl.errors import RecordError, StoreError
 from metaflow_hitl.gate_id import GateId
-from metaflow_hitl.gate_index import (
+from metaflow_hitl.index.segments import (
     MAX_SEGMENTS,
     IndexedGate,
     Segment,
@@ -33,8 +33,8 @@ from metaflow_hitl.gate_index import (
     encode_segment,
 )
 from metaflow_hitl.ports import ApprovalStore
-from metaflow_hitl.reads import read_all
 from metaflow_hitl.records import Decision, Request, Vote, decode_record
+from metaflow_hitl.stores.parallel import read_all
 from metaflow_hitl.timestamps import utc_now
 
 __all__ = ["GateReading", "StoredGate", "read_gates"]

@@ -2,7 +2,7 @@
 
 ``review="github:acme/approvals"`` opens a pull request per gate; ``?mode=issue`` opens an
 issue instead. Decisions are committed as ``decisions/<flow>/<run>/<step>.json`` with git
-trailers in the message (as :mod:`metaflow_hitl.review.git_repo` writes them), so the review
+trailers in the message (as :mod:`metaflow_hitl.review.git_backend` writes them), so the review
 repo's history on its default branch is the audit trail.
 
 * ``mode="pr"``: :meth:`GitHubReviewBackend.open_review` creates branch
@@ -54,10 +54,10 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from metaflow_hitl.errors import ConfigError, RecordError, StoreError
+from metaflow_hitl.github.page_check import page_problems
 from metaflow_hitl.markers import is_bot_reply, parse_markers
-from metaflow_hitl.page_check import page_problems
 from metaflow_hitl.records import Decision, Publication, Reminder, Request, decode_record
-from metaflow_hitl.rendering import (
+from metaflow_hitl.render.documents import (
     approval_path,
     decision_path,
     render_commit_message,
@@ -68,7 +68,7 @@ from metaflow_hitl.rendering import (
     render_reply,
 )
 from metaflow_hitl.review.config import GITHUB_TOKEN_ENVS, github_api_url
-from metaflow_hitl.review.git_repo import AuditEntry, ReviewConflict, branch_for
+from metaflow_hitl.review.git_backend import AuditEntry, ReviewConflict, branch_for
 from metaflow_hitl.timestamps import format_ts
 
 __all__ = ["LABEL", "GitHubReviewBackend"]
@@ -419,7 +419,7 @@ class GitHubReviewBackend:
         publication: Publication | None,
     ) -> list[str]:
         """What differs between ``page`` and what was published for ``request``
-        (:func:`metaflow_hitl.page_check.page_problems`, against the stored ``publication``);
+        (:func:`metaflow_hitl.github.page_check.page_problems`, against the stored ``publication``);
         also that this token's account opened it. Empty: the page is intact."""
         problems = []
         if not self.is_ours(page):
@@ -461,7 +461,7 @@ class GitHubReviewBackend:
         refs = {"backend": "github", "location": self.location, "mode": self.mode, **extra}
         return {k: None if v is None else str(v) for k, v in refs.items()}
 
-    # -- reads and replies for the Action (metaflow_hitl.action_handler) --------------------
+    # -- reads and replies for the Action (metaflow_hitl.github.handler) --------------------
     def whoami(self) -> str | None:
         """The token's login, or None for tokens GitHub will not name (App installations)."""
         return self._whoami()
@@ -799,7 +799,7 @@ class GitHubReviewBackend:
 
         ``publication`` is what the store records as published for the gate: an approved
         pull request is merged only while it matches it
-        (:func:`metaflow_hitl.page_check.page_problems`), pinned to the head just checked;
+        (:func:`metaflow_hitl.github.page_check.page_problems`), pinned to the head just checked;
         else it is closed and the reply names the change.
 
         An approval is committed on the gate branch, which is then merged (``merge_method``);

@@ -20,18 +20,18 @@ from typing import Any, NoReturn
 from metaflow._vendor import click
 
 from metaflow_hitl.cli.identity import resolve_actor_login
-from metaflow_hitl.cli.tables import ago, render_table, truncate
 from metaflow_hitl.errors import ConfigError, GateNotFound, HitlError, StoreError, TooLate
 from metaflow_hitl.gate_id import GateId, parse_gate_ref
-from metaflow_hitl.gate_reader import StoredGate, read_gates
 from metaflow_hitl.gates import GateStatus, decide, expire_gate, gate_status, require_request
+from metaflow_hitl.index.reader import StoredGate, read_gates
+from metaflow_hitl.input_schema import example_input, parse_input_json
 from metaflow_hitl.policy import check_decider, tally
 from metaflow_hitl.ports import ApprovalStore, Resumer
-from metaflow_hitl.reads import read_all
 from metaflow_hitl.records import Actor, Decision, Request
+from metaflow_hitl.render.tables import ago, render_table, truncate
 from metaflow_hitl.review.config import backend_for_request, backend_for_review
 from metaflow_hitl.review.publish import publish_decision
-from metaflow_hitl.schema import example_input, parse_input_json
+from metaflow_hitl.stores.parallel import read_all
 from metaflow_hitl.timestamps import format_ts, utc_now
 
 __all__ = ["CliContext", "build_hitl_group", "fail"]
@@ -219,7 +219,7 @@ def _publish(store: ApprovalStore, request: Request, decision: Decision) -> dict
 
 def _resume(ctx: CliContext, request: Request, decision: Decision) -> bool:
     """Resume the decided gate's run (Argo); a failure keeps the decision and says so."""
-    from metaflow_hitl.action_handler import resume_after_decision
+    from metaflow_hitl.github.handler import resume_after_decision
 
     return resume_after_decision(ctx.resumer, request, decision)
 

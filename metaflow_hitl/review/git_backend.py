@@ -38,7 +38,7 @@ import git
 from metaflow_hitl.errors import HitlError, RecordError, StoreError
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.records import Decision, Publication, Request, decode_record
-from metaflow_hitl.rendering import (
+from metaflow_hitl.render.documents import (
     approval_path,
     branch_for,
     decision_path,

@@ -7,8 +7,8 @@ import os
 import shlex
 import time
 
+from metaflow_hitl.input_schema import example_input
 from metaflow_hitl.records import Decision, Request
-from metaflow_hitl.schema import example_input
 from metaflow_hitl.timestamps import format_ts
 
 __all__ = ["approve_command", "print_decided", "print_rejoined", "print_waiting", "script_path"]

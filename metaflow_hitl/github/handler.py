@@ -1,9 +1,9 @@
 """Turn one GitHub event into a gate decision: the logic behind the Action and
 ``metaflow-hitl handle-event``.
 
-:func:`handle_event` takes a normalised event (:mod:`metaflow_hitl.github_events`), the
+:func:`handle_event` takes a normalised event (:mod:`metaflow_hitl.github.events`), the
 approval store, a narrow GitHub interface (:class:`GitHubApi`, implemented by
-:class:`~metaflow_hitl.review.github_repo.GitHubReviewBackend`), a
+:class:`~metaflow_hitl.github.review_backend.GitHubReviewBackend`), a
 :class:`~metaflow_hitl.ports.Resumer` and :class:`HandlerSettings`, and returns an
 :class:`Outcome`. The rules:
 
@@ -59,7 +59,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from metaflow_hitl.commands import Command, Ignore, Reply, parse_comment
 from metaflow_hitl.errors import (
     AlreadyDecided,
     DecisionRefused,
@@ -69,7 +68,8 @@ from metaflow_hitl.errors import (
 )
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import decide, expire_gate
-from metaflow_hitl.github_events import GitHubEvent
+from metaflow_hitl.github.events import GitHubEvent
+from metaflow_hitl.input_schema import validate_input
 from metaflow_hitl.markers import (
     REPLY_MARKER_NAME,
     is_bot_reply,
@@ -89,8 +89,8 @@ from metaflow_hitl.records import (
     Request,
     Vote,
 )
-from metaflow_hitl.rendering import branch_for, render_reply
-from metaflow_hitl.schema import validate_input
+from metaflow_hitl.render.documents import branch_for, render_reply
+from metaflow_hitl.slash_commands import Command, Ignore, Reply, parse_comment
 from metaflow_hitl.timestamps import format_ts, parse_ts, utc_now
 
 __all__ = [
@@ -688,11 +688,11 @@ def handle_event(
     Parameters
     ----------
     event
-        From :func:`metaflow_hitl.github_events.normalize_event`.
+        From :func:`metaflow_hitl.github.events.normalize_event`.
     store
         The approval store the gates were opened in (the Action's setting, never the marker's).
     github
-        The review repo's API (:class:`~metaflow_hitl.review.github_repo.GitHubReviewBackend`).
+        The review repo's API (:class:`~metaflow_hitl.github.review_backend.GitHubReviewBackend`).
     resumer
         Resumes the paused run after a decision (:class:`NoopResumer` locally).
     settings

@@ -2,13 +2,13 @@
 
 Pure functions from records to text. Nothing here talks to git or GitHub; the review-repo
 adapters call these and write the results. The Markdown comes from jinja2 templates shipped in
-the package (``metaflow_hitl/templates``, the top-level ``templates/`` folder of the repo).
+the package (``metaflow_hitl/render/templates``, the top-level ``templates/`` folder of the repo).
 A folder named by ``templates_dir=`` or ``METAFLOW_HITL_TEMPLATES_DIR`` is searched first, so
 users can override any template (or one partial, e.g. ``_decide.md.j2``) by file name.
 
 Escaping is on by default and cannot be forgotten: the environment passes every ``{{ value }}``
-through :func:`~metaflow_hitl.markdown.escape_inline` unless the value is
-:class:`~metaflow_hitl.markdown.MarkdownText` (made by the ``md_lines``, ``code``, ``cell``,
+through :func:`~metaflow_hitl.render.markdown.escape_inline` unless the value is
+:class:`~metaflow_hitl.render.markdown.MarkdownText` (made by the ``md_lines``, ``code``, ``cell``,
 ``codeblock`` or ``safe`` filters). Jinja's own HTML autoescaping is off on purpose: it leaves
 Markdown live, and its ``Markup`` (from ``join``, ``tojson``...) would bypass our escaping.
 Undefined names raise (``StrictUndefined``); template errors surface as
@@ -41,16 +41,16 @@ import jinja2
 from metaflow_hitl.durations import format_duration
 from metaflow_hitl.errors import ConfigError, DecisionRefused, GateRefError
 from metaflow_hitl.gate_id import GateId
-from metaflow_hitl.markdown import (
+from metaflow_hitl.input_schema import example_input
+from metaflow_hitl.markers import render_marker, render_reply_marker
+from metaflow_hitl.records import Decision, Request, encode_record
+from metaflow_hitl.render.markdown import (
     MarkdownText,
     code_block,
     code_span,
     escape_inline,
     escape_lines,
 )
-from metaflow_hitl.markers import render_marker, render_reply_marker
-from metaflow_hitl.records import Decision, Request, encode_record
-from metaflow_hitl.schema import example_input
 from metaflow_hitl.timestamps import format_ts
 
 __all__ = [
@@ -252,7 +252,7 @@ def _finalize(value: Any) -> str:
 
 @lru_cache(maxsize=8)
 def _environment(override: str | None) -> jinja2.Environment:
-    loaders: list[jinja2.BaseLoader] = [jinja2.PackageLoader("metaflow_hitl", "templates")]
+    loaders: list[jinja2.BaseLoader] = [jinja2.PackageLoader("metaflow_hitl.render", "templates")]
     if override:
         loaders.insert(0, jinja2.FileSystemLoader(override))
     env = jinja2.Environment(

@@ -9,7 +9,7 @@ gate from a segment only when the segment's tags equal the listed ones exactly: 
 records were added to (a late vote), replaced or deleted since is read from its records again.
 The records stay the truth; the index is a cache of them.
 
-Segments are written by the readers themselves (:mod:`metaflow_hitl.gate_reader`): the gates
+Segments are written by the readers themselves (:mod:`metaflow_hitl.index.reader`): the gates
 a reader had to read from their records go into one new segment, and past
 :data:`MAX_SEGMENTS` segments are merged into one. A segment is gzip-compressed JSON named by
 the SHA-256 of its bytes, so it is created once (create-if-absent, as records are), a reader
@@ -45,9 +45,9 @@ from datetime import datetime
 from typing import Any
 
 from metaflow_hitl.errors import RecordError
+from metaflow_hitl.input_schema import clip_middle
 from metaflow_hitl.record_check import compile_schema
 from metaflow_hitl.records import checks_digest
-from metaflow_hitl.schema import clip_middle
 from metaflow_hitl.timestamps import format_ts
 
 __all__ = [

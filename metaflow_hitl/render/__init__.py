@@ -1,0 +1,1 @@
+"""Everything people read: Markdown, approval files, bodies, replies, tables, console text."""
