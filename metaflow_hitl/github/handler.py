@@ -72,10 +72,10 @@ from metaflow_hitl.gates import decide, expire_gate
 from metaflow_hitl.github.events import GitHubEvent
 from metaflow_hitl.input_schema import validate_input
 from metaflow_hitl.markers import (
-    REPLY_MARKER_NAME,
     MarkerProblem,
     is_bot_reply,
     parse_markers,
+    reply_event_tag,
     sole_marker,
     verify_marker,
 )
@@ -166,12 +166,6 @@ class NoopResumer:
         return False
 
 
-def _tag(gate_id: str, key: str) -> str:
-    text = json.dumps({"event": key, "gate_id": gate_id}, sort_keys=True)
-    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return f"<!-- {REPLY_MARKER_NAME} {text} -->"
-
-
 def _ts(value: str | None, default: datetime) -> datetime:
     try:
         return parse_ts(value) if value else default
@@ -217,7 +211,7 @@ class _Handler:
 
     def reply(self, text: str, key_suffix: str = "", *, key: str | None = None) -> bool:
         key = (key or self.event.event_key) + key_suffix
-        tag = _tag(self.gate_id or "", key)
+        tag = reply_event_tag(self.gate_id or "", key)
         return self.github.comment_once(self.event.number, f"{tag}\n{text.rstrip()}\n", tag)
 
     def refuse(
