@@ -13,6 +13,7 @@ transport errors (filesystem, HTTP, S3) into it; the Metaflow glue re-raises it 
     ├── GateRefError               a gate reference (id, RUN/STEP) is malformed
     ├── RecordError                a stored record is unreadable, of an unknown version, or invalid
     ├── StoreError                 the store could not be read or written
+    ├── UnsupportedMetaflow        Metaflow lacks an internal API metaflow-hitl relies on
     └── DecisionRefused            a decision attempt was refused; nothing was written
         ├── NotAllowed             this person may not make this decision (policy)
         ├── InvalidInput           approval input fails the gate's input schema
@@ -43,6 +44,7 @@ __all__ = [
     "RecordError",
     "StoreError",
     "TooLate",
+    "UnsupportedMetaflow",
 ]
 
 
@@ -104,6 +106,12 @@ class StoreError(HitlError):
     """The approval store could not be read or written."""
 
     headline = "@hitl: store error"
+
+
+class UnsupportedMetaflow(HitlError):
+    """The installed Metaflow lacks an internal API metaflow-hitl relies on; nothing was done."""
+
+    headline = "@hitl: unsupported Metaflow version"
 
 
 class DecisionRefused(HitlError):
