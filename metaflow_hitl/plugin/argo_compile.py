@@ -18,8 +18,8 @@ import os
 import re
 from typing import Any
 
-from metaflow_hitl.argo.inject import ArgoGate, InjectionError, inject_gates
-from metaflow_hitl.errors import HitlError
+from metaflow_hitl.argo.inject import ArgoGate, inject_gates
+from metaflow_hitl.errors import HitlError, InjectionError
 from metaflow_hitl.plugin.metaflow_internals import argo_workflows_class, gated_steps, unsupported
 from metaflow_hitl.spec import GateSpec
 
