@@ -31,9 +31,8 @@ pytest.importorskip("apprise", reason="apprise is the [notify] extra")
 from metaflow_hitl import gates  # noqa: E402
 from metaflow_hitl.gate_id import GateId  # noqa: E402
 from metaflow_hitl.github.review_backend import GitHubReviewBackend  # noqa: E402
-from metaflow_hitl.markers import is_bot_reply  # noqa: E402
+from metaflow_hitl.markers import is_bot_reply, reminder_tag  # noqa: E402
 from metaflow_hitl.records import Actor, Request  # noqa: E402
-from metaflow_hitl.reminders import reminder_tag  # noqa: E402
 from metaflow_hitl.review.config import parse_review  # noqa: E402
 from metaflow_hitl.spec import GateSpec  # noqa: E402
 from metaflow_hitl.stores.local import LocalApprovalStore  # noqa: E402
