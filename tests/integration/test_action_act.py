@@ -76,7 +76,6 @@ def _act() -> str | None:
 ACT = _act()
 
 pytestmark = [
-    pytest.mark.integration,
     pytest.mark.slow,
     pytest.mark.skipif(not SPEC_FILE.is_file(), reason=SKIP_REASON),
     pytest.mark.skipif(

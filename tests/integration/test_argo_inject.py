@@ -23,8 +23,6 @@ from metaflow_hitl.plugin.argo_compile import add_gates
 from metaflow_hitl.plugin.argo_compile import notify_container as real_notify_container
 from tests.integration.argo_pods import compile_flow
 
-pytestmark = pytest.mark.integration
-
 FLOWS = Path(__file__).parent / "flows"
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "argo"
 SPECS = Path(__file__).resolve().parents[3] / "shared" / "specs" / "argo"

@@ -17,7 +17,6 @@ from tests.fakes._github_state import Clock
 from tests.fakes.github_api import SKIP_REASON, SPEC_FILE, FakeGitHub
 
 pytestmark = [
-    pytest.mark.integration,
     pytest.mark.skipif(not SPEC_FILE.is_file(), reason=SKIP_REASON),
 ]
 

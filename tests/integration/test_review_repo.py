@@ -6,15 +6,11 @@ import json
 import subprocess
 import time
 
-import pytest
-
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import decide
 from metaflow_hitl.records import Actor
 from metaflow_hitl.stores.local import LocalApprovalStore
 from metaflow_hitl.timestamps import utc_now
-
-pytestmark = pytest.mark.integration
 
 
 def _git(repo, *args: str) -> str:
