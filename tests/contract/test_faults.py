@@ -51,14 +51,10 @@ from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.stores.local import LocalApprovalStore
 from metaflow_hitl.stores.s3 import S3ApprovalStore
 from metaflow_hitl.timestamps import utc_now
-from tests.contract.test_store_contract import (
-    S3_TEST_ENV,
-    moto_s3,  # noqa: F401 - the session fixture
-    new_bucket,
-    s3_client,
-)
+from tests.contract.store_kinds import S3_TEST_ENV, new_bucket, s3_client
 from tests.fakes.faults import FaultProxy, s3_error
 from tests.fakes.published import open_published
+from tests.support.processes import python_path
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).parent / "metaflow-hitl"
@@ -194,7 +190,7 @@ class S3Setup:
 
 
 @pytest.fixture
-def s3(moto_s3: str, tmp_path: Path) -> Iterator[S3Setup]:  # noqa: F811
+def s3(moto_s3: str, tmp_path: Path) -> Iterator[S3Setup]:
     bucket = new_bucket(moto_s3)
     store = S3ApprovalStore(bucket, PREFIX, client=s3_client(moto_s3))
     with FaultProxy(moto_s3, max_hang=20) as proxy:
@@ -710,7 +706,6 @@ def test_k8s_endless_409_storm_is_bounded_with_a_clear_error(k8s: tuple[Any, Any
 WRITER = textwrap.dedent(
     """
     import os, random, signal, sys
-    sys.path.insert(0, {root!r})
     from tests.contract.test_faults import kill_writer_loop
     from metaflow_hitl.stores import open_store
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
@@ -774,11 +769,11 @@ def kill_many(
     """SIGKILL ``kills`` writers at random moments; check the store after each kill."""
     report = KillReport()
     parent = subprocess.Popen(
-        [sys.executable, "-c", WRITER.format(root=str(ROOT)), location],
+        [sys.executable, "-c", WRITER, location],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "USER": "alice", **env},
+        env={**os.environ, "USER": "alice", **env, "PYTHONPATH": python_path(ROOT)},
     )
     try:
         assert parent.stdout is not None
@@ -861,7 +856,7 @@ def test_a_writer_killed_before_its_request_landed_leaves_no_listed_gate(tmp_pat
     check_store(store, local_objects(tmp_path / "_hitl"), KillReport())
 
 
-def test_sigkill_during_s3_puts(moto_s3: str, tmp_path: Path) -> None:  # noqa: F811
+def test_sigkill_during_s3_puts(moto_s3: str, tmp_path: Path) -> None:
     bucket = new_bucket(moto_s3)
     store = S3ApprovalStore(bucket, PREFIX, client=s3_client(moto_s3))
     with FaultProxy(moto_s3) as proxy:

@@ -1,6 +1,6 @@
 """The gate index is a cache that never changes what :func:`read_gates` returns.
 
-Every test runs on both store kinds of :mod:`tests.contract.test_store_contract` (a local
+Every test runs on both store kinds of :mod:`tests.contract.store_kinds` (a local
 store in ``tmp_path``, an S3 store on the moto server), with gates made through the
 production paths (:func:`~metaflow_hitl.gates.open_gate`, :func:`~metaflow_hitl.gates.decide`,
 :func:`~metaflow_hitl.gates.expire_gate`, ``store.add_vote``). Reads are counted with a
@@ -48,13 +48,7 @@ from metaflow_hitl.ports import ApprovalStore
 from metaflow_hitl.records import Actor, Vote, encode_record
 from metaflow_hitl.stores.local import LocalApprovalStore
 from metaflow_hitl.stores.s3 import S3ApprovalStore
-from tests.contract import test_store_contract as contract
-from tests.contract.test_store_contract import T0, StoreKind, make_request
-
-# The store kinds' fixtures (the moto server, and a store of each kind per test).
-moto_s3 = contract.moto_s3
-kind = contract.kind
-store = contract.store
+from tests.contract.store_kinds import T0, StoreKind, make_request
 
 # -- gates ------------------------------------------------------------------------------------
 

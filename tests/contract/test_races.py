@@ -58,12 +58,7 @@ from metaflow_hitl.render.documents import render_approval_file
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.stores import open_store
 from metaflow_hitl.timestamps import format_ts, utc_now
-from tests.contract.test_store_contract import (
-    S3_TEST_ENV,
-    moto_s3,  # noqa: F401 - the session fixture
-    new_bucket,
-    s3_client,
-)
+from tests.contract.store_kinds import S3_TEST_ENV, new_bucket, s3_client
 from tests.fakes import webhooks
 from tests.fakes._github_state import Clock
 from tests.fakes.argo_server import (
@@ -504,7 +499,7 @@ def test_race_local_store(
 def test_race_s3_store(
     world: tuple[FakeGitHub, FakeArgoServer, str],
     tmp_path: Path,
-    moto_s3: str,  # noqa: F811
+    moto_s3: str,
 ) -> None:
     gh, fake, url = world
     bucket = new_bucket(moto_s3)

@@ -26,8 +26,7 @@ import re
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
-from hitl_builders import GATE, T0, actor, build_request
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metaflow_hitl.errors import ConfigError, GateRefError, RecordError
@@ -43,6 +42,7 @@ from metaflow_hitl.input_schema import (
 from metaflow_hitl.records import Decision, Request, Vote, decode_record, encode_record
 from metaflow_hitl.render.documents import render_approval_file
 from metaflow_hitl.slash_commands import MAX_COMMENT_BYTES, Command, Ignore, Reply, parse_comment
+from tests.support.builders import GATE, T0, actor, build_request
 
 #: ``max_examples`` of every property below (docs/reliability.md publishes the sum).
 CASE_COUNTS: list[int] = []
@@ -51,13 +51,7 @@ CASE_COUNTS: list[int] = []
 def cases(n: int) -> Any:
     """Reproducible settings: the same ``n`` cases on every run."""
     CASE_COUNTS.append(n)
-    return settings(
-        max_examples=n,
-        derandomize=True,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    )
+    return settings(max_examples=n)
 
 
 # -- strategies ---------------------------------------------------------------------------------

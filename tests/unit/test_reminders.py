@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hitl_builders import GATE, T0, build_request
 
 from metaflow_hitl import gates
 from metaflow_hitl.errors import ConfigError, StoreError
@@ -29,6 +28,7 @@ from metaflow_hitl.reminders import (
 )
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.stores.local import LocalApprovalStore
+from tests.support.builders import GATE, T0, build_request
 
 H = timedelta(hours=1)
 
