@@ -487,8 +487,6 @@ def argo_request(review: dict[str, str | None] | None = None, store: str = "test
 def argo(tmp_path: Path) -> Iterator[ArgoSetup]:
     from tests.fakes import argo_server
 
-    if not argo_server.SWAGGER.is_file():
-        pytest.skip(argo_server.SKIP_REASON)
     fake = argo_server.FakeArgoServer(argo_server.load_swagger())
     fake.workflows[(argo_server.NS, argo_server.WF)] = argo_server.make_workflow(
         argo_server.suspend_node("n1", ARGO_STEP)
@@ -633,10 +631,7 @@ def k8s() -> Iterator[tuple[Any, Any]]:
     from tests.fakes.argo_server import SPECS
     from tests.fakes.k8s_api import FakeKubernetes, serve, workflow_validator
 
-    schema = SPECS / "v3.7.18" / "schema.json"
-    if not schema.is_file():
-        pytest.skip(f"{schema} is absent (Argo's schema lives in ../shared/specs/argo)")
-    fake = FakeKubernetes(workflow_validator(schema))
+    fake = FakeKubernetes(workflow_validator(SPECS / "v3.7.18" / "schema.json"))
     with serve(fake) as url:
         config = client.Configuration()
         config.host = url

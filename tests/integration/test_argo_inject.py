@@ -20,11 +20,11 @@ from jsonschema.validators import validator_for
 from metaflow_hitl.argo.inject import ArgoGate, InjectionError, inject_gates
 from metaflow_hitl.plugin.argo_compile import add_gates
 from metaflow_hitl.plugin.argo_compile import notify_container as real_notify_container
+from tests.fakes.argo_server import SPECS
 from tests.integration.argo_pods import compile_flow
 from tests.support.golden import check_golden
 
 FLOWS = Path(__file__).parent / "flows"
-SPECS = Path(__file__).resolve().parents[3] / "shared" / "specs" / "argo"
 
 
 def hook_notify_container(step: str, container: dict[str, Any]) -> dict[str, Any]:
@@ -50,10 +50,7 @@ def notify_container(step: str, container: dict[str, Any]) -> dict[str, Any]:
 
 
 def strict_schema(version: str) -> Any:
-    path = SPECS / version / "schema.json"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent (Argo's schema lives in ../shared/specs/argo)")
-    schema = json.loads(path.read_text())
+    schema = json.loads((SPECS / version / "schema.json").read_text())
     defs = schema["definitions"]
     for name in (
         "io.k8s.apimachinery.pkg.util.intstr.IntOrString",
