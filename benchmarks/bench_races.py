@@ -34,9 +34,8 @@ from tests.contract.test_races import (  # noqa: E402
     describe,
     run_race,
 )
-from tests.fakes._github_state import Clock  # noqa: E402
 from tests.fakes.argo_server import FakeArgoServer, load_swagger, serve  # noqa: E402
-from tests.fakes.github_api import FakeGitHub  # noqa: E402
+from tests.fakes.github import Clock, FakeGitHub  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "races.json"
 

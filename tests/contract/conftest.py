@@ -22,8 +22,7 @@ from metaflow_hitl.stores.local import LocalApprovalStore
 from metaflow_hitl.timestamps import utc_now
 from tests.contract.github_env import REPO, Env
 from tests.contract.store_kinds import STORE_KINDS, StoreKind, require_conditional_writes
-from tests.fakes._github_state import Clock
-from tests.fakes.github_api import FakeGitHub
+from tests.fakes.github import Clock, FakeGitHub
 from tests.fakes.moto_s3 import serialised_moto_server
 
 

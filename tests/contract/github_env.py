@@ -25,7 +25,7 @@ from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.stores.local import LocalApprovalStore
 from metaflow_hitl.timestamps import utc_now
 from tests.fakes import webhooks
-from tests.fakes.github_api import SKIP_REASON, SPEC_FILE, FakeGitHub
+from tests.fakes.github import SKIP_REASON, SPEC_FILE, FakeGitHub
 from tests.fakes.published import open_published
 
 #: The skips of every test that drives FakeGitHub with webhook payloads.

@@ -343,8 +343,7 @@ def github(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[GitHubSe
 @contextmanager
 def github_setup(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[GitHubSetup]:
     """FakeGitHub behind a FaultProxy; the notify path's backend with test-sized backoff."""
-    from tests.fakes._github_state import Clock
-    from tests.fakes.github_api import SKIP_REASON, SPEC_FILE, FakeGitHub
+    from tests.fakes.github import SKIP_REASON, SPEC_FILE, Clock, FakeGitHub
 
     if not SPEC_FILE.is_file():
         pytest.skip(SKIP_REASON)
@@ -566,8 +565,7 @@ def test_argo_lost_resume_answer_is_not_an_error(argo: ArgoSetup) -> None:
 def test_handle_event_argo_resume_failure_then_sync(tmp_path: Path, argo: ArgoSetup) -> None:
     """The GitHub Action's path: the decision is recorded and published, the resume fails."""
     from tests.fakes import webhooks
-    from tests.fakes._github_state import Clock
-    from tests.fakes.github_api import SKIP_REASON, SPEC_FILE, FakeGitHub
+    from tests.fakes.github import SKIP_REASON, SPEC_FILE, Clock, FakeGitHub
 
     if not SPEC_FILE.is_file() or not webhooks.SCHEMA_FILE.is_file():
         pytest.skip(SKIP_REASON)

@@ -16,7 +16,7 @@ import github
 import pytest
 import requests
 
-from tests.fakes.github_api import (
+from tests.fakes.github import (
     SKIP_REASON,
     SPEC_FILE,
     ContractViolation,

@@ -28,8 +28,7 @@ from metaflow_hitl.review.config import backend_for_request, parse_review
 from metaflow_hitl.review.git_backend import ReviewConflict, branch_for
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.timestamps import utc_now
-from tests.fakes._github_state import Clock
-from tests.fakes.github_api import SKIP_REASON, SPEC_FILE, FakeGitHub
+from tests.fakes.github import SKIP_REASON, SPEC_FILE, Clock, FakeGitHub
 
 pytestmark = pytest.mark.skipif(not SPEC_FILE.is_file(), reason=SKIP_REASON)
 

@@ -29,7 +29,7 @@ from metaflow_hitl.render.documents import render_issue_body, render_pr_title
 from metaflow_hitl.timestamps import utc_now
 from tests.contract.github_env import REPO, SKIPS, Env
 from tests.fakes import webhooks
-from tests.fakes._github_state import Clock
+from tests.fakes.github import Clock
 
 pytestmark = SKIPS
 

@@ -5,7 +5,7 @@ the GitHub Action's ``handle-event`` (an ``issue_comment`` delivery of ``/approv
 ``/reject <reason>`` from its own collaborator, a real webhook payload validated against
 ``@octokit/webhooks-schemas``), and the timeout decider ``audit --expire``. The gate is an Argo
 gate (``runtime: argo-workflows``, ``origin`` naming its workflow and namespace, as a run on
-Argo records it), reviewed on a pull request in :class:`~tests.fakes.github_api.FakeGitHub`,
+Argo records it), reviewed on a pull request in :class:`~tests.fakes.github.FakeGitHub`,
 and resumed through :class:`~metaflow_hitl.argo.server_resumer.ArgoServerResumer` against
 :class:`~tests.fakes.argo_server.FakeArgoServer` (``METAFLOW_HITL_ARGO_SERVER``), which counts
 the ``PUT /set`` calls that changed a node.
@@ -60,7 +60,6 @@ from metaflow_hitl.stores import open_store
 from metaflow_hitl.timestamps import format_ts, utc_now
 from tests.contract.store_kinds import S3_TEST_ENV, new_bucket, s3_client
 from tests.fakes import webhooks
-from tests.fakes._github_state import Clock
 from tests.fakes.argo_server import (
     NS,
     TOKEN,
@@ -70,7 +69,7 @@ from tests.fakes.argo_server import (
     serve,
     suspend_node,
 )
-from tests.fakes.github_api import SKIP_REASON, SPEC_FILE, FakeGitHub
+from tests.fakes.github import SKIP_REASON, SPEC_FILE, Clock, FakeGitHub
 from tests.fakes.published import open_published
 
 REPO = "acme/approvals"

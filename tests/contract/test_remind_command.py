@@ -34,8 +34,7 @@ from metaflow_hitl.review.config import parse_review
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.stores.local import LocalApprovalStore
 from metaflow_hitl.timestamps import add_seconds, format_ts, utc_now
-from tests.fakes._github_state import Clock
-from tests.fakes.github_api import SKIP_REASON, SPEC_FILE, FakeGitHub
+from tests.fakes.github import SKIP_REASON, SPEC_FILE, Clock, FakeGitHub
 
 pytestmark = pytest.mark.skipif(not SPEC_FILE.is_file(), reason=SKIP_REASON)
 

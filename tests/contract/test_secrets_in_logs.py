@@ -50,7 +50,7 @@ from tests.fakes.argo_server import (
     suspend_node,
 )
 from tests.fakes.argo_server import TOKEN as ARGO_TOKEN
-from tests.fakes.github_api import SKIP_REASON, SPEC_FILE, FakeGitHub
+from tests.fakes.github import SKIP_REASON, SPEC_FILE, FakeGitHub
 from tests.fakes.published import open_published
 
 pytestmark = [

@@ -33,7 +33,7 @@ from tests.fakes.argo_server import (
     serve,
     suspend_node,
 )
-from tests.fakes.github_api import SKIP_REASON, SPEC_FILE, FakeGitHub
+from tests.fakes.github import SKIP_REASON, SPEC_FILE, FakeGitHub
 from tests.integration.argo_pods import Workflow, compile_flow, pods_supported
 
 pytestmark = [
