@@ -5,14 +5,17 @@ these helpers; the fixtures built on them (``moto_s3``, ``kind``, ``store``) are
 ``tests/contract/conftest.py``.
 
 Each store is described by a :class:`StoreKind` in :data:`STORE_KINDS`; add a kind and every
-contract test runs against it too. A kind says how to make an empty store, how to reopen it in
-a racing process, and how to list what a writer may have left behind, so the tests themselves
-only call the port's methods.
+contract test runs against it too. A kind says how to make an empty store, how its racers run
+(:func:`racing`: forked processes with a reopened store, or threads), and how to list what a
+writer may have left behind, so the tests themselves only call the port's methods.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import queue
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +30,7 @@ from metaflow_hitl.ports import ApprovalStore
 from metaflow_hitl.records import Actor, Decision, Request, Vote
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.stores.local import LocalApprovalStore
+from metaflow_hitl.stores.memory import MemoryApprovalStore
 from metaflow_hitl.stores.s3 import S3ApprovalStore
 
 # -- store kinds ------------------------------------------------------------------------------
@@ -47,8 +51,11 @@ class StoreKind:
     decision_objects: Callable[[ApprovalStore, GateId], list[str]]
     #: Fixtures ``make`` needs, passed to it by name after ``tmp_path``.
     needs: tuple[str, ...] = ()
-    #: Processes in the "exactly one wins" race.
+    #: Processes (threads for ``racing="threads"``) in the "exactly one wins" race.
     racers: int = 50
+    #: How racers run: forked processes, each with a reopened store, or threads sharing one
+    #: (a store that lives in one process's memory cannot be raced across processes).
+    racing: str = "fork"
 
 
 def _local_leftovers(store: ApprovalStore) -> list[str]:
@@ -146,6 +153,10 @@ def _s3_decision_objects(store: ApprovalStore, gate_id: GateId) -> list[str]:
     return [k for k in _s3_keys(store, folder) if "decision" in k]
 
 
+def _memory_decision_objects(store: ApprovalStore, gate_id: GateId) -> list[str]:
+    return sorted(n for n in store.scan_gates().get(gate_id, {}) if "decision" in n)
+
+
 STORE_KINDS = [
     StoreKind(
         name="local",
@@ -165,7 +176,39 @@ STORE_KINDS = [
         # (~0.1 s of CPU) and the moto server is one process; 20 still race on one key.
         racers=20,
     ),
+    StoreKind(
+        name="memory",
+        make=lambda tmp: MemoryApprovalStore(),
+        reopen=lambda store: store,  # the racers are threads sharing it
+        leftovers=lambda store: [],  # nothing is ever written in parts
+        decision_objects=_memory_decision_objects,
+        racing="threads",
+    ),
 ]
+
+
+@dataclass(frozen=True)
+class Racing:
+    """A barrier, a results queue and a worker type for one kind's racers."""
+
+    barrier: Any
+    results: Any
+    worker: Any
+
+    def finished(self, worker: Any, timeout: float = 30) -> bool:
+        """Join ``worker``; True if it ended (and, for a process, exited 0)."""
+        worker.join(timeout=timeout)
+        if isinstance(worker, threading.Thread):
+            return not worker.is_alive()
+        return bool(worker.exitcode == 0)
+
+
+def racing(kind: StoreKind, parties: int) -> Racing:
+    """How ``parties`` racers of ``kind`` meet and report (see :attr:`StoreKind.racing`)."""
+    if kind.racing == "threads":
+        return Racing(threading.Barrier(parties), queue.Queue(), threading.Thread)
+    ctx = multiprocessing.get_context(kind.racing)
+    return Racing(ctx.Barrier(parties), ctx.Queue(), ctx.Process)
 
 
 # -- records ----------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ credentials in the environment; it is skipped when moto or boto3 is not installe
 
 from __future__ import annotations
 
-import multiprocessing
 import threading
 from dataclasses import replace
 from datetime import timedelta
@@ -28,7 +27,15 @@ from metaflow_hitl.ports import ApprovalStore
 from metaflow_hitl.records import Actor, PageChange, Publication, Reminder
 from metaflow_hitl.stores.local import LocalApprovalStore
 from metaflow_hitl.timestamps import utc_now
-from tests.contract.store_kinds import GATE, T0, StoreKind, make_decision, make_request, make_vote
+from tests.contract.store_kinds import (
+    GATE,
+    T0,
+    StoreKind,
+    make_decision,
+    make_request,
+    make_vote,
+    racing,
+)
 
 # -- requests ---------------------------------------------------------------------------------
 
@@ -220,7 +227,7 @@ def test_readers_never_see_a_half_written_record(store: ApprovalStore) -> None:
 
 def _race(
     store: ApprovalStore, login: str, intent: Any, barrier: Any, results: Any
-) -> None:  # runs in a forked child
+) -> None:  # runs in a forked child (or a thread)
     try:
         barrier.wait(timeout=60)
         result = gates.decide(
@@ -240,11 +247,10 @@ def _race(
 
 def test_concurrent_deciders_exactly_one_wins(kind: StoreKind, store: ApprovalStore) -> None:
     store.create_request(make_request(now=utc_now(), timeout="1h"))  # open now, not at T0
-    ctx = multiprocessing.get_context("fork")
-    barrier = ctx.Barrier(kind.racers)
-    results = ctx.Queue()
+    race = racing(kind, kind.racers)
+    barrier, results = race.barrier, race.results
     procs = [
-        ctx.Process(
+        race.worker(
             target=_race,
             args=(
                 kind.reopen(store),
@@ -260,8 +266,7 @@ def test_concurrent_deciders_exactly_one_wins(kind: StoreKind, store: ApprovalSt
         p.start()
     outcomes = [results.get(timeout=60) for _ in procs]
     for p in procs:
-        p.join(timeout=30)
-        assert p.exitcode == 0
+        assert race.finished(p)
 
     errors = [o for o in outcomes if o[1] not in {"decided", "already"}]
     assert errors == []
@@ -317,7 +322,7 @@ def test_create_reminder_is_create_if_absent_per_number(store: ApprovalStore) ->
 
 
 def _race_reminder(store: ApprovalStore, who: str, barrier: Any, results: Any) -> None:
-    try:  # runs in a forked child
+    try:  # runs in a forked child (or a thread)
         barrier.wait(timeout=60)
         results.put((who, store.create_reminder(make_reminder(3, by=who)), ""))
     except BaseException as exc:  # reported, not raised: the parent asserts
@@ -328,11 +333,10 @@ def test_concurrent_reminder_senders_exactly_one_wins(
     kind: StoreKind, store: ApprovalStore
 ) -> None:
     store.create_request(make_request())
-    ctx = multiprocessing.get_context("fork")
-    barrier = ctx.Barrier(kind.racers)
-    results = ctx.Queue()
+    race = racing(kind, kind.racers)
+    barrier, results = race.barrier, race.results
     procs = [
-        ctx.Process(
+        race.worker(
             target=_race_reminder,
             args=(kind.reopen(store), f"sender{i:02d}", barrier, results),
         )
@@ -342,8 +346,7 @@ def test_concurrent_reminder_senders_exactly_one_wins(
         p.start()
     outcomes = [results.get(timeout=60) for _ in procs]
     for p in procs:
-        p.join(timeout=30)
-        assert p.exitcode == 0
+        assert race.finished(p)
     assert [o for o in outcomes if o[1] is None] == []
     winners = [who for who, won, _ in outcomes if won]
     assert len(winners) == 1, f"expected one sender of reminder 3, got {winners}"
