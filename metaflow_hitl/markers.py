@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 from metaflow_hitl.errors import GateRefError
 from metaflow_hitl.gate_id import GateId
@@ -38,6 +38,7 @@ __all__ = [
     "MARKER_NAME",
     "REPLY_MARKER_NAME",
     "Marker",
+    "MarkerProblem",
     "is_bot_reply",
     "marker_for",
     "parse_markers",
@@ -154,23 +155,43 @@ def parse_markers(text: str | None) -> list[Marker]:
     return found
 
 
-def sole_marker(text: str | None) -> Marker | str:
+@dataclass(frozen=True)
+class MarkerProblem:
+    """Why a body does not name exactly one gate.
+
+    Attributes
+    ----------
+    kind
+        ``"missing"`` (not a gate's page: ignore it) or ``"several"`` (a gate's page edited
+        to name two gates: refuse it, never guess between them).
+    message
+        The sentence for people.
+    """
+
+    kind: Literal["missing", "several"]
+    message: str
+
+
+def sole_marker(text: str | None) -> Marker | MarkerProblem:
     """The one gate marker of a body, or why there is not exactly one (never raises).
 
     Returns
     -------
-    Marker or str
-        The marker, or a sentence saying that the text has no marker or several different
-        ones (an edited body naming two gates is refused, not guessed between).
+    Marker or MarkerProblem
+        The marker, or what is wrong: no marker, or several different ones.
     """
     markers = parse_markers(text)
     if not markers:
-        return f"no valid <!-- {MARKER_NAME} ... --> marker found; this is not a gate's page."
+        return MarkerProblem(
+            "missing",
+            f"no valid <!-- {MARKER_NAME} ... --> marker found; this is not a gate's page.",
+        )
     if len(markers) > 1:
         gates = ", ".join(sorted({m.gate_id for m in markers}))
-        return (
+        return MarkerProblem(
+            "several",
             f"found {len(markers)} different {MARKER_NAME} markers (gates: {gates}); the text "
-            "was edited after the bot wrote it, so no gate is acted on."
+            "was edited after the bot wrote it, so no gate is acted on.",
         )
     return markers[0]
 

@@ -78,10 +78,6 @@ class Due:
     due_at: datetime
     escalate_to: tuple[str, ...]
 
-    @property
-    def escalates(self) -> bool:
-        return bool(self.escalate_to)
-
 
 def due_reminder(request: Request, now: datetime, *, decided: bool = False) -> Due | None:
     """The reminder due for ``request`` at ``now``, or ``None``.

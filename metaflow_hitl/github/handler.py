@@ -41,10 +41,12 @@ approval store, a narrow GitHub interface (:class:`GitHubApi`, implemented by
    act on GitHub wins. :func:`metaflow_hitl.gates.decide` records the vote and, first decision
    wins, the decision. A vote that arrives after the history already settled the gate is told
    so ("came after") and not counted.
-6. **Then** the decision is published (commit, merge/close, one reply) and the run resumed
-   through the resumer. An event that finds the gate decided (or expired) changes nothing:
-   it republishes idempotently, resumes idempotently and replies once per event, never on a
-   re-delivery.
+6. **Then** the decision is settled (:func:`metaflow_hitl.settle.settle`): published
+   (commit, merge/close, one reply) and the run resumed, both attempted even if one fails;
+   a failure fails the job (:class:`~metaflow_hitl.errors.SettleIncomplete`, naming
+   ``metaflow-hitl sync GATE``) while the decision stands. An event that finds the gate decided
+   (or expired) changes nothing: it settles again idempotently and replies once per event,
+   never on a re-delivery.
 
 Refusals (who, what input, which gate) get a reply saying why and what would work.
 """
@@ -63,7 +65,6 @@ from metaflow_hitl.errors import (
     AlreadyDecided,
     DecisionRefused,
     GateRefError,
-    HitlError,
     InvalidInput,
 )
 from metaflow_hitl.gate_id import GateId
@@ -72,6 +73,7 @@ from metaflow_hitl.github.events import GitHubEvent
 from metaflow_hitl.input_schema import validate_input
 from metaflow_hitl.markers import (
     REPLY_MARKER_NAME,
+    MarkerProblem,
     is_bot_reply,
     parse_markers,
     sole_marker,
@@ -90,6 +92,7 @@ from metaflow_hitl.records import (
     Vote,
 )
 from metaflow_hitl.render.documents import branch_for, render_reply
+from metaflow_hitl.settle import Publish, settle
 from metaflow_hitl.slash_commands import Command, Ignore, Reply, parse_comment
 from metaflow_hitl.timestamps import format_ts, parse_ts, utc_now
 
@@ -99,7 +102,6 @@ __all__ = [
     "NoopResumer",
     "Outcome",
     "handle_event",
-    "resume_after_decision",
 ]
 
 log = logging.getLogger("metaflow_hitl.action")
@@ -110,7 +112,6 @@ MAX_REFUSALS_PER_HOUR = 3
 LIST_AFTER = 2
 
 Clock = Callable[[], datetime]
-Publish = Callable[[Request, Decision], Any]
 
 
 class GitHubApi(Protocol):
@@ -287,7 +288,7 @@ class _Handler:
             if isinstance(parsed, Ignore):
                 return parsed.reason
         marker = sole_marker(e.body)
-        if isinstance(marker, str) and marker.startswith("no valid"):
+        if isinstance(marker, MarkerProblem) and marker.kind == "missing":
             return f"#{e.number} is not a gate's page: it has no metaflow-hitl marker"
         return None
 
@@ -298,11 +299,11 @@ class _Handler:
         if page is None:
             return self.ignore(f"#{e.number} was not found in {e.repo}")
         marker = sole_marker(page.get("body"))
-        if isinstance(marker, str):
-            if marker.startswith("no valid"):
-                return self.ignore(f"#{e.number} is not a gate's page: {marker}")
+        if isinstance(marker, MarkerProblem):
+            if marker.kind == "missing":
+                return self.ignore(f"#{e.number} is not a gate's page: {marker.message}")
             return self.refuse(
-                marker, "Restore the page text the bot wrote, or decide with the CLI."
+                marker.message, "Restore the page text the bot wrote, or decide with the CLI."
             )
         self.gate_id = marker.gate_id
         try:
@@ -658,12 +659,13 @@ class _Handler:
     # -- 6. deciding ----------------------------------------------------------------------------
     def already(self, decision: Decision, why: str, publish: Publish, resumer: Resumer) -> Outcome:
         assert self.request is not None
-        publish(self.request, decision)  # idempotent: heals a run that failed to publish
-        resume_after_decision(resumer, self.request, decision)
+        # Idempotent: heals a run that failed to publish or resume (the policy: settle.py).
+        settled = settle(self.request, decision, publish=publish, resumer=resumer)
         replied = False
         if self.event.kind != "review" or self.event.review_state == "approved":
             text = render_reply(self.request, decision)
             replied = self.reply(f"{why}\n\n{text}", ":decided")
+        settled.raise_if_incomplete()  # after the reply: the decider still hears the outcome
         return Outcome(
             gate_id=self.gate_id,
             decision=decision.outcome,
@@ -715,7 +717,7 @@ def handle_event(
     if publish is None:
         from metaflow_hitl.review.publish import publish_decision
 
-        def publish(request: Request, decision: Decision) -> Any:
+        def publish(request: Request, decision: Decision) -> dict[str, str | None]:
             return publish_decision(request, decision, store=store)
 
     h = _Handler(event, store, github, settings or HandlerSettings(), clock)
@@ -829,30 +831,10 @@ def handle_event(
         log.info("gate %s: %s", gate_id, msg)
         return Outcome(gate_id=str(gate_id), replied=replied, message=msg)
     decision = result.decision
-    publish(request, decision)
-    resume_after_decision(resumer, request, decision)
+    settle(request, decision, publish=publish, resumer=resumer).raise_if_incomplete()
     return Outcome(
         gate_id=str(gate_id), decision=decision.outcome, replied=True, message=decision.summary()
     )
-
-
-def resume_after_decision(resumer: Resumer, request: Request, decision: Decision) -> bool:
-    """Resume the gate's run; a failure says the decision is safe and how to resume later.
-
-    Raises
-    ------
-    HitlError
-        The resumer's error (same type), its message saying the decision stands.
-    """
-    try:
-        return resumer.resume(request, decision)
-    except HitlError as exc:
-        exc.message = (
-            f"the decision on gate {request.gate_id} ({decision.summary()}) is recorded, but "
-            f"resuming its run failed: {exc.message}"
-        )
-        exc.hint = exc.hint or "Resume it later with: hitl sync"
-        raise
 
 
 def _held_for_merge(h: _Handler, act: _Act) -> bool:

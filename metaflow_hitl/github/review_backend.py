@@ -53,7 +53,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from metaflow_hitl.errors import ConfigError, RecordError, StoreError
+from metaflow_hitl.errors import ConfigError, RecordError, ReviewConflict, StoreError
 from metaflow_hitl.github.page_check import page_problems
 from metaflow_hitl.markers import is_bot_reply, parse_markers
 from metaflow_hitl.records import Decision, Publication, Reminder, Request, decode_record
@@ -68,7 +68,7 @@ from metaflow_hitl.render.documents import (
     render_reply,
 )
 from metaflow_hitl.review.config import GITHUB_TOKEN_ENVS, github_api_url
-from metaflow_hitl.review.git_backend import AuditEntry, ReviewConflict, branch_for
+from metaflow_hitl.review.git_backend import AuditEntry, branch_for
 from metaflow_hitl.timestamps import format_ts
 
 __all__ = ["LABEL", "GitHubReviewBackend"]

@@ -18,7 +18,8 @@ import os
 import re
 from typing import Any
 
-from metaflow_hitl.argo.inject import ArgoGate, InjectionError, inject_gates
+from metaflow_hitl.argo.inject import ArgoGate, inject_gates
+from metaflow_hitl.errors import InjectionError
 from metaflow_hitl.spec import GateSpec
 
 __all__ = [

@@ -35,8 +35,7 @@ from pathlib import Path
 
 import git
 
-from metaflow_hitl.errors import HitlError, RecordError, StoreError
-from metaflow_hitl.gate_id import GateId
+from metaflow_hitl.errors import RecordError, ReviewConflict, StoreError
 from metaflow_hitl.records import Decision, Publication, Request, decode_record
 from metaflow_hitl.render.documents import (
     approval_path,
@@ -47,7 +46,7 @@ from metaflow_hitl.render.documents import (
 )
 from metaflow_hitl.review.redact import redact
 
-__all__ = ["AuditEntry", "GitReviewBackend", "ReviewConflict", "branch_for"]
+__all__ = ["AuditEntry", "GitReviewBackend", "branch_for"]
 
 BOT_NAME = "metaflow-hitl"
 BOT_EMAIL = "metaflow-hitl@users.noreply.github.com"
@@ -65,12 +64,6 @@ _REJECTED = (
     "reference already exists",
     "failed to update ref",
 )
-
-
-class ReviewConflict(HitlError):
-    """The review repo holds a different decision for the gate than the one being recorded."""
-
-    headline = "@hitl: review repo disagrees"
 
 
 @dataclass(frozen=True)
@@ -167,8 +160,15 @@ class GitReviewBackend:
             return
         path = Path(self.remote)
         if not (path / "HEAD").exists():
-            path.mkdir(parents=True, exist_ok=True)
-            git.Repo.init(path, bare=True, initial_branch=self.default_branch)
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+                git.Repo.init(path, bare=True, initial_branch=self.default_branch)
+            except (OSError, git.GitError) as exc:
+                raise StoreError(
+                    f"review repo {self.remote} is not a git repository and cannot be created "
+                    f"there: {exc}",
+                    hint="Check the path (METAFLOW_HITL_REVIEW or review=) and its permissions.",
+                ) from None
         elif self._has_default_branch(path):
             self._ready = True  # the usual case: no clone needed to find out
             return
@@ -409,14 +409,6 @@ class GitReviewBackend:
                 f"not recording {decision.summary()}. The first decision stands.",
                 hint=f"Compare with the store: metaflow-hitl show {decision.gate_id}",
             )
-
-    def decision_record(self, gate_id: GateId) -> Decision | None:
-        """The decision file on the default branch, if the gate's decision was merged."""
-        if self._is_local_path() and not (Path(self.remote) / "HEAD").exists():
-            return None
-        with self._clone() as repo:
-            text = self._read(repo, f"origin/{self.default_branch}", decision_path(gate_id))
-        return None if text is None else decode_record(text, Decision, where=str(gate_id))
 
     def audit(self) -> list[AuditEntry]:
         """Every decision commit on the default branch, oldest first."""

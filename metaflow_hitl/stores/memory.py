@@ -53,6 +53,7 @@ class MemoryApprovalStore:
 
     def __init__(self, name: str | None = None) -> None:
         self.location = f"memory://{name or next(_instances)}"
+        self.is_remote = False  # no round trips; and nothing beyond this process shares it
         self._lock = threading.Lock()
         self._tags = itertools.count(1)
         #: gate -> record name (``request.json``, ``votes/<file>``...) -> (tag, bytes)

@@ -162,6 +162,7 @@ class S3ApprovalStore:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.location = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        self.is_remote = True
         self._client = client
         self._own_client = client is None
         self._client_pid = os.getpid()

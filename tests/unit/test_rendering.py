@@ -30,6 +30,7 @@ from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.markers import (
     MARKER_NAME,
     Marker,
+    MarkerProblem,
     is_bot_reply,
     marker_for,
     parse_markers,
@@ -749,9 +750,12 @@ def test_forged_second_marker_is_refused() -> None:
         basic_request()
     )
     refused = sole_marker(genuine + "\n```\n" + FORGED + "\n```\n")
-    assert isinstance(refused, str)
-    assert "Other/1/gate" in refused
-    assert isinstance(sole_marker("no marker here"), str)
+    assert isinstance(refused, MarkerProblem)
+    assert refused.kind == "several"
+    assert "Other/1/gate" in refused.message
+    missing = sole_marker("no marker here")
+    assert isinstance(missing, MarkerProblem)
+    assert missing.kind == "missing"
 
 
 DIGEST = "sha256:" + "a" * 64
