@@ -21,6 +21,17 @@ body: several different markers in one body are refused, not guessed between.
 The bot's own reply comments start with ``<!-- metaflow-hitl:v1:reply {"gate_id": ...} -->``
 (:func:`render_reply_marker`, :func:`is_bot_reply`) so it can skip them. That is a hint only:
 whether a comment counts as the bot's is decided by its author account, never by its text.
+
+Every hidden tag is written here, by :func:`hidden_tag` (one escaping), and each is a
+versioned public format:
+
+=====================================  ========================================================
+``metaflow-hitl:v1 {...}``              the gate marker (approval file, PR/issue body)
+``metaflow-hitl:v1:reply {gate_id}``    first line of every bot reply
+``metaflow-hitl:v1:reply {event, ...}`` end of a reply to one event (re-deliveries skip it)
+``metaflow-hitl:v1:reminder {...}``     end of reminder ``number`` of a gate
+``metaflow-hitl:v1:decision {nonce}``   end of the reply announcing a decision
+=====================================  ========================================================
 """
 
 from __future__ import annotations
@@ -35,15 +46,21 @@ from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.records import Request
 
 __all__ = [
+    "DECISION_REPLY_MARKER_NAME",
     "MARKER_NAME",
+    "REMINDER_MARKER_NAME",
     "REPLY_MARKER_NAME",
     "Marker",
     "MarkerProblem",
+    "decision_reply_tag",
+    "hidden_tag",
     "is_bot_reply",
     "marker_for",
     "parse_markers",
+    "reminder_tag",
     "render_marker",
     "render_reply_marker",
+    "reply_event_tag",
     "sole_marker",
     "verify_marker",
 ]
@@ -52,6 +69,10 @@ __all__ = [
 MARKER_NAME = "metaflow-hitl:v1"
 #: The versioned name that opens the bot's reply marker.
 REPLY_MARKER_NAME = "metaflow-hitl:v1:reply"
+#: The versioned name of the tag that identifies a reminder comment.
+REMINDER_MARKER_NAME = "metaflow-hitl:v1:reminder"
+#: The versioned name of the tag ending the reply that announces a decision.
+DECISION_REPLY_MARKER_NAME = "metaflow-hitl:v1:decision"
 
 _MAX_TEXT = 1_000_000
 _MAX_BODY = 8_192
@@ -108,7 +129,7 @@ def render_marker(marker: Marker | Request) -> str:
     """The marker as one HTML comment line (no trailing newline)."""
     if isinstance(marker, Request):
         marker = marker_for(marker)
-    return f"<!-- {MARKER_NAME} {_dumps(marker.to_dict())} -->"
+    return hidden_tag(MARKER_NAME, marker.to_dict())
 
 
 def _marker_from(body: str) -> Marker | None:
@@ -239,9 +260,33 @@ def verify_marker(marker: Marker, request: Request) -> str | None:
     return None
 
 
+def hidden_tag(name: str, data: dict[str, Any]) -> str:
+    """One hidden tag: an HTML comment holding ``name`` and JSON that cannot close it.
+
+    The only writer of every tag below: ``<``, ``>`` and ``&`` are escaped in the JSON, so a
+    value can never end the comment or open another one.
+    """
+    return f"<!-- {name} {_dumps(data)} -->"
+
+
 def render_reply_marker(gate_id: GateId | str) -> str:
     """The hidden first line of every bot reply on ``gate_id``."""
-    return f"<!-- {REPLY_MARKER_NAME} {_dumps({'gate_id': str(gate_id)})} -->"
+    return hidden_tag(REPLY_MARKER_NAME, {"gate_id": str(gate_id)})
+
+
+def reply_event_tag(gate_id: GateId | str, event_key: str) -> str:
+    """The tag ending a reply to one event: a re-delivery finds it and does not reply twice."""
+    return hidden_tag(REPLY_MARKER_NAME, {"event": event_key, "gate_id": str(gate_id)})
+
+
+def reminder_tag(gate_id: GateId | str, number: int) -> str:
+    """The hidden marker that identifies reminder ``number`` of a gate in a comment."""
+    return hidden_tag(REMINDER_MARKER_NAME, {"gate_id": str(gate_id), "number": int(number)})
+
+
+def decision_reply_tag(nonce: str) -> str:
+    """The tag ending the reply that announces a decision (found again by its nonce)."""
+    return hidden_tag(DECISION_REPLY_MARKER_NAME, {"nonce": nonce})
 
 
 def is_bot_reply(text: str | None) -> bool:

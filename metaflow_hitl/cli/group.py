@@ -23,6 +23,7 @@ from metaflow_hitl.cli.identity import resolve_actor_login
 from metaflow_hitl.errors import ConfigError, GateNotFound, HitlError, TooLate
 from metaflow_hitl.gate_id import GateId, parse_gate_ref
 from metaflow_hitl.gates import GateStatus, decide, expire_gate, gate_status, require_request
+from metaflow_hitl.index.parallel import read_all
 from metaflow_hitl.index.reader import StoredGate, read_gates
 from metaflow_hitl.input_schema import example_input, parse_input_json
 from metaflow_hitl.policy import check_decider, tally
@@ -32,7 +33,6 @@ from metaflow_hitl.render.tables import ago, render_table, truncate
 from metaflow_hitl.review.config import backend_for_request, backend_for_review
 from metaflow_hitl.review.publish import publish_decision
 from metaflow_hitl.settle import Settled, settle
-from metaflow_hitl.stores.parallel import read_all
 from metaflow_hitl.timestamps import format_ts, utc_now
 
 __all__ = ["CliContext", "build_hitl_group", "fail"]

@@ -27,9 +27,8 @@ pytest.importorskip("apprise", reason="apprise is the [notify] extra")
 from metaflow_hitl import gates
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.github.review_backend import GitHubReviewBackend
-from metaflow_hitl.markers import is_bot_reply
+from metaflow_hitl.markers import is_bot_reply, reminder_tag
 from metaflow_hitl.records import Actor, Request
-from metaflow_hitl.reminders import reminder_tag
 from metaflow_hitl.review.config import parse_review
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.stores.local import LocalApprovalStore

@@ -47,7 +47,6 @@ from metaflow_hitl.render.documents import (
     decision_path,
     parse_approval_path,
     render_approval_file,
-    render_commit_message,
     render_decision_record,
     render_issue_body,
     render_pr_body,
@@ -65,6 +64,7 @@ from metaflow_hitl.render.markdown import (
     escape_lines,
     normalize_text,
 )
+from metaflow_hitl.review.trailers import AuditEntry, decision_commit_message, open_commit_message
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.timestamps import add_seconds
 from tests.support.golden import check_golden
@@ -279,7 +279,7 @@ def test_decision_record_golden() -> None:
 def test_commit_message_golden() -> None:
     request = basic_request()
     reason = "looks good\n\nHitl-Outcome: rejected"
-    text = render_commit_message(request, decision(request, reason=reason))
+    text = decision_commit_message(request, decision(request, reason=reason))
     check_golden("rendering/commit_message.txt", text)
 
 
@@ -864,7 +864,7 @@ def test_decision_record_is_the_store_record() -> None:
 
 def test_commit_message_trailers_are_single_lines() -> None:
     request = basic_request()
-    text = render_commit_message(request, decision(request, reason="a\nHitl-Outcome: rejected"))
+    text = decision_commit_message(request, decision(request, reason="a\nHitl-Outcome: rejected"))
     trailers = text.split("\n\n", 1)[1].splitlines()
     assert [t.split(":")[0] for t in trailers] == [
         "Hitl-Gate",
@@ -982,3 +982,23 @@ def test_plain_git_review_repos_offer_only_the_cli(review: dict[str, Any], cli_o
     assert ("Approve this pull request" in text) is not cli_only
     assert ("/approve" in text) is not cli_only
     assert "metaflow-hitl --store" in text  # the CLI is always offered
+
+
+def test_trailers_read_back_what_was_written() -> None:
+    """review/trailers.py is both the writer and the reader: what audit reads from a commit is
+    exactly what the decision said, and a login or reason cannot add a trailer of its own."""
+    request = basic_request()
+    made = decision(request, reason="fine\nHitl-Outcome: rejected", decided_by="eve\nHitl-X: 1")
+    entry = AuditEntry.from_commit(
+        decision_commit_message(request, made), commit="c0ffee", author="eve"
+    )
+    assert entry is not None
+    assert (entry.gate_id, entry.outcome, entry.channel) == (
+        str(request.gate_id),
+        "approved",
+        "comment",
+    )
+    assert entry.decided_by == "eve Hitl-X: 1"  # flattened onto its own line
+    assert entry.request_digest == request.digest()
+    assert entry.evidence == made.evidence_url
+    assert AuditEntry.from_commit(open_commit_message(request), commit="c", author="a") is None
