@@ -16,6 +16,7 @@ transport errors (filesystem, HTTP, S3) into it; the Metaflow glue re-raises it 
     ├── StoreError                 the store could not be read or written
     ├── ReviewConflict             the review repo holds another decision for the gate
     ├── InjectionError             the compiled Argo template lacks the shape gates are added to
+    ├── UnsupportedMetaflow        Metaflow lacks an internal API metaflow-hitl relies on
     ├── ResumedWithoutDecision     an Argo gated step started with no decision before expiry
     ├── SettleIncomplete           a decision stands, but publishing or resuming it failed
     └── DecisionRefused            a decision attempt was refused; nothing was written
@@ -58,6 +59,7 @@ __all__ = [
     "SettleIncomplete",
     "StoreError",
     "TooLate",
+    "UnsupportedMetaflow",
 ]
 
 
@@ -170,6 +172,12 @@ class SettleIncomplete(HitlError):
         super().__init__(message, hint=hint)
         self.decision = decision
         self.failures = list(failures)
+
+
+class UnsupportedMetaflow(HitlError):
+    """The installed Metaflow lacks an internal API metaflow-hitl relies on; nothing was done."""
+
+    headline = "@hitl: unsupported Metaflow version"
 
 
 class DecisionRefused(HitlError):

@@ -2,8 +2,8 @@
 ``metaflow-hitl handle-event``.
 
 :func:`handle_event` takes a normalised event (:mod:`metaflow_hitl.github.events`), the
-approval store, a narrow GitHub interface (:class:`GitHubApi`, implemented by
-:class:`~metaflow_hitl.github.review_backend.GitHubReviewBackend`), a
+approval store, a narrow GitHub interface (:class:`~metaflow_hitl.github.api.GitHubApi`,
+implemented by :class:`~metaflow_hitl.github.review_backend.GitHubReviewBackend`), a
 :class:`~metaflow_hitl.ports.Resumer` and :class:`HandlerSettings`, and returns an
 :class:`Outcome`. The rules:
 
@@ -59,7 +59,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from metaflow_hitl.errors import (
     AlreadyDecided,
@@ -69,6 +69,7 @@ from metaflow_hitl.errors import (
 )
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import decide, expire_gate
+from metaflow_hitl.github.api import GitHubApi
 from metaflow_hitl.github.events import GitHubEvent
 from metaflow_hitl.github.history import Cast, casts_from_page, votes_from_casts
 from metaflow_hitl.markers import (
@@ -96,7 +97,6 @@ from metaflow_hitl.slash_commands import Command, Ignore, Reply, parse_comment
 from metaflow_hitl.timestamps import format_ts, parse_ts, utc_now
 
 __all__ = [
-    "GitHubApi",
     "HandlerSettings",
     "NoopResumer",
     "Outcome",
@@ -111,31 +111,6 @@ MAX_REFUSALS_PER_HOUR = 3
 LIST_AFTER = 2
 
 Clock = Callable[[], datetime]
-
-
-class GitHubApi(Protocol):
-    """What the handler needs from GitHub (one review repo)."""
-
-    def whoami(self) -> str | None: ...
-    def permission(self, login: str) -> str | None: ...
-    def permissions(self) -> dict[str, str] | None: ...
-    def team_member(self, org: str, slug: str, login: str) -> bool | None: ...
-    def get_pull(self, number: int) -> dict[str, Any] | None: ...
-    def get_issue(self, number: int) -> dict[str, Any] | None: ...
-    def get_comment(self, comment_id: int) -> dict[str, Any] | None: ...
-    def get_review(self, number: int, review_id: int) -> dict[str, Any] | None: ...
-    def check_page(
-        self,
-        request: Request,
-        page: dict[str, Any],
-        *,
-        is_pull: bool,
-        publication: Publication | None,
-    ) -> list[str]: ...
-    def list_reviews(self, number: int) -> list[dict[str, Any]]: ...
-    def list_comments(self, number: int) -> list[dict[str, Any]]: ...
-    def comment_once(self, number: int, text: str, tag: str) -> bool: ...
-    def is_ours(self, item: dict[str, Any]) -> bool: ...
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-__all__ = ["HandOff", "PullReader", "events_from_workflow_run"]
+from metaflow_hitl.github.api import PullReader
+
+__all__ = ["HandOff", "events_from_workflow_run"]
 
 
 @dataclass(frozen=True)
@@ -41,14 +43,6 @@ class HandOff:
 
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     ignored: str | None = None
-
-
-class PullReader(Protocol):
-    """The API reads the hand-off needs (``GitHubReviewBackend`` provides them)."""
-
-    def get_pull(self, number: int) -> dict[str, Any] | None: ...
-    def get_issue(self, number: int) -> dict[str, Any] | None: ...
-    def list_reviews(self, number: int) -> list[dict[str, Any]]: ...
 
 
 def _numbers(payload: Mapping[str, Any]) -> list[int]:

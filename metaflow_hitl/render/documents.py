@@ -51,6 +51,7 @@ from metaflow_hitl.render.markdown import (
     escape_inline,
     escape_lines,
 )
+from metaflow_hitl.render.phrases import after_timeout
 from metaflow_hitl.timestamps import format_ts
 
 __all__ = [
@@ -397,14 +398,6 @@ def _timeout_input_json(request: Request) -> str | None:
     return json.dumps(defaults, ensure_ascii=False)
 
 
-def _timeout_text(request: Request) -> str:
-    if request.on_timeout == "approve":
-        return "it is approved automatically, with each input field's default as input"
-    if request.on_reject == "continue":
-        return "it counts as rejected; the step continues without approval (on_reject=continue)"
-    return "it counts as rejected, and the gated step fails"
-
-
 def _gate_context(
     request: Request,
     *,
@@ -423,7 +416,7 @@ def _gate_context(
         "created_at": format_ts(request.created_at),
         "expires_at": format_ts(request.expires_at),
         "timeout": format_duration(request.timeout_seconds),
-        "on_timeout_text": _timeout_text(request),
+        "on_timeout_text": after_timeout(request),
         "timeout_input_json": _timeout_input_json(request),
         "fields": _schema_fields(request.input_schema),
         "schema_closed": request.input_schema.get("additionalProperties") is False,
@@ -681,6 +674,7 @@ def render_reminder_comment(
         "waited": format_duration((reminder.due_at - request.created_at).total_seconds()),
         "every": format_duration(request.remind_every_seconds or 0),
         "expires": format_ts(request.expires_at),
+        "then": after_timeout(request),
         "mentions": mentions(request.approvers),
         "escalated": mentions(reminder.escalated_to),
     }

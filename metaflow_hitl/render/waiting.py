@@ -9,6 +9,7 @@ import time
 
 from metaflow_hitl.input_schema import example_input
 from metaflow_hitl.records import Decision, Request
+from metaflow_hitl.render.phrases import after_timeout
 from metaflow_hitl.settle import Settled
 from metaflow_hitl.timestamps import format_ts
 
@@ -68,9 +69,10 @@ def print_waiting(
     for line in request.message.splitlines() or [""]:
         _say(f"[@hitl]   {line}")
     _say(
-        f"[@hitl] Expires {format_ts(request.expires_at)} (then: {request.on_timeout}). "
-        f"Approvers: {who}; {request.min_approvals} approval(s) needed."
+        f"[@hitl] Expires {format_ts(request.expires_at)}; if nobody decides by then, "
+        f"{after_timeout(request)}."
     )
+    _say(f"[@hitl] Approvers: {who}; {request.min_approvals} approval(s) needed.")
     if review and review.get("url"):
         _say(f"[@hitl] Review: {review['url']}")
     elif review and review.get("branch"):
