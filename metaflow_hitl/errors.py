@@ -13,11 +13,16 @@ transport errors (filesystem, HTTP, S3) into it; the Metaflow glue re-raises it 
     ├── GateRefError               a gate reference (id, RUN/STEP) is malformed
     ├── RecordError                a stored record is unreadable, of an unknown version, or invalid
     ├── StoreError                 the store could not be read or written
-    └── DecisionRefused            a decision attempt was refused; nothing was written
-        ├── NotAllowed             this person may not make this decision (policy)
-        ├── InvalidInput           approval input fails the gate's input schema
-        └── AlreadyDecided         the gate has a decision already (first decision wins)
-            └── TooLate            the gate expired before this decision arrived
+    ├── DecisionRefused            a decision attempt was refused; nothing was written
+    │   ├── NotAllowed             this person may not make this decision (policy)
+    │   ├── InvalidInput           approval input fails the gate's input schema
+    │   └── AlreadyDecided         the gate has a decision already (first decision wins)
+    │       └── TooLate            the gate expired before this decision arrived
+    └── DecisionUnverified         a recorded decision failed the gated step's checks
+        ├── UntrustedChannel       it came through a channel the gate does not trust
+        ├── EvidenceMissing        its review, comment or merge is not on the gate's page
+        ├── DeciderNotEligible     a decider may not decide the gate now
+        └── GitHubUnreachable      GitHub could not be asked
 
 Every message says what happened, the value involved and, where there is one, the next
 command to run (:attr:`HitlError.hint`).
@@ -33,9 +38,13 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "AlreadyDecided",
     "ConfigError",
+    "DeciderNotEligible",
     "DecisionRefused",
+    "DecisionUnverified",
+    "EvidenceMissing",
     "GateNotFound",
     "GateRefError",
+    "GitHubUnreachable",
     "HitlError",
     "InvalidInput",
     "MessageRenderError",
@@ -43,6 +52,7 @@ __all__ = [
     "RecordError",
     "StoreError",
     "TooLate",
+    "UntrustedChannel",
 ]
 
 
@@ -166,3 +176,35 @@ class TooLate(AlreadyDecided):
     """The gate expired before this decision arrived; the expiry is the decision."""
 
     headline = "@hitl: too late, the gate expired"
+
+
+class DecisionUnverified(HitlError):
+    """A recorded decision did not pass the checks the gated step makes before it runs
+    (``trusted_channels``): the step fails closed. Each subclass names one cause."""
+
+    headline = "@hitl: decision not verified"
+
+
+class UntrustedChannel(DecisionUnverified):
+    """The decision came through a channel the gate does not trust."""
+
+    headline = "@hitl: decision from an untrusted channel"
+
+
+class EvidenceMissing(DecisionUnverified):
+    """The decider's review, comment or merge is not on the gate's page (deleted, edited,
+    someone else's, another intent or input): the record is not backed by GitHub."""
+
+    headline = "@hitl: decision evidence not found on GitHub"
+
+
+class DeciderNotEligible(DecisionUnverified):
+    """The decider may not decide the gate now (lost write access, left the team...)."""
+
+    headline = "@hitl: decider no longer eligible"
+
+
+class GitHubUnreachable(DecisionUnverified):
+    """GitHub could not be asked, so the decision could not be verified."""
+
+    headline = "@hitl: GitHub unreachable, decision not verified"

@@ -115,6 +115,12 @@ RECORD_SCHEMAS: dict[str, dict[str, Any]] = {
             # Optional (added after the first release; absent in older records):
             "remind_every_seconds": {"type": ["number", "null"], "exclusiveMinimum": 0},
             "escalate_to": {"type": "array", "items": _LOGIN, "maxItems": 100},
+            "trusted_channels": {
+                "type": "array",
+                "items": {"enum": ["cli", "github"]},
+                "minItems": 1,
+                "maxItems": 2,
+            },
         },
         [
             "gate_id",
@@ -341,6 +347,8 @@ class Request:
     remind_every_seconds: float | None = None
     #: Logins or ``@org/team`` entries mentioned from the third reminder on.
     escalate_to: tuple[str, ...] = ()
+    #: The channels whose decisions count (``cli``, ``github``); ``None``: every channel.
+    trusted_channels: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         # The optional fields are written only when set, so a request without them encodes
@@ -351,6 +359,8 @@ class Request:
             optional["remind_every_seconds"] = self.remind_every_seconds
         if self.escalate_to:
             optional["escalate_to"] = list(self.escalate_to)
+        if self.trusted_channels is not None:
+            optional["trusted_channels"] = list(self.trusted_channels)
         return {
             "format": "metaflow-hitl/request",
             "version": FORMAT_VERSION,
@@ -398,6 +408,9 @@ class Request:
             nonce=data["nonce"],
             remind_every_seconds=data.get("remind_every_seconds"),
             escalate_to=tuple(data.get("escalate_to") or ()),
+            trusted_channels=tuple(data["trusted_channels"])
+            if data.get("trusted_channels")
+            else None,
         )
 
     def digest(self) -> str:

@@ -21,6 +21,7 @@ from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.input_schema import normalize_schema, timeout_input
 from metaflow_hitl.records import Request
 from metaflow_hitl.timestamps import add_seconds
+from metaflow_hitl.trust import effective_trusted_channels
 
 __all__ = ["ESCALATE_FROM", "MAX_REMINDERS", "GateSpec", "parse_approvers"]
 
@@ -107,6 +108,8 @@ class GateSpec:
     notifier: Any = None
     remind_every_seconds: float | None = None
     escalate_to: tuple[str, ...] = ()
+    #: The channels whose decisions count (:mod:`metaflow_hitl.trust`); ``None``: all.
+    trusted_channels: tuple[str, ...] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -126,8 +129,13 @@ class GateSpec:
         notifier: Any = None,
         remind_every: Any = None,
         escalate_to: Any = None,
+        trusted_channels: Any = None,
+        deployment_trusted_channels: Any = None,
     ) -> GateSpec:
         """Validate decorator options (Python values, or strings from ``--with``).
+
+        ``deployment_trusted_channels`` is ``METAFLOW_HITL_TRUSTED_CHANNELS``: the flow's
+        ``trusted_channels`` may narrow it, never widen it.
 
         Raises
         ------
@@ -182,6 +190,9 @@ class GateSpec:
             notifier=notifier,
             remind_every_seconds=remind_seconds,
             escalate_to=escalation,
+            trusted_channels=effective_trusted_channels(
+                trusted_channels, deployment_trusted_channels
+            ),
         )
         if spec.on_timeout == "approve":
             timeout_input(schema)
@@ -221,6 +232,7 @@ class GateSpec:
             store=store,
             remind_every_seconds=self.remind_every_seconds,
             escalate_to=self.escalate_to,
+            trusted_channels=self.trusted_channels,
         )
 
 

@@ -20,7 +20,14 @@ from typing import Any, NoReturn
 from metaflow._vendor import click
 
 from metaflow_hitl.cli.identity import resolve_actor_login
-from metaflow_hitl.errors import ConfigError, GateNotFound, HitlError, StoreError, TooLate
+from metaflow_hitl.errors import (
+    ConfigError,
+    GateNotFound,
+    HitlError,
+    NotAllowed,
+    StoreError,
+    TooLate,
+)
 from metaflow_hitl.gate_id import GateId, parse_gate_ref
 from metaflow_hitl.gates import GateStatus, decide, expire_gate, gate_status, require_request
 from metaflow_hitl.index.reader import StoredGate, read_gates
@@ -33,6 +40,7 @@ from metaflow_hitl.review.config import backend_for_request, backend_for_review
 from metaflow_hitl.review.publish import publish_decision
 from metaflow_hitl.stores.parallel import read_all
 from metaflow_hitl.timestamps import format_ts, utc_now
+from metaflow_hitl.trust import channel_refusal
 
 __all__ = ["CliContext", "build_hitl_group", "fail"]
 
@@ -362,6 +370,11 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
         reason: str | None,
         as_json: bool,
     ) -> None:
+        refused = channel_refusal(require_request(ctx.store, gate_id), "cli")
+        if refused:
+            raise NotAllowed(
+                f"{refused}.", hint="Decide it on its GitHub page (a review, /approve or /reject)."
+            )
         login, source = resolve_actor_login(login_flag)
         actor = Actor(login=login, channel="cli", at=utc_now(), source=source)
         try:

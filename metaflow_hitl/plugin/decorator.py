@@ -21,6 +21,7 @@ from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import open_gate, wait_for_decision
 from metaflow_hitl.message import render_message
 from metaflow_hitl.plugin.artifacts import ArtifactView, InputsView
+from metaflow_hitl.plugin.trust_check import enforce_trusted_channels
 from metaflow_hitl.ports import ApprovalStore
 from metaflow_hitl.records import Decision, Request
 from metaflow_hitl.render.waiting import (
@@ -92,7 +93,9 @@ class HitlDecorator(DeclaredHitl):
     ) -> None:
         where = f"@hitl on step {step_name!r}: "
         try:
-            self.spec = GateSpec.from_options(**self.attributes)
+            self.spec = GateSpec.from_options(
+                **self.attributes, deployment_trusted_channels=_configured("HITL_TRUSTED_CHANNELS")
+            )
         except HitlError as exc:
             raise HitlException.from_error(exc, where) from None
         names = {d.name for d in decorators}
@@ -175,6 +178,7 @@ class HitlDecorator(DeclaredHitl):
                 request, decision = self._run_gate(
                     store, step_name, run_id, task_id, flow, graph, inputs, retry_count
                 )
+            enforce_trusted_channels(self.spec.trusted_channels, request, decision, store)
         except HitlError as exc:
             raise HitlException.from_error(exc, where) from None
         flow.hitl_request = request.to_dict()
@@ -424,9 +428,14 @@ def _notifier(setting: Any) -> Any:
 
 def _configured_review() -> str | None:
     """``METAFLOW_HITL_REVIEW`` from the environment or the Metaflow profile (config file)."""
+    return _configured("HITL_REVIEW")
+
+
+def _configured(name: str) -> str | None:
+    """``METAFLOW_<name>`` from the environment or the Metaflow profile (config file)."""
     from metaflow import metaflow_config
 
-    return getattr(metaflow_config, "HITL_REVIEW", None)
+    return getattr(metaflow_config, name, None)
 
 
 def _store_location(flow_datastore: Any) -> str:

@@ -128,6 +128,7 @@ CHANGES: dict[str, Any] = {
     "nonce": "0" * 32,
     "remind_every_seconds": 3600.0,
     "escalate_to": ("@acme/ml-leads",),
+    "trusted_channels": ("github",),
 }
 
 
