@@ -115,6 +115,21 @@ RECORD_SCHEMAS: dict[str, dict[str, Any]] = {
             # Optional (added after the first release; absent in older records):
             "remind_every_seconds": {"type": ["number", "null"], "exclusiveMinimum": 0},
             "escalate_to": {"type": "array", "items": _LOGIN, "maxItems": 100},
+            "content": {
+                "type": "object",
+                "required": ["version", "digest", "artifacts", "code", "message"],
+                "properties": {
+                    "version": {"const": 1},
+                    "digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+                    "artifacts": {
+                        "type": "object",
+                        "additionalProperties": {"type": "string", "maxLength": 200},
+                    },
+                    "code": {"type": "string", "maxLength": 200},
+                    "message": {"type": "string", "maxLength": 200},
+                },
+                "additionalProperties": False,
+            },
             "trusted_channels": {
                 "type": "array",
                 "items": {"enum": ["cli", "github"]},
@@ -349,6 +364,9 @@ class Request:
     escalate_to: tuple[str, ...] = ()
     #: The channels whose decisions count (``cli``, ``github``); ``None``: every channel.
     trusted_channels: tuple[str, ...] | None = None
+    #: What is asked about (:class:`metaflow_hitl.content.Content` as a dict); ``None`` in
+    #: requests of older releases.
+    content: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         # The optional fields are written only when set, so a request without them encodes
@@ -361,6 +379,8 @@ class Request:
             optional["escalate_to"] = list(self.escalate_to)
         if self.trusted_channels is not None:
             optional["trusted_channels"] = list(self.trusted_channels)
+        if self.content is not None:
+            optional["content"] = self.content
         return {
             "format": "metaflow-hitl/request",
             "version": FORMAT_VERSION,
@@ -411,6 +431,7 @@ class Request:
             trusted_channels=tuple(data["trusted_channels"])
             if data.get("trusted_channels")
             else None,
+            content=data.get("content"),
         )
 
     def digest(self) -> str:

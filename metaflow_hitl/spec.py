@@ -210,6 +210,7 @@ class GateSpec:
         review: dict[str, str | None] | None = None,
         links: dict[str, str] | None = None,
         origin: dict[str, str | None] | None = None,
+        content: dict[str, Any] | None = None,
     ) -> Request:
         """Build the request this gate records when it opens at ``now``."""
         return Request(
@@ -233,6 +234,7 @@ class GateSpec:
             remind_every_seconds=self.remind_every_seconds,
             escalate_to=self.escalate_to,
             trusted_channels=self.trusted_channels,
+            content=content,
         )
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "channel_group",
     "channel_refusal",
     "effective_trusted_channels",
+    "identity_note",
     "parse_trusted_channels",
     "untrusted_deciders",
 ]
@@ -135,3 +136,14 @@ def channel_refusal(request: Request, group: str) -> str | None:
         f"gate {request.gate_id} trusts only decisions from {', '.join(trusted)} "
         f"(trusted_channels); a {group} decision would not count, so nothing was recorded"
     )
+
+
+def identity_note(channel: str | None, source: str | None) -> str:
+    """How far a decider's identity is established, for people: a GitHub channel's login is
+    authenticated by GitHub (``verified (github)``); a CLI login is whatever the person typed
+    or their machine said (``asserted, unverified (flag)``); the clock is ``timeout``."""
+    if channel == "timeout":
+        return "timeout"
+    if channel_group(channel or "") == "github":
+        return f"verified ({source or 'github'})"
+    return f"asserted, unverified ({source or 'unknown'})"

@@ -40,7 +40,7 @@ from metaflow_hitl.review.config import backend_for_request, backend_for_review
 from metaflow_hitl.review.publish import publish_decision
 from metaflow_hitl.stores.parallel import read_all
 from metaflow_hitl.timestamps import format_ts, utc_now
-from metaflow_hitl.trust import channel_refusal
+from metaflow_hitl.trust import channel_refusal, identity_note
 
 __all__ = ["CliContext", "build_hitl_group", "fail"]
 
@@ -320,6 +320,12 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
             )
         click.echo(render_table(["GATE", "STATE", "AGE", "EXPIRES", "APPROVERS", "MESSAGE"], rows))
 
+    def _identity(decision: Decision) -> str:
+        """``asserted, unverified (...)`` when any decider's identity is only asserted (the
+        CLI), else how the first decider's is established."""
+        notes = [identity_note(a.channel, a.source) for a in decision.deciders] or ["unknown"]
+        return next((n for n in notes if n.startswith("asserted")), notes[0])
+
     @hitl.command(name="show", help="Show one gate: its request, votes and decision.")
     @click.argument("gate", required=False)
     @click.option("--latest", is_flag=True, help="The most recently opened gate.")
@@ -350,13 +356,15 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
         for v in status.votes:
             lines.append(
                 f"Vote:        {format_ts(v.actor.at)} {v.actor.login} ({v.actor.channel}, "
-                f"{v.actor.source or 'unknown'}): {v.intent}"
+                f"{identity_note(v.actor.channel, v.actor.source)}): {v.intent}"
                 + (f" {json.dumps(v.input)}" if v.input else "")
                 + (f" - {v.reason}" if v.reason else "")
             )
         if status.decision:
             d = status.decision
             lines.append(f"Decision:    {d.summary()} at {format_ts(d.decided_at)}")
+            for a in d.deciders:
+                lines.append(f"Decider:     {a.login} ({identity_note(a.channel, a.source)})")
             if d.input:
                 lines.append(f"With input:  {json.dumps(d.input)}")
         click.echo("\n".join(lines))
@@ -536,6 +544,7 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
                     "input": d.input,
                     "reason": d.reason,
                     "source": "store",
+                    "identity": _identity(d),
                 }
                 for _, d in pairs
             ]
@@ -578,7 +587,10 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
                     )
                 if entry is not None:
                     entry.update(
-                        input=d.input, reason=d.reason, deciders=[a.login for a in d.deciders]
+                        input=d.input,
+                        reason=d.reason,
+                        deciders=[a.login for a in d.deciders],
+                        identity=_identity(d),
                     )
             for gate in seen:
                 if gate not in by_gate:
@@ -593,7 +605,8 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
                 [
                     r["gate_id"],
                     r["outcome"],
-                    ", ".join(r.get("deciders") or [r["decided_by"]]),
+                    ", ".join(r.get("deciders") or [r["decided_by"]])
+                    + (" (asserted)" if str(r.get("identity", "")).startswith("asserted") else ""),
                     r["channel"],
                     r["decided_at"],
                     truncate(

@@ -16,11 +16,13 @@ from typing import Any, Literal, NamedTuple
 from metaflow.exception import MetaflowException
 
 from metaflow_extensions.hitl.plugins.hitl_step import HitlDecorator as DeclaredHitl
+from metaflow_hitl.content import Content, reuse_origin_gate
 from metaflow_hitl.errors import HitlError
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import open_gate, wait_for_decision
 from metaflow_hitl.message import render_message
 from metaflow_hitl.plugin.artifacts import ArtifactView, InputsView
+from metaflow_hitl.plugin.content_digest import content_of
 from metaflow_hitl.plugin.trust_check import enforce_trusted_channels
 from metaflow_hitl.ports import ApprovalStore
 from metaflow_hitl.records import Decision, Request
@@ -238,6 +240,9 @@ class HitlDecorator(DeclaredHitl):
         runtime: Literal["local", "argo-workflows"],
         started_by: str,
         origin: dict[str, str | None],
+        message: str | None = None,
+        content: Content | None = None,
+        links: dict[str, str] | None = None,
     ) -> OpenedGate:
         """Record the gate's request unless it exists, open its review, announce it.
 
@@ -252,13 +257,17 @@ class HitlDecorator(DeclaredHitl):
         if request is None:
             request = self.spec.request_for(
                 gate_id,
-                message=self._render(flow, graph, step_name, inputs),
+                message=message
+                if message is not None
+                else self._render(flow, graph, step_name, inputs),
                 started_by=started_by,
                 runtime=runtime,
                 now=utc_now(),
                 store=store.location,
                 review=self._review,
                 origin=origin,
+                links=links,
+                content=None if content is None else content.to_dict(),
             )
             request, created = open_gate(store, request)
         decision = store.get_decision(gate_id)
@@ -284,9 +293,16 @@ class HitlDecorator(DeclaredHitl):
     ) -> tuple[Request, Decision]:
         from metaflow import current
 
-        gate_id = _reuse_origin_gate(
-            store, flow.name, step_name, run_id, getattr(current, "origin_run_id", None)
+        message = self._render(flow, graph, step_name, inputs)
+        join = graph[step_name].type == "join"
+        content = content_of(inputs, join=join, flow_file=sys.argv[0], message=message)
+        reuse = reuse_origin_gate(  # only for the same content: see metaflow_hitl.content
+            store,
+            GateId(flow.name, str(run_id), step_name),
+            getattr(current, "origin_run_id", None),
+            content,
         )
+        gate_id = reuse.gate_id
         from metaflow_hitl.review.publish import publish_decision
 
         request, created, refs, decided = self.open_request(
@@ -301,7 +317,11 @@ class HitlDecorator(DeclaredHitl):
                 "task": f"{flow.name}/{run_id}/{step_name}/{task_id}",
                 "flow_file": os.path.abspath(sys.argv[0]),
                 "cwd": os.getcwd(),
+                **reuse.origin,
             },
+            message=message,
+            content=content,
+            links=reuse.links,
         )
         if created:  # even if a fast decider already decided it: say what was asked
             print_waiting(request, flow_file=sys.argv[0], review=refs)
@@ -364,22 +384,6 @@ class HitlDecorator(DeclaredHitl):
             self=self_view,
             inputs=InputsView(datastores, flow),
         )
-
-
-def _reuse_origin_gate(
-    store: ApprovalStore, flow: str, step: str, run_id: str, origin_run_id: str | None
-) -> GateId:
-    """On ``resume``, wait on the origin run's gate unless it ended in a rejection."""
-    own = GateId(flow, str(run_id), step)
-    if not origin_run_id or str(origin_run_id) == str(run_id):
-        return own
-    origin = GateId(flow, str(origin_run_id), step)
-    if store.get_request(origin) is None:
-        return own
-    decision = store.get_decision(origin)
-    if decision is not None and not decision.proceed:
-        return own  # a rejected gate stays rejected; the resumed run asks again
-    return origin
 
 
 def package_files() -> Iterator[tuple[str, str]]:
@@ -470,8 +474,14 @@ def _rejection(decision: Decision, step_name: str, run_id: str) -> HitlRejected:
             headline="@hitl: gate timed out, rejected",
         )
     why = decision.reason or "no reason given"
+    same = (
+        f" This same content was rejected in run {decision.gate_id.run_id}; a resume or retry "
+        "with the same content stays rejected. Change the inputs or the code to ask again."
+        if decision.gate_id.run_id != str(run_id)
+        else ""
+    )
     return HitlRejected(
         f"Step {step_name!r} of run {run_id} was rejected by {decision.decided_by} "
-        f"({decision.channel}): {why}. (gate {decision.gate_id})",
+        f"({decision.channel}): {why}. (gate {decision.gate_id}){same}",
         headline=f"@hitl: rejected by {decision.decided_by}",
     )

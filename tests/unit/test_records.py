@@ -129,6 +129,13 @@ CHANGES: dict[str, Any] = {
     "remind_every_seconds": 3600.0,
     "escalate_to": ("@acme/ml-leads",),
     "trusted_channels": ("github",),
+    "content": {
+        "version": 1,
+        "digest": "sha256:" + "0" * 64,
+        "artifacts": {},
+        "code": "",
+        "message": "",
+    },
 }
 
 
