@@ -45,6 +45,7 @@ from metaflow_hitl.render.documents import (
     render_commit_message,
     render_decision_record,
 )
+from metaflow_hitl.review.authorship import commit_author
 from metaflow_hitl.review.redact import redact
 
 __all__ = ["AuditEntry", "GitReviewBackend", "ReviewConflict", "branch_for"]
@@ -107,11 +108,6 @@ class AuditEntry:
             author=author,
             request_digest=trailers.get("Hitl-Request-Digest", ""),
         )
-
-
-def _author(login: str) -> git.Actor:
-    safe = re.sub(r"[^A-Za-z0-9._-]", "-", login) or "unknown"
-    return git.Actor(safe, f"{safe}@users.noreply.github.com")
 
 
 _BOT = git.Actor(BOT_NAME, BOT_EMAIL)
@@ -329,7 +325,7 @@ class GitReviewBackend:
         path = decision_path(request.gate_id)
         content = render_decision_record(request, decision)
         message = render_commit_message(request, decision)
-        author = _author(decision.decided_by)
+        author = git.Actor(*commit_author(decision))
         for attempt in range(_ATTEMPTS):
             with self._clone(branch, (path,)) as repo:
                 main = f"origin/{self.default_branch}"
