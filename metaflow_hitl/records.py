@@ -130,6 +130,17 @@ RECORD_SCHEMAS: dict[str, dict[str, Any]] = {
                 },
                 "additionalProperties": False,
             },
+            "starter": {
+                "type": "object",
+                "required": ["kind"],
+                "properties": {
+                    "kind": {"enum": ["human", "scheduled", "event", "unknown"]},
+                    "metaflow": {"type": ["string", "null"], "maxLength": 200},
+                    "github": {"type": ["string", "null"], "maxLength": 100},
+                    "source": {"type": ["string", "null"], "maxLength": 200},
+                },
+                "additionalProperties": False,
+            },
             "trusted_channels": {
                 "type": "array",
                 "items": {"enum": ["cli", "github"]},
@@ -367,6 +378,9 @@ class Request:
     #: What is asked about (:class:`metaflow_hitl.content.Content` as a dict); ``None`` in
     #: requests of older releases.
     content: dict[str, Any] | None = None
+    #: Who started the run, as a Metaflow user and (through the identity map) a GitHub login:
+    #: ``{"kind": "human", "metaflow": "alice", "github": "alice-smith", "source": ...}``.
+    starter: dict[str, str | None] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         # The optional fields are written only when set, so a request without them encodes
@@ -381,6 +395,8 @@ class Request:
             optional["trusted_channels"] = list(self.trusted_channels)
         if self.content is not None:
             optional["content"] = self.content
+        if self.starter is not None:
+            optional["starter"] = self.starter
         return {
             "format": "metaflow-hitl/request",
             "version": FORMAT_VERSION,
@@ -432,6 +448,7 @@ class Request:
             if data.get("trusted_channels")
             else None,
             content=data.get("content"),
+            starter=data.get("starter"),
         )
 
     def digest(self) -> str:

@@ -211,6 +211,7 @@ class GateSpec:
         links: dict[str, str] | None = None,
         origin: dict[str, str | None] | None = None,
         content: dict[str, Any] | None = None,
+        starter: dict[str, str | None] | None = None,
     ) -> Request:
         """Build the request this gate records when it opens at ``now``."""
         return Request(
@@ -235,6 +236,7 @@ class GateSpec:
             escalate_to=self.escalate_to,
             trusted_channels=self.trusted_channels,
             content=content,
+            starter=starter,
         )
 
 

@@ -20,6 +20,7 @@ from metaflow_hitl.content import Content, reuse_origin_gate
 from metaflow_hitl.errors import HitlError
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import open_gate, wait_for_decision
+from metaflow_hitl.identity_map import parse_identity_map, starter_record
 from metaflow_hitl.message import render_message
 from metaflow_hitl.plugin.artifacts import ArtifactView, InputsView
 from metaflow_hitl.plugin.content_digest import content_of
@@ -140,6 +141,7 @@ class HitlDecorator(DeclaredHitl):
             # Checked here (URLs, apprise installed) so a bad setting fails before any task;
             # on Argo the pods check it (their secrets hold the URLs, not the deploying machine).
             self._notifier = None if deploying else _notifier(self.spec.notifier)
+            self._identity_map = parse_identity_map(_configured("HITL_IDENTITY_MAP"))
             self._review = parse_review(
                 self.spec.review or _configured_review(),
                 store_location=_store_location(flow_datastore),
@@ -243,6 +245,7 @@ class HitlDecorator(DeclaredHitl):
         message: str | None = None,
         content: Content | None = None,
         links: dict[str, str] | None = None,
+        starter: dict[str, str | None] | None = None,
     ) -> OpenedGate:
         """Record the gate's request unless it exists, open its review, announce it.
 
@@ -268,6 +271,7 @@ class HitlDecorator(DeclaredHitl):
                 origin=origin,
                 links=links,
                 content=None if content is None else content.to_dict(),
+                starter=starter,
             )
             request, created = open_gate(store, request)
         decision = store.get_decision(gate_id)
@@ -313,6 +317,7 @@ class HitlDecorator(DeclaredHitl):
             inputs=inputs,
             runtime="local",
             started_by=getattr(current, "username", None) or "unknown",
+            starter=starter_record(getattr(current, "username", None), self._identity_map),
             origin={
                 "task": f"{flow.name}/{run_id}/{step_name}/{task_id}",
                 "flow_file": os.path.abspath(sys.argv[0]),

@@ -117,3 +117,31 @@ def test_a_rejection_stays_for_the_same_content_and_says_so(workspace):
     assert "same content was rejected" in out
     assert "GATE BODY RAN" not in out
     assert len(_requests(ws)) == 1
+
+
+def test_the_request_records_the_starter_in_both_forms(workspace):
+    """``current.username`` is ``METAFLOW_USER`` or the OS user (metaflow/util.py
+    line 149, ``get_username``, at Netflix/metaflow d2dd7f953); the identity map gives the GitHub login, and self-approval under it is
+    refused."""
+    ws = workspace("binding_flow.py")
+    ws.env["METAFLOW_HITL_IDENTITY_MAP"] = '{"alice": "alice-smith"}'
+    proc = ws.start()
+    gate = ws.wait_for_gate(proc)
+    (request,) = _requests(ws)
+    assert request["started_by"] == "alice"
+    assert request["starter"] == {
+        "kind": "human",
+        "metaflow": "alice",
+        "github": "alice-smith",
+        "source": "metaflow",
+    }
+    refused = ws.console("approve", gate, "--as", "alice-smith")
+    assert refused.returncode != 0
+    assert "cannot approve" in refused.stderr + refused.stdout
+    assert ws.console("approve", gate, "--as", "reviewer").returncode == 0
+    shown = ws.console("show", gate)
+    assert "reviewer (asserted, unverified (flag))" in shown.stdout
+    audit = ws.console("audit", "--json")
+    assert json.loads(audit.stdout)[0]["identity"].startswith("asserted, unverified")
+    code, out = ws.finish(proc)
+    assert code == 0, out

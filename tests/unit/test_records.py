@@ -136,6 +136,7 @@ CHANGES: dict[str, Any] = {
         "code": "",
         "message": "",
     },
+    "starter": {"kind": "human", "metaflow": "alice", "github": "alice-gh", "source": "metaflow"},
 }
 
 

@@ -14,3 +14,6 @@ HITL_REVIEW = from_conf("HITL_REVIEW")
 #: Channels whose decisions count on every gate (``cli``, ``github``); a flow's
 #: ``@hitl(trusted_channels=...)`` may narrow it, never widen it.
 HITL_TRUSTED_CHANNELS = from_conf("HITL_TRUSTED_CHANNELS")
+#: Metaflow user -> GitHub login, as a JSON object or the path of a JSON file: who started a run
+#: on GitHub's terms (self-approval is refused under either name).
+HITL_IDENTITY_MAP = from_conf("HITL_IDENTITY_MAP")
