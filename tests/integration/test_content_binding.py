@@ -120,9 +120,9 @@ def test_a_rejection_stays_for_the_same_content_and_says_so(workspace):
 
 
 def test_the_request_records_the_starter_in_both_forms(workspace):
-    """``current.username`` is ``METAFLOW_USER`` or the OS user (metaflow/util.py
-    line 149, ``get_username``, at Netflix/metaflow d2dd7f953); the identity map gives the GitHub login, and self-approval under it is
-    refused."""
+    """``current.username`` is ``METAFLOW_USER`` or the OS user (metaflow/util.py line 149,
+    ``get_username``, at Netflix/metaflow d2dd7f953); the identity map gives the GitHub login,
+    and self-approval under it is refused."""
     ws = workspace("binding_flow.py")
     ws.env["METAFLOW_HITL_IDENTITY_MAP"] = '{"alice": "alice-smith"}'
     proc = ws.start()
