@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -110,7 +110,6 @@ class GateSpec:
     escalate_to: tuple[str, ...] = ()
     #: The channels whose decisions count (:mod:`metaflow_hitl.trust`); ``None``: all.
     trusted_channels: tuple[str, ...] | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_options(

@@ -36,7 +36,7 @@ from metaflow_hitl.errors import (
     GitHubUnreachable,
     HitlError,
 )
-from metaflow_hitl.markers import sole_marker
+from metaflow_hitl.markers import MarkerProblem, sole_marker
 from metaflow_hitl.policy import check_decider, normalize_login
 from metaflow_hitl.records import Actor, Decision, Intent, Publication, Request
 from metaflow_hitl.render.documents import branch_for
@@ -114,7 +114,7 @@ def verify_decision(
     if page is None:
         raise EvidenceMissing(f"gate {gate}'s page {where} is gone.")
     marker = sole_marker(page.get("body"))
-    if isinstance(marker, str) or marker.gate_id != str(gate):
+    if isinstance(marker, MarkerProblem) or marker.gate_id != str(gate):
         raise EvidenceMissing(f"{where} is not gate {gate}'s page (its marker does not name it).")
     if is_pull and (page.get("head") or {}).get("ref") != branch_for(gate):
         raise EvidenceMissing(f"{where} does not come from gate {gate}'s branch.")

@@ -16,14 +16,13 @@ from typing import Any
 from metaflow._vendor import click
 
 from metaflow_hitl.cli.group import fail
-from metaflow_hitl.errors import ConfigError, HitlError
+from metaflow_hitl.errors import ConfigError, GateBelongsToAnotherWorkflow, HitlError
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.identity_map import starter_record
 from metaflow_hitl.plugin.argo_compile import WORKFLOW_UID_ENV
 from metaflow_hitl.plugin.content_digest import content_of
 
 __all__ = [
-    "GateBelongsToAnotherWorkflow",
     "argo_origin",
     "check_same_workflow",
     "notify_command",
@@ -98,12 +97,6 @@ def check_same_workflow(request: Any, where: str) -> None:
             "ran before. Refusing to reuse its request or decision.",
             hint="Submit the workflow under a new name (argo-workflows trigger generates one).",
         )
-
-
-class GateBelongsToAnotherWorkflow(ConfigError):
-    """A gate id (``argo-<workflow name>``) reused by a different workflow."""
-
-    headline = "@hitl: gate belongs to another workflow"
 
 
 @click.command(
