@@ -3,8 +3,7 @@
 
 :func:`handle_event` takes a normalised event (:mod:`metaflow_hitl.github.events`), the
 approval store, a narrow GitHub interface (:class:`~metaflow_hitl.github.api.GitHubApi`,
-implemented by
-:class:`~metaflow_hitl.github.review_backend.GitHubReviewBackend`), a
+implemented by :class:`~metaflow_hitl.github.review_backend.GitHubReviewBackend`), a
 :class:`~metaflow_hitl.ports.Resumer` and :class:`HandlerSettings`, and returns an
 :class:`Outcome`. The rules:
 
