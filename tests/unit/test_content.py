@@ -87,3 +87,19 @@ def test_the_approval_file_shows_the_content_and_what_changed(tmp_path) -> None:
     assert "F/1/gate" in text
     assert "(approved)" in text
     assert "https://github.com/acme/a/pull/1#issuecomment-1" in text
+
+
+def test_the_card_shows_the_content_trust_and_asserted_identities() -> None:
+    from metaflow_hitl.plugin.card import render_card_html
+    from tests.integration.test_card import decision_dict, parse, request_dict
+
+    request = request_dict(content=A.to_dict(), trusted_channels=["cli"])
+    cli = {"login": "bob", "channel": "cli", "at": "2026-01-01T01:00:00.000Z", "source": "flag"}
+    decision = decision_dict(channel="cli", deciders=[cli])
+    text = "\n".join(parse(render_card_html(request, decision)).text)
+    assert A.short() in text
+    assert "accuracy, model" in text
+    assert "Trusted channels" in text
+    assert "asserted, unverified (flag)" in text
+    github = decision_dict()  # reviews and comments: GitHub authenticated the login
+    assert "verified (github)" in "\n".join(parse(render_card_html(request, github)).text)
