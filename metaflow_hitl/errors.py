@@ -19,12 +19,17 @@ transport errors (filesystem, HTTP, S3) into it; the Metaflow glue re-raises it 
     ├── UnsupportedMetaflow        Metaflow lacks an internal API metaflow-hitl relies on
     ├── ResumedWithoutDecision     an Argo gated step started with no decision before expiry
     ├── SettleIncomplete           a decision stands, but publishing or resuming it failed
-    └── DecisionRefused            a decision attempt was refused; nothing was written
-        ├── NotAllowed             this person may not make this decision (policy)
-        ├── InvalidInput           approval input fails the gate's input schema
-        ├── DeadlinePassed         past the deadline, the approving timeout not recorded yet
-        └── AlreadyDecided         the gate has a decision already (first decision wins)
-            └── TooLate            the gate expired before this decision arrived
+    ├── DecisionRefused            a decision attempt was refused; nothing was written
+    │   ├── NotAllowed             this person may not make this decision (policy)
+    │   ├── InvalidInput           approval input fails the gate's input schema
+    │   ├── DeadlinePassed         past the deadline, the approving timeout not recorded yet
+    │   └── AlreadyDecided         the gate has a decision already (first decision wins)
+    │       └── TooLate            the gate expired before this decision arrived
+    └── DecisionUnverified         a recorded decision failed the gated step's checks
+        ├── UntrustedChannel       it came through a channel the gate does not trust
+        ├── EvidenceMissing        its review, comment or merge is not on the gate's page
+        ├── DeciderNotEligible     a decider may not decide the gate now
+        └── GitHubUnreachable      GitHub could not be asked
 
 ``tests/unit/test_errors.py`` checks this drawing against the classes: every ``HitlError``
 subclass in the package is drawn here, under its real parent, with a headline of its own.
@@ -44,10 +49,14 @@ __all__ = [
     "AlreadyDecided",
     "ConfigError",
     "DeadlinePassed",
+    "DeciderNotEligible",
     "DecisionRefused",
+    "DecisionUnverified",
+    "EvidenceMissing",
     "GateBelongsToAnotherWorkflow",
     "GateNotFound",
     "GateRefError",
+    "GitHubUnreachable",
     "HitlError",
     "InjectionError",
     "InvalidInput",
@@ -60,6 +69,7 @@ __all__ = [
     "StoreError",
     "TooLate",
     "UnsupportedMetaflow",
+    "UntrustedChannel",
 ]
 
 
@@ -240,3 +250,35 @@ class TooLate(AlreadyDecided):
     """The gate expired before this decision arrived; the expiry is the decision."""
 
     headline = "@hitl: too late, the gate expired"
+
+
+class DecisionUnverified(HitlError):
+    """A recorded decision did not pass the checks the gated step makes before it runs
+    (``trusted_channels``): the step fails closed. Each subclass names one cause."""
+
+    headline = "@hitl: decision not verified"
+
+
+class UntrustedChannel(DecisionUnverified):
+    """The decision came through a channel the gate does not trust."""
+
+    headline = "@hitl: decision from an untrusted channel"
+
+
+class EvidenceMissing(DecisionUnverified):
+    """The decider's review, comment or merge is not on the gate's page (deleted, edited,
+    someone else's, another intent or input): the record is not backed by GitHub."""
+
+    headline = "@hitl: decision evidence not found on GitHub"
+
+
+class DeciderNotEligible(DecisionUnverified):
+    """The decider may not decide the gate now (lost write access, left the team...)."""
+
+    headline = "@hitl: decider no longer eligible"
+
+
+class GitHubUnreachable(DecisionUnverified):
+    """GitHub could not be asked, so the decision could not be verified."""
+
+    headline = "@hitl: GitHub unreachable, decision not verified"

@@ -121,6 +121,9 @@ def check_decider(
     """
     who = normalize_login(login)
     starter = normalize_login(request.started_by)
+    # the starter's GitHub login too, from the identity map (recorded in the request)
+    starters = {starter, normalize_login(str((request.starter or {}).get("github") or ""))}
+    starters.discard("")
     if not who:
         return Refusal("no_identity", "no identity was given", "Pass --as LOGIN.")
     if is_bot(login):
@@ -136,14 +139,14 @@ def check_decider(
         )
     if intent == "withdraw":
         return None
-    if intent == "approve" and not request.allow_self_approval and who == starter:
+    if intent == "approve" and not request.allow_self_approval and who in starters:
         return Refusal(
             "self_approval",
             f"{login} started this run and cannot approve it (allow_self_approval=False)",
             "Ask another approver to decide; set @hitl(allow_self_approval=True) to allow "
             "self-approval, e.g. for local development.",
         )
-    if not request.approvers or (intent == "reject" and who == starter):
+    if not request.approvers or (intent == "reject" and who in starters):
         return None
     if who in _login_entries(request):
         return None

@@ -115,6 +115,38 @@ RECORD_SCHEMAS: dict[str, dict[str, Any]] = {
             # Optional (added after the first release; absent in older records):
             "remind_every_seconds": {"type": ["number", "null"], "exclusiveMinimum": 0},
             "escalate_to": {"type": "array", "items": _LOGIN, "maxItems": 100},
+            "content": {
+                "type": "object",
+                "required": ["version", "digest", "artifacts", "code", "message"],
+                "properties": {
+                    "version": {"const": 1},
+                    "digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+                    "artifacts": {
+                        "type": "object",
+                        "additionalProperties": {"type": "string", "maxLength": 200},
+                    },
+                    "code": {"type": "string", "maxLength": 200},
+                    "message": {"type": "string", "maxLength": 200},
+                },
+                "additionalProperties": False,
+            },
+            "starter": {
+                "type": "object",
+                "required": ["kind"],
+                "properties": {
+                    "kind": {"enum": ["human", "scheduled", "event", "unknown"]},
+                    "metaflow": {"type": ["string", "null"], "maxLength": 200},
+                    "github": {"type": ["string", "null"], "maxLength": 100},
+                    "source": {"type": ["string", "null"], "maxLength": 200},
+                },
+                "additionalProperties": False,
+            },
+            "trusted_channels": {
+                "type": "array",
+                "items": {"enum": ["cli", "github"]},
+                "minItems": 1,
+                "maxItems": 2,
+            },
         },
         [
             "gate_id",
@@ -341,6 +373,14 @@ class Request:
     remind_every_seconds: float | None = None
     #: Logins or ``@org/team`` entries mentioned from the third reminder on.
     escalate_to: tuple[str, ...] = ()
+    #: The channels whose decisions count (``cli``, ``github``); ``None``: every channel.
+    trusted_channels: tuple[str, ...] | None = None
+    #: What is asked about (:class:`metaflow_hitl.content.Content` as a dict); ``None`` in
+    #: requests of older releases.
+    content: dict[str, Any] | None = None
+    #: Who started the run, as a Metaflow user and (through the identity map) a GitHub login:
+    #: ``{"kind": "human", "metaflow": "alice", "github": "alice-smith", "source": ...}``.
+    starter: dict[str, str | None] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         # The optional fields are written only when set, so a request without them encodes
@@ -351,6 +391,12 @@ class Request:
             optional["remind_every_seconds"] = self.remind_every_seconds
         if self.escalate_to:
             optional["escalate_to"] = list(self.escalate_to)
+        if self.trusted_channels is not None:
+            optional["trusted_channels"] = list(self.trusted_channels)
+        if self.content is not None:
+            optional["content"] = self.content
+        if self.starter is not None:
+            optional["starter"] = self.starter
         return {
             "format": "metaflow-hitl/request",
             "version": FORMAT_VERSION,
@@ -398,6 +444,11 @@ class Request:
             nonce=data["nonce"],
             remind_every_seconds=data.get("remind_every_seconds"),
             escalate_to=tuple(data.get("escalate_to") or ()),
+            trusted_channels=tuple(data["trusted_channels"])
+            if data.get("trusted_channels")
+            else None,
+            content=data.get("content"),
+            starter=data.get("starter"),
         )
 
     def digest(self) -> str:

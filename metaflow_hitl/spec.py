@@ -21,6 +21,7 @@ from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.input_schema import normalize_schema, timeout_input
 from metaflow_hitl.records import Request
 from metaflow_hitl.timestamps import add_seconds
+from metaflow_hitl.trust import effective_trusted_channels
 
 __all__ = ["ESCALATE_FROM", "MAX_REMINDERS", "GateSpec", "parse_approvers"]
 
@@ -107,6 +108,8 @@ class GateSpec:
     notifier: Any = None
     remind_every_seconds: float | None = None
     escalate_to: tuple[str, ...] = ()
+    #: The channels whose decisions count (:mod:`metaflow_hitl.trust`); ``None``: all.
+    trusted_channels: tuple[str, ...] | None = None
 
     @classmethod
     def from_options(
@@ -125,8 +128,13 @@ class GateSpec:
         notifier: Any = None,
         remind_every: Any = None,
         escalate_to: Any = None,
+        trusted_channels: Any = None,
+        deployment_trusted_channels: Any = None,
     ) -> GateSpec:
         """Validate decorator options (Python values, or strings from ``--with``).
+
+        ``deployment_trusted_channels`` is ``METAFLOW_HITL_TRUSTED_CHANNELS``: the flow's
+        ``trusted_channels`` may narrow it, never widen it.
 
         Raises
         ------
@@ -181,6 +189,9 @@ class GateSpec:
             notifier=notifier,
             remind_every_seconds=remind_seconds,
             escalate_to=escalation,
+            trusted_channels=effective_trusted_channels(
+                trusted_channels, deployment_trusted_channels
+            ),
         )
         if spec.on_timeout == "approve":
             timeout_input(schema)
@@ -198,6 +209,8 @@ class GateSpec:
         review: dict[str, str | None] | None = None,
         links: dict[str, str] | None = None,
         origin: dict[str, str | None] | None = None,
+        content: dict[str, Any] | None = None,
+        starter: dict[str, str | None] | None = None,
     ) -> Request:
         """Build the request this gate records when it opens at ``now``."""
         return Request(
@@ -220,6 +233,9 @@ class GateSpec:
             store=store,
             remind_every_seconds=self.remind_every_seconds,
             escalate_to=self.escalate_to,
+            trusted_channels=self.trusted_channels,
+            content=content,
+            starter=starter,
         )
 
 

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn
 
 from metaflow_hitl.cli.identity import resolve_actor_login
-from metaflow_hitl.errors import ConfigError, GateNotFound, HitlError, TooLate
+from metaflow_hitl.errors import ConfigError, GateNotFound, HitlError, NotAllowed, TooLate
 from metaflow_hitl.gate_id import GateId, parse_gate_ref
 from metaflow_hitl.gates import GateStatus, decide, expire_gate, gate_status, require_request
 from metaflow_hitl.index.parallel import read_all
@@ -33,6 +33,7 @@ from metaflow_hitl.review.config import backend_for_request, backend_for_review
 from metaflow_hitl.review.publish import publish_decision
 from metaflow_hitl.settle import Settled, settle
 from metaflow_hitl.timestamps import format_ts, utc_now
+from metaflow_hitl.trust import channel_refusal, identity_note
 
 __all__ = ["CliContext", "build_hitl_group", "fail"]
 
@@ -305,6 +306,12 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
             )
         click.echo(render_table(["GATE", "STATE", "AGE", "EXPIRES", "APPROVERS", "MESSAGE"], rows))
 
+    def _identity(decision: Decision) -> str:
+        """``asserted, unverified (...)`` when any decider's identity is only asserted (the
+        CLI), else how the first decider's is established."""
+        notes = [identity_note(a.channel, a.source) for a in decision.deciders] or ["unknown"]
+        return next((n for n in notes if n.startswith("asserted")), notes[0])
+
     @hitl.command(name="show", help="Show one gate: its request, votes and decision.")
     @click.argument("gate", required=False)
     @click.option("--latest", is_flag=True, help="The most recently opened gate.")
@@ -335,13 +342,15 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
         for v in status.votes:
             lines.append(
                 f"Vote:        {format_ts(v.actor.at)} {v.actor.login} ({v.actor.channel}, "
-                f"{v.actor.source or 'unknown'}): {v.intent}"
+                f"{identity_note(v.actor.channel, v.actor.source)}): {v.intent}"
                 + (f" {json.dumps(v.input)}" if v.input else "")
                 + (f" - {v.reason}" if v.reason else "")
             )
         if status.decision:
             d = status.decision
             lines.append(f"Decision:    {d.summary()} at {format_ts(d.decided_at)}")
+            for a in d.deciders:
+                lines.append(f"Decider:     {a.login} ({identity_note(a.channel, a.source)})")
             if d.input:
                 lines.append(f"With input:  {json.dumps(d.input)}")
         click.echo("\n".join(lines))
@@ -355,6 +364,11 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
         reason: str | None,
         as_json: bool,
     ) -> None:
+        refused = channel_refusal(require_request(ctx.store, gate_id), "cli")
+        if refused:
+            raise NotAllowed(
+                f"{refused}.", hint="Decide it on its GitHub page (a review, /approve or /reject)."
+            )
         login, source = resolve_actor_login(login_flag)
         actor = Actor(login=login, channel="cli", at=utc_now(), source=source)
         try:
@@ -509,6 +523,7 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
                     "input": d.input,
                     "reason": d.reason,
                     "source": "store",
+                    "identity": _identity(d),
                 }
                 for _, d in pairs
             ]
@@ -551,7 +566,10 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
                     )
                 if entry is not None:
                     entry.update(
-                        input=d.input, reason=d.reason, deciders=[a.login for a in d.deciders]
+                        input=d.input,
+                        reason=d.reason,
+                        deciders=[a.login for a in d.deciders],
+                        identity=_identity(d),
                     )
             for gate in seen:
                 if gate not in by_gate:
@@ -566,7 +584,8 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
                 [
                     r["gate_id"],
                     r["outcome"],
-                    ", ".join(r.get("deciders") or [r["decided_by"]]),
+                    ", ".join(r.get("deciders") or [r["decided_by"]])
+                    + (" (asserted)" if str(r.get("identity", "")).startswith("asserted") else ""),
                     r["channel"],
                     r["decided_at"],
                     truncate(

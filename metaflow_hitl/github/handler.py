@@ -95,6 +95,7 @@ from metaflow_hitl.render.documents import branch_for, render_reply
 from metaflow_hitl.settle import Publish, settle
 from metaflow_hitl.slash_commands import Command, Ignore, Reply, parse_comment
 from metaflow_hitl.timestamps import format_ts, parse_ts, utc_now
+from metaflow_hitl.trust import channel_refusal
 
 __all__ = [
     "HandlerSettings",
@@ -678,6 +679,9 @@ def handle_event(
     request, page = found
     assert page is not None
     gate_id = request.gate_id
+    untrusted = channel_refusal(request, "github")
+    if untrusted:
+        return h.refuse(f"{untrusted}.", "Decide it through a channel the gate trusts.")
     act = h.act(page)
     if isinstance(act, Outcome):
         return act

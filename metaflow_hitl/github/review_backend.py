@@ -46,7 +46,6 @@ import base64
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
@@ -68,6 +67,7 @@ from metaflow_hitl.render.documents import (
     render_reminder_comment,
     render_reply,
 )
+from metaflow_hitl.review.authorship import commit_author
 from metaflow_hitl.review.config import GITHUB_TOKEN_ENVS, github_api_url
 from metaflow_hitl.review.trailers import AuditEntry, decision_commit_message
 from metaflow_hitl.timestamps import format_ts
@@ -358,7 +358,7 @@ class GitHubReviewBackend:
         message: str,
         branch: str | None,
         lookup: Callable[[], str | None],
-        author: str | None = None,
+        author: tuple[str, str] | None = None,
     ) -> bool:
         """Create a file, never overwrite one; True if this call created it."""
         body: dict[str, Any] = {
@@ -368,8 +368,7 @@ class GitHubReviewBackend:
         if branch:
             body["branch"] = branch
         if author:
-            safe = re.sub(r"[^A-Za-z0-9._-]", "-", author) or "unknown"
-            body["author"] = {"name": safe, "email": f"{safe}@users.noreply.github.com"}
+            body["author"] = {"name": author[0], "email": author[1]}
         what = f"commit {path}"
         _, created = self._ensure(
             what,
@@ -876,7 +875,7 @@ class GitHubReviewBackend:
             render_decision_record(request, decision),
             message=decision_commit_message(request, decision),
             branch=None,
-            author=decision.decided_by,
+            author=commit_author(decision),
             lookup=lambda: _same_or_none(self._get_file(path), decision, path),
         )
 

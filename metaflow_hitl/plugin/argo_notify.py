@@ -10,12 +10,15 @@ nothing that exists and notifies nobody twice.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from metaflow_hitl.cli.group import fail
 from metaflow_hitl.errors import ConfigError, GateBelongsToAnotherWorkflow, HitlError
 from metaflow_hitl.gate_id import GateId
+from metaflow_hitl.identity_map import starter_record
 from metaflow_hitl.plugin.argo_compile import WORKFLOW_UID_ENV
+from metaflow_hitl.plugin.content_digest import content_of
 from metaflow_hitl.plugin.metaflow_internals import click, decompress_list
 
 __all__ = [
@@ -135,6 +138,7 @@ def _notify(ctx: Any, step_name: str, run_id: str, task_id: str, options: dict[s
     existing = ctx.store.get_request(gate_id)
     if existing is not None:
         check_same_workflow(existing, "this notify task")
+    message = deco._render(flow, graph, step_name, inputs)
     request, created, refs, _decision = deco.open_request(
         ctx.store,
         gate_id,
@@ -144,6 +148,17 @@ def _notify(ctx: Any, step_name: str, run_id: str, task_id: str, options: dict[s
         runtime="argo-workflows",
         started_by=os.environ.get("METAFLOW_OWNER") or "argo-workflows",
         origin=argo_origin(flow.name, run_id, step_name, task_id),
+        message=message,
+        content=content_of(
+            inputs, join=node.type == "join", flow_file=sys.argv[0], message=message
+        ),
+        # METAFLOW_OWNER is who deployed the workflow, not necessarily who triggered this run
+        starter=starter_record(
+            os.environ.get("METAFLOW_OWNER"),
+            getattr(deco, "_identity_map", {}),
+            kind="unknown",
+            source="METAFLOW_OWNER (the deployer)",
+        ),
     )
     if created:
         print_waiting(request, flow_file=os.path.basename(flow.script_name), review=refs)

@@ -22,6 +22,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from metaflow_hitl.content import Content
+from metaflow_hitl.trust import identity_note
+
 __all__ = ["card_context", "render_card_html", "render_task"]
 
 #: The template under ``metaflow_hitl/render/templates``.
@@ -167,7 +170,7 @@ def _deciders(decision: Any) -> list[dict[str, Any]]:
                 "login": _text(actor.get("login")),
                 "channel": _text(actor.get("channel")),
                 "at": _text(actor.get("at")),
-                "source": _text(actor.get("source")),
+                "source": identity_note(actor.get("channel"), actor.get("source")),
                 "evidence": _link("evidence", actor.get("evidence_url"))
                 if actor.get("evidence_url")
                 else None,
@@ -189,6 +192,16 @@ def _input_json(decision: Any) -> str | None:
     return text
 
 
+def _content_row(content: Any) -> str:
+    """The content digest and the artifacts it covers, compactly."""
+    parsed = Content.from_dict(content) if isinstance(content, Mapping) else None
+    if parsed is None:
+        return ""
+    names = sorted(parsed.artifacts)
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    return f"{parsed.short()} over {shown or 'no artifacts'}, the code and the message"
+
+
 def _request_rows(request: Any) -> list[tuple[str, str]]:
     if not isinstance(request, Mapping):
         return []
@@ -207,6 +220,9 @@ def _request_rows(request: Any) -> list[tuple[str, str]]:
         ("On timeout", _text(request.get("on_timeout"))),
         ("On reject", _text(request.get("on_reject"))),
         ("Runtime", _text(request.get("runtime"))),
+        ("Trusted channels", ", ".join(map(_text, request.get("trusted_channels") or []))),
+        ("Content", _content_row(request.get("content"))),
+        ("Asked again for", _text((request.get("origin") or {}).get("supersedes") or "")),
     ]
     review = request.get("review") or {}
     if isinstance(review, Mapping) and review.get("backend") not in (None, "none"):

@@ -16,12 +16,16 @@ from typing import Any, Literal, NamedTuple
 from metaflow.exception import MetaflowException
 
 from metaflow_extensions.hitl.plugins.hitl_step import HitlDecorator as DeclaredHitl
+from metaflow_hitl.content import Content, reuse_origin_gate
 from metaflow_hitl.errors import HitlError
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import open_gate, wait_for_decision
+from metaflow_hitl.identity_map import parse_identity_map, starter_record
 from metaflow_hitl.message import render_message
 from metaflow_hitl.plugin.artifacts import ArtifactView, InputsView
+from metaflow_hitl.plugin.content_digest import content_of
 from metaflow_hitl.plugin.metaflow_internals import inside_foreach, origin_run_id
+from metaflow_hitl.plugin.trust_check import enforce_trusted_channels
 from metaflow_hitl.ports import ApprovalStore
 from metaflow_hitl.records import Decision, Request
 from metaflow_hitl.render.waiting import (
@@ -94,7 +98,9 @@ class HitlDecorator(DeclaredHitl):
     ) -> None:
         where = f"@hitl on step {step_name!r}: "
         try:
-            self.spec = GateSpec.from_options(**self.attributes)
+            self.spec = GateSpec.from_options(
+                **self.attributes, deployment_trusted_channels=_configured("HITL_TRUSTED_CHANNELS")
+            )
         except HitlError as exc:
             raise HitlException.from_error(exc, where) from None
         names = {d.name for d in decorators}
@@ -137,6 +143,7 @@ class HitlDecorator(DeclaredHitl):
             # Checked here (URLs, apprise installed) so a bad setting fails before any task;
             # on Argo the pods check it (their secrets hold the URLs, not the deploying machine).
             self._notifier = None if deploying else _notifier(self.spec.notifier)
+            self._identity_map = parse_identity_map(_configured("HITL_IDENTITY_MAP"))
             self._review = parse_review(
                 self.spec.review or _configured_review(),
                 local_store=_local_store(flow_datastore),
@@ -177,6 +184,7 @@ class HitlDecorator(DeclaredHitl):
                 request, decision = self._run_gate(
                     store, step_name, run_id, task_id, flow, graph, inputs, retry_count
                 )
+            enforce_trusted_channels(self.spec.trusted_channels, request, decision, store)
         except HitlError as exc:
             raise HitlException.from_error(exc, where) from None
         flow.hitl_request = request.to_dict()
@@ -228,6 +236,10 @@ class HitlDecorator(DeclaredHitl):
         runtime: Literal["local", "argo-workflows"],
         started_by: str,
         origin: dict[str, str | None],
+        message: str | None = None,
+        content: Content | None = None,
+        links: dict[str, str] | None = None,
+        starter: dict[str, str | None] | None = None,
     ) -> OpenedGate:
         """Record the gate's request unless it exists, open its review, announce it.
 
@@ -242,13 +254,18 @@ class HitlDecorator(DeclaredHitl):
         if request is None:
             request = self.spec.request_for(
                 gate_id,
-                message=self._render(flow, graph, step_name, inputs),
+                message=message
+                if message is not None
+                else self._render(flow, graph, step_name, inputs),
                 started_by=started_by,
                 runtime=runtime,
                 now=utc_now(),
                 store=store.location,
                 review=self._review,
                 origin=origin,
+                links=links,
+                content=None if content is None else content.to_dict(),
+                starter=starter,
             )
             request, created = open_gate(store, request)
         decision = store.get_decision(gate_id)
@@ -274,7 +291,16 @@ class HitlDecorator(DeclaredHitl):
     ) -> tuple[Request, Decision]:
         from metaflow import current
 
-        gate_id = _reuse_origin_gate(store, flow.name, step_name, run_id, origin_run_id(current))
+        message = self._render(flow, graph, step_name, inputs)
+        join = graph[step_name].type == "join"
+        content = content_of(inputs, join=join, flow_file=sys.argv[0], message=message)
+        reuse = reuse_origin_gate(  # only for the same content: see metaflow_hitl.content
+            store,
+            GateId(flow.name, str(run_id), step_name),
+            origin_run_id(current),
+            content,
+        )
+        gate_id = reuse.gate_id
         request, created, refs, decided = self.open_request(
             store,
             gate_id,
@@ -283,11 +309,16 @@ class HitlDecorator(DeclaredHitl):
             inputs=inputs,
             runtime="local",
             started_by=getattr(current, "username", None) or "unknown",
+            starter=starter_record(getattr(current, "username", None), self._identity_map),
             origin={
                 "task": f"{flow.name}/{run_id}/{step_name}/{task_id}",
                 "flow_file": os.path.abspath(sys.argv[0]),
                 "cwd": os.getcwd(),
+                **reuse.origin,
             },
+            message=message,
+            content=content,
+            links=reuse.links,
         )
         if created:  # even if a fast decider already decided it: say what was asked
             print_waiting(request, flow_file=sys.argv[0], review=refs)
@@ -352,22 +383,6 @@ class HitlDecorator(DeclaredHitl):
         )
 
 
-def _reuse_origin_gate(
-    store: ApprovalStore, flow: str, step: str, run_id: str, origin_run_id: str | None
-) -> GateId:
-    """On ``resume``, wait on the origin run's gate unless it ended in a rejection."""
-    own = GateId(flow, str(run_id), step)
-    if not origin_run_id or str(origin_run_id) == str(run_id):
-        return own
-    origin = GateId(flow, str(origin_run_id), step)
-    if store.get_request(origin) is None:
-        return own
-    decision = store.get_decision(origin)
-    if decision is not None and not decision.proceed:
-        return own  # a rejected gate stays rejected; the resumed run asks again
-    return origin
-
-
 def package_files() -> Iterator[tuple[str, str]]:
     """``(path, arcname)`` of every file of the ``metaflow_hitl`` package (templates too)."""
     import metaflow_hitl
@@ -414,9 +429,14 @@ def _notifier(setting: Any) -> Any:
 
 def _configured_review() -> str | None:
     """``METAFLOW_HITL_REVIEW`` from the environment or the Metaflow profile (config file)."""
+    return _configured("HITL_REVIEW")
+
+
+def _configured(name: str) -> str | None:
+    """``METAFLOW_<name>`` from the environment or the Metaflow profile (config file)."""
     from metaflow import metaflow_config
 
-    return getattr(metaflow_config, "HITL_REVIEW", None)
+    return getattr(metaflow_config, name, None)
 
 
 def _local_store(flow_datastore: Any) -> str | None:
@@ -461,8 +481,14 @@ def _rejection(decision: Decision, step_name: str, run_id: str) -> HitlRejected:
             headline="@hitl: gate timed out, rejected",
         )
     why = decision.reason or "no reason given"
+    same = (
+        f" This same content was rejected in run {decision.gate_id.run_id}; a resume or retry "
+        "with the same content stays rejected. Change the inputs or the code to ask again."
+        if decision.gate_id.run_id != str(run_id)
+        else ""
+    )
     return HitlRejected(
         f"Step {step_name!r} of run {run_id} was rejected by {decision.decided_by} "
-        f"({decision.channel}): {why}. (gate {decision.gate_id})",
+        f"({decision.channel}): {why}. (gate {decision.gate_id}){same}",
         headline=f"@hitl: rejected by {decision.decided_by}",
     )

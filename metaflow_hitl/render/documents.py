@@ -428,6 +428,39 @@ def _gate_context(
         "has_teams": any("/" in login for login in request.approvers),
         # a plain git review repo (or none) has no pull request to review or comment on
         "cli_only": (request.review or {}).get("backend") in ("git", "none"),
+        "content": _content(request),
+        "supersedes": _supersedes(request),
+    }
+
+
+def _content(request: Request) -> dict[str, Any] | None:
+    """The request's content digest, compactly: digest, artifact names, code."""
+    from metaflow_hitl.content import Content
+
+    content = Content.from_dict(request.content)
+    if content is None:
+        return None
+    names = sorted(content.artifacts)
+    shown = ", ".join(names[:MAX_ARTIFACT_ROWS]) + (
+        " ..." if len(names) > MAX_ARTIFACT_ROWS else ""
+    )
+    return {
+        "digest": content.short(),
+        "count": len(names),
+        "names": shown or "none",
+        "code": content.code[:30],
+    }
+
+
+def _supersedes(request: Request) -> dict[str, str] | None:
+    """The earlier gate this one asks again for (other content), if any."""
+    origin = request.origin or {}
+    if not origin.get("supersedes"):
+        return None
+    return {
+        "gate_id": str(origin["supersedes"]),
+        "outcome": str(origin.get("supersedes_outcome") or "pending"),
+        "changed": str(origin.get("changed") or "unknown"),
     }
 
 

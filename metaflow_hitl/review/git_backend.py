@@ -24,7 +24,6 @@ one file they write. See https://git-scm.com/docs/git-push (push rules, ``--forc
 
 from __future__ import annotations
 
-import re
 import shutil
 import tempfile
 import time
@@ -42,6 +41,7 @@ from metaflow_hitl.render.documents import (
     decision_path,
     render_decision_record,
 )
+from metaflow_hitl.review.authorship import commit_author
 from metaflow_hitl.review.redact import redact
 from metaflow_hitl.review.trailers import AuditEntry, decision_commit_message, open_commit_message
 
@@ -62,11 +62,6 @@ _REJECTED = (
     "reference already exists",
     "failed to update ref",
 )
-
-
-def _author(login: str) -> git.Actor:
-    safe = re.sub(r"[^A-Za-z0-9._-]", "-", login) or "unknown"
-    return git.Actor(safe, f"{safe}@users.noreply.github.com")
 
 
 _BOT = git.Actor(BOT_NAME, BOT_EMAIL)
@@ -287,7 +282,7 @@ class GitReviewBackend:
         path = decision_path(request.gate_id)
         content = render_decision_record(request, decision)
         message = decision_commit_message(request, decision)
-        author = _author(decision.decided_by)
+        author = git.Actor(*commit_author(decision))
         for attempt in range(_ATTEMPTS):
             with self._clone(branch, (path,)) as repo:
                 main = f"origin/{self.default_branch}"

@@ -121,7 +121,7 @@ def test_decision_is_a_commit_by_the_decider_merged_into_main(daemon, tmp_path):
     log = _log(daemon, tmp_path)
     assert log[:3] == [
         "metaflow-hitl|hitl: merge Flow/7/gate (approved)",
-        "bob|hitl: Flow/7/gate approved by bob (cli)",
+        "bob (asserted, metaflow-hitl CLI)|hitl: Flow/7/gate approved by bob (cli)",
         "metaflow-hitl|hitl: open gate Flow/7/gate",
     ]
     clone = tmp_path / "inspect-decision"
@@ -143,8 +143,14 @@ def test_decision_is_a_commit_by_the_decider_merged_into_main(daemon, tmp_path):
         "approved",
         "bob",
         "cli",
-        "bob",
+        "bob (asserted, metaflow-hitl CLI)",
     )
+    # a CLI login is asserted: the commit must not be attributed to any GitHub account
+    clone = tmp_path / "inspect-emails"
+    git("clone", "-q", daemon, str(clone))
+    emails = git("log", "--format=%ae", "origin/main", cwd=clone)
+    assert "bob@users.noreply.github.com" not in emails
+    assert "cli-decision@metaflow-hitl.invalid" in emails
     assert entry.request_digest == request.digest()
 
 

@@ -266,7 +266,9 @@ def test_pr_approve_merges_the_checked_head_then_commits_the_decision(gh: FakeGi
     repo = gh.repo(REPO)
     decided = repo.commits[repo.branch_sha("main") or ""]
     assert decided.parents == (pull.pull.merge_commit_sha,)
-    assert decided.author_name == "alice"
+    # a CLI decision: the login is asserted, so the commit is no GitHub account's
+    assert decided.author_name == "alice (asserted, metaflow-hitl CLI)"
+    assert decided.author_email == "cli-decision@metaflow-hitl.invalid"
     assert "Hitl-Outcome: approved" in decided.message
 
 
@@ -687,9 +689,9 @@ def test_audit_returns_every_decision_oldest_first(gh: FakeGitHub) -> None:
     entries = backend(gh).audit()
 
     assert [(e.gate_id, e.outcome, e.decided_by, e.author) for e in entries] == [
-        ("TrainFlow/1732/a", "approved", "alice", "alice"),
-        ("TrainFlow/1732/b", "rejected", "bob", "bob"),
-        ("TrainFlow/1732/c", "approved", "bob", "bob"),
+        ("TrainFlow/1732/a", "approved", "alice", "alice (asserted, metaflow-hitl CLI)"),
+        ("TrainFlow/1732/b", "rejected", "bob", "bob (asserted, metaflow-hitl CLI)"),
+        ("TrainFlow/1732/c", "approved", "bob", "bob (asserted, metaflow-hitl CLI)"),
     ]
     assert all(e.channel == "cli" and e.request_digest.startswith("sha256:") for e in entries)
     assert ops(gh) == ["repos/list-commits"]

@@ -53,7 +53,7 @@ def test_gate_opens_a_branch_and_the_decision_is_a_commit_by_the_decider(workspa
     log = git("log", "--topo-order", "main", "--format=%an|%s", git_dir=repo).splitlines()
     assert log[:3] == [
         f"metaflow-hitl|hitl: merge {gate} (approved)",
-        f"reviewer|hitl: {gate} approved by reviewer (cli)",
+        f"reviewer (asserted, metaflow-hitl CLI)|hitl: {gate} approved by reviewer (cli)",
         f"metaflow-hitl|hitl: open gate {gate}",
     ]
     body = git("log", "-1", "--format=%B", "main^2", git_dir=repo)

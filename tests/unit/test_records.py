@@ -132,6 +132,15 @@ CHANGES: dict[str, Any] = {
     "nonce": "0" * 32,
     "remind_every_seconds": 3600.0,
     "escalate_to": ("@acme/ml-leads",),
+    "trusted_channels": ("github",),
+    "content": {
+        "version": 1,
+        "digest": "sha256:" + "0" * 64,
+        "artifacts": {},
+        "code": "",
+        "message": "",
+    },
+    "starter": {"kind": "human", "metaflow": "alice", "github": "alice-gh", "source": "metaflow"},
 }
 
 

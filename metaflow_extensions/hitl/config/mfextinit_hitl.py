@@ -11,3 +11,9 @@ HITL_STORE = from_conf("HITL_STORE")
 HITL_ACTOR = from_conf("HITL_ACTOR")
 #: Review setting used when ``@hitl`` gives no ``review=`` (``git:...``, ``github:...``, ``none``).
 HITL_REVIEW = from_conf("HITL_REVIEW")
+#: Channels whose decisions count on every gate (``cli``, ``github``); a flow's
+#: ``@hitl(trusted_channels=...)`` may narrow it, never widen it.
+HITL_TRUSTED_CHANNELS = from_conf("HITL_TRUSTED_CHANNELS")
+#: Metaflow user -> GitHub login, as a JSON object or the path of a JSON file: who started a run
+#: on GitHub's terms (self-approval is refused under either name).
+HITL_IDENTITY_MAP = from_conf("HITL_IDENTITY_MAP")

@@ -72,6 +72,12 @@ class HitlDecorator(StepDecorator):
         GitHub logins or ``@org/team`` entries mentioned from the third reminder on (after
         the second). Needs ``remind_every``; they must be allowed to decide (listed in
         ``approvers`` when that names only logins).
+    trusted_channels : List[str], optional
+        Only decisions from these channels count: ``"cli"`` (``hitl approve``/``reject``) and
+        ``"github"`` (reviews, comments, merges, closes on the gate's page); timeouts always
+        count. Default: every channel (within ``METAFLOW_HITL_TRUSTED_CHANNELS``, which this
+        can narrow, never widen). When set, the step re-verifies a GitHub decision against
+        GitHub before it runs and fails closed if GitHub does not back it.
     """
 
     name = "hitl"
@@ -89,6 +95,7 @@ class HitlDecorator(StepDecorator):
         "poll_interval": None,
         "remind_every": None,
         "escalate_to": None,
+        "trusted_channels": None,
     }
 
     def __new__(cls, *args: Any, **kwargs: Any) -> "HitlDecorator":

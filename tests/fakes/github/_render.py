@@ -410,8 +410,11 @@ class Renderer:
             "email": commit.author_email,
             "date": iso(commit.date),
         }
+        # No account matches (e.g. an author under an .invalid address): GitHub's description
+        # allows null or an empty object here; null fails its own nullable-oneOf schema in
+        # validators, so the empty object is given.
         account = (
-            self.simple_user(commit.author_name) if self.world.user(commit.author_name) else None
+            self.simple_user(commit.author_name) if self.world.user(commit.author_name) else {}
         )
         return {
             "url": f"{r}/commits/{sha}",
