@@ -5,7 +5,9 @@ compiled template dict: for each gated step ``S``, two tasks run before it.
 
 * ``hitl-notify-S`` — a container template copied from ``S``'s (same image, environment,
   secrets, service account, code package), whose command records the request and opens the
-  review, then exits; it gets its own ``retryStrategy`` and a 10-minute deadline;
+  review, then exits; it gets its own ``retryStrategy``, a 10-minute deadline per attempt and
+  its own placement (none of the step's GPU node selector, tolerations or volume claims:
+  :mod:`metaflow_hitl.argo.notify_pod`);
 * ``hitl-suspend-S`` — a native ``suspend`` template (no pod) with ``duration`` = the gate's
   timeout, a unique input parameter ``hitl-gate`` to select exactly this node when resuming,
   and an output ``decision`` supplied by the resumer whose default, ``timeout``, marks an
@@ -28,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from metaflow_hitl.argo.notify_pod import NotifyPlacement, place_notify_pod
 from metaflow_hitl.errors import HitlError
 
 __all__ = ["ArgoGate", "InjectionError", "inject_gates", "task_name"]
@@ -128,6 +131,7 @@ def inject_gates(
     gates: Sequence[ArgoGate],
     *,
     notify_container: NotifyArgs,
+    placement: NotifyPlacement | None = None,
 ) -> dict[str, Any]:
     """Return a copy of ``template`` with a notify and a suspend task before each gate.
 
@@ -140,6 +144,9 @@ def inject_gates(
     notify_container
         Given a step name and a copy of its container spec, returns the notify container
         (typically the same image and environment with another command).
+    placement
+        Where the notify pods run (:mod:`metaflow_hitl.argo.notify_pod`); default: no
+        node selector, affinity, tolerations or PersistentVolumeClaims of the step's.
 
     Raises
     ------
@@ -176,6 +183,7 @@ def inject_gates(
         notify_template["container"] = notify_container(
             gate.step, copy.deepcopy(step_template["container"])
         )
+        place_notify_pod(notify_template, placement or NotifyPlacement())
         suspend_template = {
             "name": suspend,
             "inputs": {"parameters": [{"name": GATE_PARAMETER}]},

@@ -19,6 +19,8 @@ import re
 from typing import Any
 
 from metaflow_hitl.argo.inject import ArgoGate, InjectionError, inject_gates
+from metaflow_hitl.argo.notify_pod import PLACEMENT_SETTINGS, NotifyPlacement
+from metaflow_hitl.errors import HitlError
 from metaflow_hitl.spec import GateSpec
 
 __all__ = [
@@ -60,11 +62,11 @@ def gates_of(graph: Any) -> list[ArgoGate]:
     return gates
 
 
-def _settings() -> dict[str, str]:
+def _settings(names: tuple[str, ...] = FORWARDED_SETTINGS) -> dict[str, str]:
     from metaflow import metaflow_config
 
     out = {}
-    for env in FORWARDED_SETTINGS:
+    for env in names:
         value = getattr(metaflow_config, env[len("METAFLOW_") :], None) or os.environ.get(env)
         if value:
             out[env] = str(value)
@@ -132,7 +134,11 @@ def bind_workflow_uid(container: dict[str, Any]) -> None:
 
 
 def add_gates(
-    template: dict[str, Any], gates: list[ArgoGate], *, settings: dict[str, str]
+    template: dict[str, Any],
+    gates: list[ArgoGate],
+    *,
+    settings: dict[str, str],
+    placement: NotifyPlacement | None = None,
 ) -> dict[str, Any]:
     """The compiled ``template`` with its gates: notify and suspend tasks before each gated
     step, and the workflow UID bound into the notify tasks and the gated steps.
@@ -143,7 +149,10 @@ def add_gates(
         On any shape it does not expect.
     """
     gated = inject_gates(
-        template, gates, notify_container=functools.partial(notify_container, settings=settings)
+        template,
+        gates,
+        notify_container=functools.partial(notify_container, settings=settings),
+        placement=placement,
     )
     for gate in gates:  # the gated step checks that the request belongs to its workflow
         task = gate.step.replace("_", "-")
@@ -177,8 +186,9 @@ def install_compile_hook() -> None:
                 )
             )
         try:
-            gated = add_gates(payload, gates, settings=_settings())
-        except InjectionError as exc:
+            placement = NotifyPlacement.from_env(_settings(PLACEMENT_SETTINGS))
+            gated = add_gates(payload, gates, settings=_settings(), placement=placement)
+        except HitlError as exc:
             raise _exception(exc) from None
         payload.clear()
         payload.update(gated)
@@ -188,7 +198,7 @@ def install_compile_hook() -> None:
     setattr(cls, "_compile_workflow_template", compile_with_gates)  # noqa: B010
 
 
-def _exception(error: InjectionError) -> Exception:
+def _exception(error: HitlError) -> Exception:
     from metaflow_hitl.plugin.decorator import HitlException
 
     return HitlException.from_error(error)

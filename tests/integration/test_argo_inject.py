@@ -27,7 +27,12 @@ pytestmark = pytest.mark.integration
 
 FLOWS = Path(__file__).parent / "flows"
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "argo"
-SPECS = Path(__file__).resolve().parents[3] / "shared" / "specs" / "argo"
+#: ``../shared/specs/argo`` from the project root; ``HITL_ARGO_SPECS`` points elsewhere (a git
+#: worktree that does not sit beside ``shared/``).
+SPECS = Path(
+    os.environ.get("HITL_ARGO_SPECS")
+    or Path(__file__).resolve().parents[3] / "shared" / "specs" / "argo"
+)
 
 
 def hook_notify_container(step: str, container: dict[str, Any]) -> dict[str, Any]:

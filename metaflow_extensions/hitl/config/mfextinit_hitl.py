@@ -11,3 +11,9 @@ HITL_STORE = from_conf("HITL_STORE")
 HITL_ACTOR = from_conf("HITL_ACTOR")
 #: Review setting used when ``@hitl`` gives no ``review=`` (``git:...``, ``github:...``, ``none``).
 HITL_REVIEW = from_conf("HITL_REVIEW")
+#: Argo: the image of the hitl-notify pods (default: the gated step's image).
+HITL_NOTIFY_IMAGE = from_conf("HITL_NOTIFY_IMAGE")
+#: Argo: the notify pods' nodeSelector (``k=v,k=v`` or JSON; default: none, not the step's).
+HITL_NOTIFY_NODE_SELECTOR = from_conf("HITL_NOTIFY_NODE_SELECTOR")
+#: Argo: the notify pods' tolerations (a JSON list; default: none, not the step's).
+HITL_NOTIFY_TOLERATIONS = from_conf("HITL_NOTIFY_TOLERATIONS")
