@@ -38,13 +38,30 @@ __all__ = ["ArgoGate", "InjectionError", "inject_gates", "task_name"]
 #: Output parameter default that tells a timed-out suspend from a human decision.
 TIMEOUT_DECISION = "timeout"
 GATE_PARAMETER = "hitl-gate"
-#: Retries of the notify task: 3 more attempts, 10 s, 20 s, 40 s apart.
-NOTIFY_RETRY = {
+#: Retries of the notify task: 3 more attempts, 10 s, 20 s, 40 s after the previous one ends.
+#: No ``backoff.maxDuration``: Argo measures it from the *first* attempt's start (Pending and
+#: image pull included), stops retrying past it, and caps each pod's deadline by it
+#: (``workflow/controller/operator.go``, ``processNodeRetries``: ``maxDurationDeadline =
+#: firstChildNode.StartedAt.Add(maxDuration)`` and ``opts.executionDeadline``), so a 5m window
+#: beside a 600 s deadline meant an attempt killed at its deadline was never retried.
+NOTIFY_RETRY: dict[str, Any] = {
     "limit": 3,
     "retryPolicy": "Always",
-    "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"},
+    "backoff": {"duration": "10s", "factor": 2},
 }
+#: Each notify attempt's ``activeDeadlineSeconds`` (the pod's, image pull included).
 NOTIFY_DEADLINE_SECONDS = 600
+
+
+def notify_budget_seconds() -> int:
+    """The longest the notify task can take with every retry used: each attempt up to its
+    deadline, plus the backoffs between them (``duration * factor**n``, Argo's formula):
+    4 x 600 s + 10 + 20 + 40 s = 2470 s, about 41 minutes (scheduling time not counted)."""
+    limit = int(NOTIFY_RETRY["limit"])
+    backoff = NOTIFY_RETRY["backoff"]
+    base = int(str(backoff["duration"]).rstrip("s"))
+    waits = sum(base * int(backoff["factor"]) ** n for n in range(limit))
+    return (limit + 1) * NOTIFY_DEADLINE_SECONDS + waits
 
 
 class InjectionError(HitlError):
