@@ -38,6 +38,8 @@ __all__ = ["ArgoGate", "InjectionError", "inject_gates", "task_name"]
 #: Output parameter default that tells a timed-out suspend from a human decision.
 TIMEOUT_DECISION = "timeout"
 GATE_PARAMETER = "hitl-gate"
+#: Input of a gated step with ``@retry``: its suspend node's ``decision`` output.
+DECISION_INPUT = "hitl-decision"
 #: Retries of the notify task: 3 more attempts, 10 s, 20 s, 40 s after the previous one ends.
 #: No ``backoff.maxDuration``: Argo measures it from the *first* attempt's start (Pending and
 #: image pull included), stops retrying past it, and caps each pod's deadline by it
@@ -80,10 +82,15 @@ class ArgoGate:
         The Metaflow step name (``deploy_model``).
     timeout_seconds
         The gate's timeout; the suspend resumes itself after it.
+    on_timeout, on_reject
+        The gate's policies (``reject``/``approve``, ``fail``/``continue``): they say which
+        decisions end the step for good, so that ``@retry`` does not run it again.
     """
 
     step: str
     timeout_seconds: float
+    on_timeout: str = "reject"
+    on_reject: str = "fail"
 
 
 def task_name(step: str) -> str:
@@ -143,6 +150,43 @@ def _after(style: str, task: dict[str, Any], upstream: str) -> None:
     task["depends"] = f"({old}) && {upstream}.Succeeded" if old else f"{upstream}.Succeeded"
 
 
+def decision_retry_expression(on_timeout: str) -> str:
+    """The ``retryStrategy.expression`` of a gated step: retry only a step whose gate let it
+    run. Argo substitutes ``{{inputs.parameters...}}`` into the template before it evaluates
+    the expression (``ProcessArgs`` then ``processNodeRetries(... woc.retryStrategy(
+    processedTmpl) ...)`` in ``workflow/controller/operator.go``)."""
+    ref = "'{{inputs.parameters." + DECISION_INPUT + "}}'"
+    proceed = ["approved"] + (["timed_out", TIMEOUT_DECISION] if on_timeout == "approve" else [])
+    return " || ".join(f"{ref} == '{value}'" for value in proceed)
+
+
+def _final_when_not_approved(
+    step_template: dict[str, Any], task: dict[str, Any], suspend: str, gate: ArgoGate
+) -> None:
+    """Make a rejected (or timed-out-and-rejected) gate final under ``@retry``.
+
+    The gated step fails on such a decision, and every retry would read the same decision and
+    fail again, scheduling pods for nothing. Its template gets the suspend node's ``decision``
+    as an input, and a retry expression false unless that decision lets the step run. When it
+    is false Argo fails the node without another attempt ("retryStrategy.expression evaluated
+    to false", ``processNodeRetries``). The step still reads the store, never this value.
+    """
+    inputs = step_template.setdefault("inputs", {}).setdefault("parameters", [])
+    if any(p.get("name") == DECISION_INPUT for p in inputs):
+        raise InjectionError(
+            f"the template of step {gate.step!r} already has an input {DECISION_INPUT!r}"
+        )
+    inputs.append({"name": DECISION_INPUT})
+    args = task.setdefault("arguments", {}).setdefault("parameters", [])
+    args.append(
+        {"name": DECISION_INPUT, "value": "{{tasks." + suspend + ".outputs.parameters.decision}}"}
+    )
+    retry = step_template["retryStrategy"]
+    ours = decision_retry_expression(gate.on_timeout)
+    old = retry.get("expression")
+    retry["expression"] = f"({old}) && ({ours})" if old else ours
+
+
 def inject_gates(
     template: dict[str, Any],
     gates: Sequence[ArgoGate],
@@ -188,6 +232,14 @@ def inject_gates(
         dag, task = _find_task(out, name)
         step_template = _template(out, task["template"])
         if "container" not in step_template:
+            if "steps" in step_template or any(
+                t.get("name") == f"recursive-{name}" for t in spec["templates"]
+            ):
+                raise InjectionError(
+                    f"cannot gate the recursive step {gate.step!r} (a step that can run itself "
+                    "again through a switch): one gate per recursion is not supported. Gate the "
+                    "step before the loop, or the step after it."
+                )
             raise InjectionError(f"the template of step {gate.step!r} is not a container")
         style = _edge_style(dag)
 
@@ -232,6 +284,8 @@ def inject_gates(
         }
         _after(style, suspend_task, notify)
         _after(style, task, suspend)
+        if step_template.get("retryStrategy") and gate.on_reject == "fail":
+            _final_when_not_approved(step_template, task, suspend, gate)
         tasks = dag["dag"]["tasks"]
         tasks[tasks.index(task) : tasks.index(task)] = [notify_task, suspend_task]
     return out

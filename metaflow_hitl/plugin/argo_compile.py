@@ -58,7 +58,14 @@ def gates_of(graph: Any) -> list[ArgoGate]:
         for deco in node.decorators:
             if deco.name == "hitl":
                 spec = GateSpec.from_options(**deco.attributes)
-                gates.append(ArgoGate(step=node.name, timeout_seconds=spec.timeout_seconds))
+                gates.append(
+                    ArgoGate(
+                        step=node.name,
+                        timeout_seconds=spec.timeout_seconds,
+                        on_timeout=spec.on_timeout,
+                        on_reject=spec.on_reject,
+                    )
+                )
     return gates
 
 

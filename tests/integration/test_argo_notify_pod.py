@@ -11,14 +11,24 @@ Where Metaflow writes these fields: ``metaflow/plugins/argo/argo_workflows.py``
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 
+from metaflow_hitl.argo.inject import (
+    ArgoGate,
+    InjectionError,
+    decision_retry_expression,
+    inject_gates,
+)
 from metaflow_hitl.argo.notify_pod import NotifyPlacement, place_notify_pod
 from metaflow_hitl.errors import ConfigError
 from tests.integration.argo_pods import compile_flow
-from tests.integration.test_argo_inject import drop_nulls, strict_schema
+from tests.integration.test_argo_inject import FLOWS, drop_nulls, strict_schema
 
 pytestmark = pytest.mark.integration
 
@@ -123,3 +133,92 @@ def test_bad_placement_settings_are_refused(env, message):
 def test_a_pod_spec_patch_that_is_not_an_object_is_refused():
     with pytest.raises(ConfigError, match="not a JSON object"):
         place_notify_pod({"name": "n", "podSpecPatch": "[1]", "container": {}}, NotifyPlacement())
+
+
+def _substituted(expression: str, decision: str) -> bool:
+    """Evaluate the gate's retry expression as Argo would after substituting the input: the
+    expression is a disjunction of string equalities (expr-lang's ``||`` and ``==``)."""
+    text = expression.replace("{{inputs.parameters.hitl-decision}}", decision)
+    terms = [t.strip() for t in text.split("||")]
+    assert all(re.fullmatch(r"'[a-z_]+' == '[a-z_]+'", t) for t in terms), terms
+    return any(a == b for a, b in (t.split(" == ") for t in terms))
+
+
+def test_a_rejected_gate_is_final_under_retry(gpu_templates):
+    """``@retry`` must not run a rejected step again (each retry reads the same decision).
+    The gated template gets the suspend node's ``decision`` and a ``retryStrategy.expression``
+    false unless it is ``approved``. Argo evaluates it on the template after argument
+    substitution and fails the node "retryStrategy.expression evaluated to false"
+    (``workflow/controller/operator.go``: v4.1.2 l.2256 ``ProcessArgs`` then l.2457
+    ``processNodeRetries(..., *woc.retryStrategy(processedTmpl), ...)``, expression at
+    l.1193-1201; v3.5.0 l.1824/1985 and l.926-935)."""
+    gated, _placed, _plain = gpu_templates
+    step = _template(gated, "train")
+    assert {"name": "hitl-decision"} in step["inputs"]["parameters"]
+    dag = _template(gated, gated["spec"]["entrypoint"])
+    task = next(t for t in dag["dag"]["tasks"] if t["name"] == "train")
+    assert {
+        "name": "hitl-decision",
+        "value": "{{tasks.hitl-suspend-train.outputs.parameters.decision}}",
+    } in task["arguments"]["parameters"]
+    expression = step["retryStrategy"]["expression"]
+    assert _substituted(expression, "approved") is True
+    for final in ("rejected", "timed_out", "timeout"):  # on_timeout="reject": all final
+        assert _substituted(expression, final) is False
+    approve_on_timeout = decision_retry_expression("approve")
+    assert _substituted(approve_on_timeout, "timeout") is True
+    assert _substituted(approve_on_timeout, "timed_out") is True
+    assert _substituted(approve_on_timeout, "rejected") is False
+
+
+def test_timeout_shorter_than_the_gate_is_allowed_on_argo(gpu_templates, s3_env, tmp_path):
+    """On Argo the wait is a suspend node with no pod, so ``@timeout(minutes=30)`` bounds the
+    step's pod only (its ``activeDeadlineSeconds``) and a 1h gate compiles; a local run, whose
+    task waits inside the step, is still refused before any task starts."""
+    gated, _placed, _plain = gpu_templates
+    assert _template(gated, "train")["activeDeadlineSeconds"] == 1800
+    assert _template(gated, "hitl-suspend-train")["suspend"]["duration"] == "3600"
+    shutil.copy(FLOWS / "timeout_flow.py", tmp_path / "timeout_flow.py")
+    local = {
+        **s3_env,
+        "METAFLOW_DEFAULT_DATASTORE": "local",
+        "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "timeout_flow.py", "--no-pylint", "run"],
+        cwd=tmp_path,
+        env=local,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "@timeout allows the task 300s but the gate waits up to 3600s" in done.stderr
+    (tmp_path / "argo").mkdir()
+    compiled = compile_flow(s3_env, tmp_path / "argo", "timeout_flow.py", gated=True)
+    assert _template(compiled, "hitl-suspend-start")["suspend"]["duration"] == "3600"
+
+
+def test_a_recursive_step_is_refused_by_name():
+    """Metaflow compiles a recursive step ``S`` as a ``steps`` template ``S`` running
+    ``recursive-S`` then itself again (``metaflow/plugins/argo/argo_workflows.py``, "The way
+    that recursion in Argo Workflows is achieved"); a gate there is refused saying so."""
+    template = {
+        "spec": {
+            "entrypoint": "main",
+            "templates": [
+                {"name": "main", "dag": {"tasks": [{"name": "loop", "template": "loop"}]}},
+                {
+                    "name": "loop",
+                    "steps": [
+                        [{"name": "loop-internal", "template": "recursive-loop"}],
+                        [{"name": "loop-recursion", "template": "loop", "when": "x==loop"}],
+                    ],
+                },
+                {"name": "recursive-loop", "container": {"command": ["bash", "-c", "x"]}},
+            ],
+        }
+    }
+    with pytest.raises(InjectionError, match="cannot gate the recursive step 'loop'"):
+        inject_gates(template, [ArgoGate("loop", 60)], notify_container=lambda s, c: c)

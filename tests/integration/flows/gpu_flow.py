@@ -1,6 +1,6 @@
 import os
 
-from metaflow import FlowSpec, hitl, kubernetes, retry, step
+from metaflow import FlowSpec, hitl, kubernetes, retry, step, timeout
 
 
 class GpuFlow(FlowSpec):
@@ -9,6 +9,7 @@ class GpuFlow(FlowSpec):
         self.next(self.train)
 
     @retry(times=2, minutes_between_retries=1)
+    @timeout(minutes=30)
     @kubernetes(
         gpu=1,
         node_selector="cloud.google.com/gke-accelerator=nvidia-tesla-t4",
