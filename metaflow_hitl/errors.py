@@ -166,3 +166,18 @@ class TooLate(AlreadyDecided):
     """The gate expired before this decision arrived; the expiry is the decision."""
 
     headline = "@hitl: too late, the gate expired"
+
+
+class RunEnded(StoreError):
+    """The gate's run ended (stopped, failed, deleted, or replaced by another run of the same
+    name) before its suspend node was resumed: nothing can resume it. ``outcome`` is
+    ``run_ended`` or ``run_gone``; ``run_state`` says how (``stopped``, ``deleted``...)."""
+
+    headline = "@hitl: the gate's run ended"
+
+    def __init__(
+        self, message: str, *, outcome: str, run_state: str | None, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.outcome = outcome
+        self.run_state = run_state

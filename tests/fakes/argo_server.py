@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -55,7 +56,11 @@ __all__ = [
     "suspend_node",
 ]
 
-SPECS = Path(__file__).resolve().parents[2] / ".." / "shared" / "specs" / "argo"
+#: ``HITL_ARGO_SPECS`` points elsewhere (a git worktree that does not sit beside ``shared/``).
+SPECS = Path(
+    os.environ.get("HITL_ARGO_SPECS")
+    or Path(__file__).resolve().parents[2] / ".." / "shared" / "specs" / "argo"
+)
 SWAGGER = SPECS / "v3.7.18" / "swagger.json"
 SKIP_REASON = f"Argo's swagger is not at {SWAGGER} (../shared/specs/argo/ is absent)"
 #: The bearer token the fake accepts (a test value, not a secret).
