@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from metaflow_hitl.argo.gate_paths import longest_gate_wait
 from metaflow_hitl.argo.notify_pod import NotifyPlacement, place_notify_pod
 from metaflow_hitl.errors import HitlError
 
@@ -217,14 +218,19 @@ def inject_gates(
     out = copy.deepcopy(template)
     spec = out.setdefault("spec", {})
     deadline = spec.get("activeDeadlineSeconds")
+    if isinstance(deadline, int | float) and gates:
+        waits = {task_name(g.step): g.timeout_seconds for g in gates}
+        longest = longest_gate_wait(out, waits)
+        if deadline < longest:
+            which = ", ".join(f"{g.step!r} ({g.timeout_seconds:g}s)" for g in gates)
+            raise InjectionError(
+                f"the gates on this workflow's longest path can wait {longest:g}s in all "
+                f"(gates: {which}) but the workflow times out after {deadline:g}s "
+                "(--workflow-timeout), and Argo counts suspended time against it; the run would "
+                "be killed while waiting. Raise --workflow-timeout or lower the gates' timeouts."
+            )
     for gate in gates:
         name = task_name(gate.step)
-        if isinstance(deadline, int | float) and deadline < gate.timeout_seconds:
-            raise InjectionError(
-                f"the gate on step {gate.step!r} waits up to {gate.timeout_seconds:g}s but the "
-                f"workflow times out after {deadline:g}s (--workflow-timeout); the run would be "
-                "killed while waiting. Raise --workflow-timeout or lower the gate's timeout."
-            )
         notify, suspend = f"hitl-notify-{name}", f"hitl-suspend-{name}"
         taken = {t.get("name") for t in spec.get("templates") or []}
         if notify in taken or suspend in taken:

@@ -367,10 +367,17 @@ class KubernetesResumer:
             sleep=self._sleep,
         )
 
-    def workflow(self, request: Request) -> dict[str, Any] | None:
-        """The gate's Workflow object, or None if it is gone."""
-        ns, name, _ = gate_target(request, self.namespace)
-        return self.workflow_at(ns, name, f"workflow {ns}/{name}")
+    def probe(self, request: Request) -> Any:
+        """Whether the gate's run is alive (``RESUMED``), ended or gone; writes nothing."""
+        from metaflow_hitl.argo.resume_flow import probe_run
+
+        def read(ns: str, name: str, where: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+            wf = self.workflow_at(ns, name, where)
+            if wf is None:
+                return None
+            return wf, inflate_nodes(wf.get("status") or {}, where=where)[0]
+
+        return probe_run(request, gate_target(request, self.namespace), read=read)
 
     def workflow_at(self, ns: str, name: str, where: str) -> dict[str, Any] | None:
         """The Workflow ``ns/name``, or None if it is gone (404)."""

@@ -26,6 +26,7 @@ __all__ = [
     "ResumeResult",
     "drive_resume",
     "node_wait_seconds",
+    "probe_run",
     "raise_if_ended",
 ]
 
@@ -116,3 +117,19 @@ def raise_if_ended(request: Request, result: ResumeResult) -> bool:
             hint="The decision is recorded; `metaflow-hitl sync` closes gates of ended runs.",
         )
     return result.outcome is ResumeOutcome.RESUMED
+
+
+def probe_run(request: Request, target: tuple[str, str, str], *, read: Reader) -> ResumeResult:
+    """What resuming would come to now, without writing or waiting (``resume`` and ``wait``
+    are reported as :attr:`ResumeOutcome.RESUMED`: the run is alive)."""
+    ns, name, value = target
+    got = read(ns, name, f"workflow {ns}/{name}")
+    if got is None:
+        return ResumeResult(
+            ResumeOutcome.RUN_GONE, f"workflow {ns}/{name} was not found (deleted)", "deleted"
+        )
+    wf, nodes = got
+    found = assess(wf, nodes, request, value)
+    if found.action == "final" and found.outcome is not None:
+        return ResumeResult(found.outcome, found.detail, found.run_state)
+    return ResumeResult(ResumeOutcome.RESUMED, found.detail)

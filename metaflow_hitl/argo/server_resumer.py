@@ -35,6 +35,7 @@ from metaflow_hitl.argo.resume_flow import (
     ResumeResult,
     drive_resume,
     node_wait_seconds,
+    probe_run,
     raise_if_ended,
 )
 from metaflow_hitl.durations import seconds_setting
@@ -129,14 +130,6 @@ class ArgoServerResumer:
         path = f"/api/v1/workflows/{quote(ns, safe='')}/{quote(name, safe='')}"
         failed: list[StoreError] = []
 
-        def read(_ns: str, _name: str, where: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
-            wf = self._send("GET", path, where, None, missing_ok=True)
-            if wf is None:
-                return None
-            status = wf.get("status") if isinstance(wf, dict) else None
-            nodes, _ = inflate_nodes(status or {}, where=where, hydrated=True)
-            return wf, nodes
-
         def write(_ns: str, _name: str, where: str, _wf: Any, _nodes: Any, _node_id: str) -> bool:
             if failed:  # the write failed and the node still runs: report that failure
                 raise failed[0]
@@ -157,18 +150,27 @@ class ArgoServerResumer:
         return drive_resume(
             request,
             target,
-            read=read,
+            read=self._reader(),
             write=write,
             wait_seconds=node_wait_seconds() if wait_seconds is None else wait_seconds,
             sleep=self._sleep,
         )
 
-    def workflow(self, request: Request) -> dict[str, Any] | None:
-        """The gate's Workflow as the server returns it, or None if it is gone."""
-        ns, name, _ = gate_target(request, self.namespace)
-        path = f"/api/v1/workflows/{quote(ns, safe='')}/{quote(name, safe='')}"
-        wf = self._send("GET", path, f"workflow {ns}/{name}", None, missing_ok=True)
-        return wf if isinstance(wf, dict) else None
+    def probe(self, request: Request) -> ResumeResult:
+        """Whether the gate's run is alive (``RESUMED``), ended or gone; writes nothing."""
+        return probe_run(request, gate_target(request, self.namespace), read=self._reader())
+
+    def _reader(self) -> Any:
+        def read(ns: str, name: str, where: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+            path = f"/api/v1/workflows/{quote(ns, safe='')}/{quote(name, safe='')}"
+            wf = self._send("GET", path, where, None, missing_ok=True)
+            if wf is None:
+                return None
+            status = wf.get("status") if isinstance(wf, dict) else None
+            nodes, _ = inflate_nodes(status or {}, where=where, hydrated=True)
+            return wf, nodes
+
+        return read
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._token, "<token>")[:500]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from metaflow_hitl.errors import ConfigError
 from metaflow_hitl.ports import Resumer
@@ -69,9 +70,24 @@ class RuntimeResumer:
         """Resume the gate's suspended node if it runs on Argo; False for local gates."""
         if request.runtime != "argo-workflows":
             return False
+        return self._adapter().resume(request, decision)
+
+    def resume_gate(self, request: Request, decision: Decision) -> Any:
+        """The Argo adapter's :meth:`resume_gate` (a ``ResumeResult``); None for local gates."""
+        if request.runtime != "argo-workflows":
+            return None
+        return self._adapter().resume_gate(request, decision)  # type: ignore[attr-defined]
+
+    def probe(self, request: Request) -> Any:
+        """Whether an Argo gate's run is alive, ended or gone; None for local gates."""
+        if request.runtime != "argo-workflows":
+            return None
+        return self._adapter().probe(request)  # type: ignore[attr-defined]
+
+    def _adapter(self) -> Resumer:
         if self._argo is None:
             self._argo = self._factory()
-        return self._argo.resume(request, decision)
+        return self._argo
 
 
 def argo_ui_link(request: Request, env: Mapping[str, str] | None = None) -> str | None:

@@ -20,7 +20,14 @@ from typing import Any, NoReturn
 from metaflow._vendor import click
 
 from metaflow_hitl.cli.identity import resolve_actor_login
-from metaflow_hitl.errors import ConfigError, GateNotFound, HitlError, StoreError, TooLate
+from metaflow_hitl.errors import (
+    ConfigError,
+    GateNotFound,
+    HitlError,
+    RunEnded,
+    StoreError,
+    TooLate,
+)
 from metaflow_hitl.gate_id import GateId, parse_gate_ref
 from metaflow_hitl.gates import GateStatus, decide, expire_gate, gate_status, require_request
 from metaflow_hitl.index.reader import StoredGate, read_gates
@@ -251,7 +258,7 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
     @click.option("--flow", "flow_name", default=None, help="Only gates of this flow.")
     @click.option(
         "--status",
-        type=click.Choice(["pending", "approved", "rejected", "timed_out"]),
+        type=click.Choice(["pending", "approved", "rejected", "timed_out", "run_ended"]),
         default=None,
         help="Only gates in this state.",
     )
@@ -609,10 +616,41 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
         show_default=True,
         help="Only gates opened this recently (a duration such as 2d), unless GATE is named.",
     )
+    @click.option(
+        "--watch",
+        "watch_every",
+        default=None,
+        help="Keep running: every DURATION (e.g. 5s), resume newly decided Argo gates and close "
+        "gates whose run ended (the in-cluster resumer; see docs/argo.md).",
+    )
+    @click.option("--max-passes", type=int, default=None, hidden=True)
     @click.pass_obj
     @_handled
-    @_bulk()
-    def sync_cmd(ctx: CliContext, gate: str | None, since: str) -> None:
+    def sync_cmd(
+        ctx: CliContext,
+        gate: str | None,
+        since: str,
+        watch_every: str | None,
+        max_passes: int | None,
+    ) -> None:
+        from metaflow_hitl.durations import parse_duration
+
+        if watch_every is not None:
+            from metaflow_hitl.cli.watch import watch
+
+            if gate:
+                raise ConfigError("--watch watches every gate; do not name one.")
+            watch(
+                ctx,
+                interval=parse_duration(watch_every, what="--watch"),
+                since_seconds=parse_duration(since, what="--since"),
+                max_passes=max_passes,
+            )
+            return
+        with _bulk():
+            _sync_once(ctx, gate, since)
+
+    def _sync_once(ctx: CliContext, gate: str | None, since: str) -> None:
         from metaflow_hitl.durations import parse_duration
 
         targets = [parse_gate_ref(gate, flow=ctx.flow)] if gate else None
@@ -637,6 +675,8 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
                 if _resume(ctx, request, decision):
                     resumed += 1
                     click.echo(f"Resumed {request.gate_id} ({decision.summary()}).")
+            except RunEnded as exc:  # nothing will ever resume it: not a failure to retry
+                click.echo(f"Not resumed {stored.gate_id}: {exc.message}")
             except HitlError as exc:  # named by the gate being synced, never the previous one
                 failures.append(f"{stored.gate_id}: {exc.message}")
         click.echo(
