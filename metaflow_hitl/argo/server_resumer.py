@@ -192,7 +192,16 @@ class ArgoServerResumer:
         url = self.server_url + path
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
         try:
-            resp = session.request(method, url, headers=headers, json=body, timeout=_timeout())
+            # requests lets REQUESTS_CA_BUNDLE override a session's own ``verify``: pass it.
+            verify = getattr(session, "verify", True)
+            resp = session.request(
+                method,
+                url,
+                headers=headers,
+                json=body,
+                timeout=_timeout(),
+                **({} if verify is True else {"verify": verify}),
+            )
         except requests.RequestException as exc:
             raise StoreError(
                 self._scrub(
