@@ -121,8 +121,27 @@ class RuntimeResumer:
         self._argo: Resumer | None = None
 
     def resume(self, request: Request, decision: Decision) -> bool:
-        """Resume the gate's suspended node if it runs on Argo; False for local gates."""
+        """Resume the gate's suspended node if it runs on Argo; False for local gates, and
+        for every gate when ``METAFLOW_HITL_ARGO_RESUME=in-cluster`` (deployment (b): the
+        in-cluster resumer, ``sync --watch``, resumes; this process only records).
+
+        Raises
+        ------
+        ConfigError
+            ``METAFLOW_HITL_ARGO_RESUME`` is neither ``direct`` nor ``in-cluster``.
+        """
         if request.runtime != "argo-workflows":
+            return False
+        mode = _get(os.environ, "METAFLOW_HITL_ARGO_RESUME").lower() or "direct"
+        if mode not in ("direct", "in-cluster"):
+            raise ConfigError(
+                f"METAFLOW_HITL_ARGO_RESUME={mode!r} is neither direct nor in-cluster."
+            )
+        if mode == "in-cluster":
+            sys.stderr.write(
+                f"metaflow-hitl: gate {request.gate_id} is decided; its run is resumed by the "
+                "in-cluster resumer (METAFLOW_HITL_ARGO_RESUME=in-cluster).\n"
+            )
             return False
         return self._adapter().resume(request, decision)
 

@@ -190,6 +190,7 @@ def test_action_contract_is_versioned_and_complete() -> None:
         "argo-ca-bundle",
         "argo-insecure-skip-verify",
         "cache",
+        "argo-resume",
     }
     assert set(data["outputs"]) == {"gate-id", "decision", "ignored-reason"}
     assert data["runs"]["using"] == "composite"
