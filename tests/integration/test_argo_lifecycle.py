@@ -180,6 +180,8 @@ def test_compile_notify_decide_resume_and_run_the_gated_step(
     argo.workflows[(NAMESPACE, wf.name)] = make_workflow(
         suspend_node("n-gate", "gate", workflow=wf.name), name=wf.name, namespace=NAMESPACE
     )
+    # The resumer checks the workflow's UID against the request's before writing.
+    argo.workflows[(NAMESPACE, wf.name)]["metadata"]["uid"] = wf.uid
     with serve(argo) as argo_url:
         action_env = {
             **pod_env,
