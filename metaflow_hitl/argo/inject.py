@@ -32,9 +32,9 @@ from typing import Any
 
 from metaflow_hitl.argo.gate_paths import longest_gate_wait
 from metaflow_hitl.argo.notify_pod import NotifyPlacement, place_notify_pod
-from metaflow_hitl.errors import HitlError
+from metaflow_hitl.errors import InjectionError
 
-__all__ = ["ArgoGate", "InjectionError", "inject_gates", "task_name"]
+__all__ = ["ArgoGate", "inject_gates", "task_name"]
 
 #: Output parameter default that tells a timed-out suspend from a human decision.
 TIMEOUT_DECISION = "timeout"
@@ -65,12 +65,6 @@ def notify_budget_seconds() -> int:
     base = int(str(backoff["duration"]).rstrip("s"))
     waits = sum(base * int(backoff["factor"]) ** n for n in range(limit))
     return (limit + 1) * NOTIFY_DEADLINE_SECONDS + waits
-
-
-class InjectionError(HitlError):
-    """The compiled template does not have the shape the gates are added to."""
-
-    headline = "@hitl: cannot add gates to the Argo workflow"
 
 
 @dataclass(frozen=True)
