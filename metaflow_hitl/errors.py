@@ -14,6 +14,7 @@ transport errors (filesystem, HTTP, S3) into it; the Metaflow glue re-raises it 
     ├── GateRefError               a gate reference (id, RUN/STEP) is malformed
     ├── RecordError                a stored record is unreadable, of an unknown version, or invalid
     ├── StoreError                 the store could not be read or written
+    │   └── RunEnded               an Argo gate's run ended or is gone: nothing can resume it
     ├── ReviewConflict             the review repo holds another decision for the gate
     ├── InjectionError             the compiled Argo template lacks the shape gates are added to
     ├── UnsupportedMetaflow        Metaflow lacks an internal API metaflow-hitl relies on
@@ -56,6 +57,7 @@ __all__ = [
     "RecordError",
     "ResumedWithoutDecision",
     "ReviewConflict",
+    "RunEnded",
     "SettleIncomplete",
     "StoreError",
     "TooLate",
