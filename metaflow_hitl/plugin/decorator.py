@@ -21,6 +21,7 @@ from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import open_gate, wait_for_decision
 from metaflow_hitl.message import render_message
 from metaflow_hitl.plugin.artifacts import ArtifactView, InputsView
+from metaflow_hitl.plugin.metaflow_internals import inside_foreach, origin_run_id
 from metaflow_hitl.ports import ApprovalStore
 from metaflow_hitl.records import Decision, Request
 from metaflow_hitl.render.waiting import (
@@ -109,7 +110,7 @@ class HitlDecorator(DeclaredHitl):
                 where + "cannot gate a @parallel step; gate the step before it.",
                 headline="@hitl: unsupported combination",
             )
-        if _inside_foreach(graph, step_name):
+        if inside_foreach(graph, step_name):
             raise HitlException(
                 where + "cannot gate a step inside a foreach (one gate per split is not "
                 "supported). Gate the step before the foreach, or the join after it.",
@@ -275,9 +276,7 @@ class HitlDecorator(DeclaredHitl):
     ) -> tuple[Request, Decision]:
         from metaflow import current
 
-        gate_id = _reuse_origin_gate(
-            store, flow.name, step_name, run_id, getattr(current, "origin_run_id", None)
-        )
+        gate_id = _reuse_origin_gate(store, flow.name, step_name, run_id, origin_run_id(current))
         request, created, refs, decided = self.open_request(
             store,
             gate_id,
@@ -427,14 +426,6 @@ def _local_store(flow_datastore: Any) -> str | None:
     if flow_datastore.TYPE != "local":
         return None
     return os.path.join(flow_datastore.datastore_root, STORE_DIRNAME)
-
-
-def _inside_foreach(graph: Any, step_name: str) -> bool:
-    node = graph[step_name]
-    inside = getattr(node, "is_inside_foreach", None)
-    if inside is None:  # older Metaflow: derive it from the enclosing splits
-        inside = any(graph[p].type == "foreach" for p in node.split_parents)
-    return bool(inside)
 
 
 def _timeout_seconds(attributes: dict[str, Any]) -> float:

@@ -27,8 +27,6 @@ from metaflow_hitl.records import Request
 from tests.contract.test_argo_resumers import FakeCustomObjects, make_decision, make_request
 from tests.fakes.argo_server import (
     NS,
-    SKIP_REASON,
-    SWAGGER,
     TOKEN,
     WF,
     FakeArgoServer,
@@ -66,8 +64,6 @@ def uid_request(uid: str = UID) -> Request:
 
 @pytest.fixture(scope="module")
 def swagger() -> dict[str, Any]:
-    if not SWAGGER.is_file():
-        pytest.skip(SKIP_REASON)
     return load_swagger()
 
 

@@ -22,8 +22,6 @@ from metaflow_hitl.errors import ConfigError, StoreError
 from tests.contract.test_argo_resumers import make_decision, make_request
 from tests.fakes.argo_server import (
     NS,
-    SKIP_REASON,
-    SWAGGER,
     TOKEN,
     WF,
     FakeArgoServer,
@@ -32,8 +30,6 @@ from tests.fakes.argo_server import (
     serve,
     suspend_node,
 )
-
-pytestmark = pytest.mark.skipif(not SWAGGER.is_file(), reason=SKIP_REASON)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """``deploy/argo/`` (the in-cluster resumer) validated against Kubernetes' schemas.
 
-The schemas (``tests/schemas/k8s/schemas.json``) are generated from the official Kubernetes
+The schemas (``tests/specs/k8s/schemas.json``) are generated from the official Kubernetes
 Python client's models, which are generated from the Kubernetes OpenAPI description, and made
 strict (unknown fields refused, required fields required); the test checks they are current.
 Beyond the schema: the Role grants exactly ``get`` and ``update`` on ``workflows.argoproj.io``
@@ -17,15 +17,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from jsonschema import Draft7Validator
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMAS = ROOT / "tests" / "schemas" / "k8s" / "schemas.json"
+SCHEMAS = ROOT / "tests" / "specs" / "k8s" / "schemas.json"
 MANIFESTS = sorted((ROOT / "deploy" / "argo").glob("*.yaml"))
-
-pytestmark = pytest.mark.integration
 
 
 def _documents() -> list[dict[str, Any]]:

@@ -30,8 +30,6 @@ from metaflow_hitl.errors import ConfigError
 from tests.integration.argo_pods import compile_flow
 from tests.integration.test_argo_inject import FLOWS, drop_nulls, strict_schema
 
-pytestmark = pytest.mark.integration
-
 
 def _template(compiled: dict[str, Any], name: str) -> dict[str, Any]:
     return next(t for t in compiled["spec"]["templates"] if t["name"] == name)

@@ -12,12 +12,8 @@ import shutil
 import subprocess
 import sys
 
-import pytest
-
 from metaflow_hitl.argo.gate_paths import longest_gate_wait, upstream_tasks
 from tests.integration.test_argo_inject import FLOWS
-
-pytestmark = pytest.mark.integration
 
 
 def _create(s3_env, tmp_path, timeout: str) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,7 @@ are generated from the Kubernetes OpenAPI description: each model's ``openapi_ty
 refuses ``None`` ("must not be `None`"). Unknown fields are refused
 (``additionalProperties: false``), ``IntOrString`` and ``Quantity`` take strings or numbers.
 
-Run ``python tests/schemas/k8s/generate.py`` to rewrite ``schemas.json`` (the client version
+Run ``python tests/specs/k8s/generate.py`` to rewrite ``schemas.json`` (the client version
 is recorded in it); ``tests/integration/test_argo_deploy_manifests.py`` checks that it is
 current for the installed client.
 """
