@@ -9,7 +9,13 @@ pod exists while the gate waits. A polling gate (what a gate without Argo suppor
 step's pod sleeps until a decision) holds the gated step's own pod, with its requested CPU and
 memory, for as long as the gate waits.
 
-Run: ``python benchmarks/bench_argo.py --runs 5`` (about 1 minute).
+Also (``--watch-runs N``): decision -> node resumed through the in-cluster resumer,
+``metaflow-hitl sync --watch PERIOD`` as a subprocess over the moto S3 store and the stateful
+Kubernetes API stand-in (kubeconfig), for each polling period; and (``--action``) a
+decision's Action time cold and warm under ``act`` (``tests/integration/test_action_act.py``,
+the cache service stood in by a local directory).
+
+Run: ``python benchmarks/bench_argo.py --runs 5 --watch-runs 5 --action`` (a few minutes).
 """
 
 from __future__ import annotations
@@ -58,9 +64,125 @@ def parse_quantity(text: str) -> float:
     return float(text)
 
 
+def bench_watch(runs: int, periods: tuple[float, ...] = (1.0, 5.0)) -> dict[str, Any]:
+    """Decision recorded in S3 -> the suspend node resumed by ``sync --watch``, per period."""
+    import subprocess
+    from datetime import timedelta
+
+    from metaflow_hitl.gate_id import GateId
+    from metaflow_hitl.gates import decide, open_gate
+    from metaflow_hitl.records import Actor
+    from metaflow_hitl.spec import GateSpec
+    from metaflow_hitl.stores import open_store
+    from metaflow_hitl.timestamps import utc_now
+    from tests.fakes import k8s_api
+    from tests.fakes.argo_server import make_workflow, suspend_node
+    from tests.integration.kube_argo import _kubeconfig
+
+    out: dict[str, Any] = {}
+    tmp = Path(tempfile.mkdtemp(prefix="bench-watch-"))
+    with moto_server("bucket") as endpoint, _removed(tmp):
+        env = {**os.environ, **metaflow_s3_env(endpoint, "bucket")}
+        os.environ.update(MOTO_CREDENTIALS)
+        os.environ["METAFLOW_S3_ENDPOINT_URL"] = env["METAFLOW_S3_ENDPOINT_URL"]
+        store_url = "s3://bucket/metaflow/_hitl"
+        store = open_store(store_url)
+        kube = k8s_api.FakeKubernetes()
+        with k8s_api.serve(kube) as url:
+            kubeconfig = _kubeconfig(tmp, url)
+            for period in periods:
+                child = {
+                    **env,
+                    "METAFLOW_HITL_STORE": store_url,
+                    "METAFLOW_HITL_KUBECONFIG": str(kubeconfig),
+                }
+                script = Path(sys.executable).with_name("metaflow-hitl")
+                log = (tmp / f"watch-{period}.log").open("w")
+                watcher = subprocess.Popen(
+                    [str(script), "sync", "--watch", f"{period:g}s"],
+                    env=child,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+                samples = []
+                try:
+                    time.sleep(max(3.0, period * 2))  # started and polling
+                    for i in range(runs):
+                        name = f"wf-{int(period)}-{i}"
+                        spec = GateSpec.from_options(message="go?", timeout="1h")
+                        request = spec.request_for(
+                            GateId("BenchFlow", f"argo-{name}", "gate"),
+                            message="go?",
+                            started_by="bench",
+                            runtime="argo-workflows",
+                            now=utc_now() - timedelta(seconds=1),
+                            store=store_url,
+                            origin={"workflow": name, "namespace": "default"},
+                        )
+                        open_gate(store, request)
+                        kube.add(
+                            make_workflow(
+                                suspend_node("n1", "gate", workflow=name),
+                                name=name,
+                                namespace="default",
+                            )
+                        )
+                        writes = len(kube.writes)
+                        time.sleep(period * (i % 3) / 3)  # decisions land anywhere in a period
+                        t0 = time.perf_counter()
+                        decide(
+                            store,
+                            request.gate_id,
+                            actor=Actor(login="bob", channel="cli", at=utc_now()),
+                            intent="approve",
+                        )
+                        while len(kube.writes) == writes:
+                            if time.perf_counter() - t0 > period * 4 + 30:
+                                raise SystemExit(f"no resume within {period * 4 + 30}s")
+                            time.sleep(0.01)
+                        samples.append(round(time.perf_counter() - t0, 3))
+                finally:
+                    watcher.terminate()
+                    watcher.wait(10)
+                    log.close()
+                out[f"{period:g}s"] = {
+                    "decision_to_resumed_s": samples,
+                    "median_s": statistics.median(samples),
+                    "max_s": max(samples),
+                }
+                print(f"sync --watch {period:g}s: decision -> node resumed {out[f'{period:g}s']}")
+    return out
+
+
+def bench_action() -> dict[str, Any]:
+    """A decision's Action time under act, cold (pip install) then warm (cache restored)."""
+    import re
+    import subprocess
+
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "pytest", "-q", "-s",
+            "tests/integration/test_action_act.py", "-k", "cached",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )  # fmt: skip
+    found = re.search(r"ACTION-TIMING cold=([\d.]+)s warm=([\d.]+)s", done.stdout)
+    if done.returncode != 0 or not found:
+        return {"error": (done.stdout + done.stderr)[-2000:]}
+    result = {"cold_s": float(found.group(1)), "warm_s": float(found.group(2))}
+    print(f"Action under act: cold {result['cold_s']} s, warm {result['warm_s']} s")
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--watch-runs", type=int, default=0)
+    parser.add_argument("--action", action="store_true")
     args = parser.parse_args()
     reason = pods_supported()
     if reason:
@@ -138,6 +260,10 @@ def main() -> None:
         "waiting_cost": comparison,
         "machine": {"nproc": os.cpu_count(), "python": sys.version.split()[0]},
     }
+    if args.watch_runs:
+        result["in_cluster_resumer"] = bench_watch(args.watch_runs)
+    if args.action:
+        result["action_under_act"] = bench_action()
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(
         f"notify task: median {notify_s:.2f} s wall, {result['notify']['median_github_requests']}"

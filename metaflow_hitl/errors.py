@@ -14,6 +14,7 @@ transport errors (filesystem, HTTP, S3) into it; the Metaflow glue re-raises it 
     ├── GateRefError               a gate reference (id, RUN/STEP) is malformed
     ├── RecordError                a stored record is unreadable, of an unknown version, or invalid
     ├── StoreError                 the store could not be read or written
+    │   └── RunEnded               an Argo gate's run ended or is gone: nothing can resume it
     ├── ReviewConflict             the review repo holds another decision for the gate
     ├── InjectionError             the compiled Argo template lacks the shape gates are added to
     ├── UnsupportedMetaflow        Metaflow lacks an internal API metaflow-hitl relies on
@@ -65,6 +66,7 @@ __all__ = [
     "RecordError",
     "ResumedWithoutDecision",
     "ReviewConflict",
+    "RunEnded",
     "SettleIncomplete",
     "StoreError",
     "TooLate",
@@ -282,3 +284,18 @@ class GitHubUnreachable(DecisionUnverified):
     """GitHub could not be asked, so the decision could not be verified."""
 
     headline = "@hitl: GitHub unreachable, decision not verified"
+
+
+class RunEnded(StoreError):
+    """The gate's run ended (stopped, failed, deleted, or replaced by another run of the same
+    name) before its suspend node was resumed: nothing can resume it. ``outcome`` is
+    ``run_ended`` or ``run_gone``; ``run_state`` says how (``stopped``, ``deleted``...)."""
+
+    headline = "@hitl: the gate's run ended"
+
+    def __init__(
+        self, message: str, *, outcome: str, run_state: str | None, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.outcome = outcome
+        self.run_state = run_state

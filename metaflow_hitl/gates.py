@@ -81,7 +81,10 @@ class GateStatus:
 
     @property
     def state(self) -> str:
-        """``pending``, ``approved``, ``rejected`` or ``timed_out``."""
+        """``pending``, ``approved``, ``rejected``, ``timed_out`` or ``run_ended`` (closed
+        because its run ended undecided)."""
+        if self.decision is not None and self.decision.run_ended:
+            return "run_ended"
         return self.decision.outcome if self.decision else "pending"
 
 

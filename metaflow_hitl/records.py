@@ -32,6 +32,7 @@ __all__ = [
     "CHANNELS",
     "FORMAT_VERSION",
     "RECORD_SCHEMAS",
+    "RUN_END_STATES",
     "Actor",
     "Channel",
     "Decision",
@@ -54,8 +55,26 @@ FORMAT_VERSION = 1
 
 Outcome = Literal["approved", "rejected", "timed_out"]
 Intent = Literal["approve", "reject", "withdraw"]
-Channel = Literal["cli", "github-review", "comment", "merge", "close", "timeout"]
-CHANNELS: tuple[str, ...] = ("cli", "github-review", "comment", "merge", "close", "timeout")
+Channel = Literal["cli", "github-review", "comment", "merge", "close", "timeout", "run-ended"]
+CHANNELS: tuple[str, ...] = (
+    "cli",
+    "github-review",
+    "comment",
+    "merge",
+    "close",
+    "timeout",
+    "run-ended",  # added after the first release: the gate's run ended undecided (Argo)
+)
+#: How a gate's run ended undecided (``Decision.run_ended``).
+RUN_END_STATES: tuple[str, ...] = (
+    "stopped",
+    "terminated",
+    "failed",
+    "error",
+    "succeeded",
+    "deleted",
+    "replaced",
+)
 
 _TS = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"}
 _STR = {"type": "string", "maxLength": 100_000}
@@ -250,6 +269,8 @@ RECORD_SCHEMAS: dict[str, dict[str, Any]] = {
             "evidence_url": _OPT_STR,
             "request_digest": _STR,
             "nonce": _STR,
+            # Optional (added after the first release; absent in older records):
+            "run_ended": {"enum": list(RUN_END_STATES)},
         },
         [
             "gate_id",
@@ -507,6 +528,11 @@ class Decision:
         The login whose act made the decision final (``"timeout"`` for an expiry).
     deciders
         Everyone whose act counts: the approvers forming the quorum, or the rejecter.
+    run_ended
+        Set when the gate was closed because its run ended before anyone decided (an Argo
+        workflow stopped, failed or deleted): how it ended (:data:`RUN_END_STATES`). The
+        outcome is then ``rejected`` and the channel ``run-ended``. Optional field, absent in
+        records of other decisions and of older releases.
     """
 
     gate_id: GateId
@@ -521,9 +547,10 @@ class Decision:
     input: dict[str, Any] = field(default_factory=dict)
     evidence_url: str | None = None
     nonce: str = field(default_factory=new_nonce)
+    run_ended: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "format": "metaflow-hitl/decision",
             "version": FORMAT_VERSION,
             "gate_id": str(self.gate_id),
@@ -539,6 +566,9 @@ class Decision:
             "request_digest": self.request_digest,
             "nonce": self.nonce,
         }
+        if self.run_ended is not None:
+            out["run_ended"] = self.run_ended
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Decision:
@@ -555,12 +585,15 @@ class Decision:
             evidence_url=data["evidence_url"],
             request_digest=data["request_digest"],
             nonce=data["nonce"],
+            run_ended=data.get("run_ended"),
         )
 
     def summary(self) -> str:
         """One line for people: ``approved by alice (cli)``, ``rejected by bob (comment): why``."""
         who = ", ".join(a.login for a in self.deciders) or self.decided_by
-        if self.outcome == "timed_out":
+        if self.run_ended:
+            text = f"closed, its run ended ({self.run_ended})"
+        elif self.outcome == "timed_out":
             text = "timed out (" + ("approved by timeout" if self.proceed else "rejected") + ")"
         else:
             text = f"{self.outcome} by {who} ({self.channel})"

@@ -5,7 +5,9 @@ compiled template dict: for each gated step ``S``, two tasks run before it.
 
 * ``hitl-notify-S`` — a container template copied from ``S``'s (same image, environment,
   secrets, service account, code package), whose command records the request and opens the
-  review, then exits; it gets its own ``retryStrategy`` and a 10-minute deadline;
+  review, then exits; it gets its own ``retryStrategy``, a 10-minute deadline per attempt and
+  its own placement (none of the step's GPU node selector, tolerations or volume claims:
+  :mod:`metaflow_hitl.argo.notify_pod`);
 * ``hitl-suspend-S`` — a native ``suspend`` template (no pod) with ``duration`` = the gate's
   timeout, a unique input parameter ``hitl-gate`` to select exactly this node when resuming,
   and an output ``decision`` supplied by the resumer whose default, ``timeout``, marks an
@@ -28,6 +30,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from metaflow_hitl.argo.gate_paths import longest_gate_wait
+from metaflow_hitl.argo.notify_pod import NotifyPlacement, place_notify_pod
 from metaflow_hitl.errors import InjectionError
 
 __all__ = ["ArgoGate", "inject_gates", "task_name"]
@@ -35,13 +39,32 @@ __all__ = ["ArgoGate", "inject_gates", "task_name"]
 #: Output parameter default that tells a timed-out suspend from a human decision.
 TIMEOUT_DECISION = "timeout"
 GATE_PARAMETER = "hitl-gate"
-#: Retries of the notify task: 3 more attempts, 10 s, 20 s, 40 s apart.
-NOTIFY_RETRY = {
+#: Input of a gated step with ``@retry``: its suspend node's ``decision`` output.
+DECISION_INPUT = "hitl-decision"
+#: Retries of the notify task: 3 more attempts, 10 s, 20 s, 40 s after the previous one ends.
+#: No ``backoff.maxDuration``: Argo measures it from the *first* attempt's start (Pending and
+#: image pull included), stops retrying past it, and caps each pod's deadline by it
+#: (``workflow/controller/operator.go``, ``processNodeRetries``: ``maxDurationDeadline =
+#: firstChildNode.StartedAt.Add(maxDuration)`` and ``opts.executionDeadline``), so a 5m window
+#: beside a 600 s deadline meant an attempt killed at its deadline was never retried.
+NOTIFY_RETRY: dict[str, Any] = {
     "limit": 3,
     "retryPolicy": "Always",
-    "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"},
+    "backoff": {"duration": "10s", "factor": 2},
 }
+#: Each notify attempt's ``activeDeadlineSeconds`` (the pod's, image pull included).
 NOTIFY_DEADLINE_SECONDS = 600
+
+
+def notify_budget_seconds() -> int:
+    """The longest the notify task can take with every retry used: each attempt up to its
+    deadline, plus the backoffs between them (``duration * factor**n``, Argo's formula):
+    4 x 600 s + 10 + 20 + 40 s = 2470 s, about 41 minutes (scheduling time not counted)."""
+    limit = int(NOTIFY_RETRY["limit"])
+    backoff = NOTIFY_RETRY["backoff"]
+    base = int(str(backoff["duration"]).rstrip("s"))
+    waits = sum(base * int(backoff["factor"]) ** n for n in range(limit))
+    return (limit + 1) * NOTIFY_DEADLINE_SECONDS + waits
 
 
 @dataclass(frozen=True)
@@ -54,10 +77,15 @@ class ArgoGate:
         The Metaflow step name (``deploy_model``).
     timeout_seconds
         The gate's timeout; the suspend resumes itself after it.
+    on_timeout, on_reject
+        The gate's policies (``reject``/``approve``, ``fail``/``continue``): they say which
+        decisions end the step for good, so that ``@retry`` does not run it again.
     """
 
     step: str
     timeout_seconds: float
+    on_timeout: str = "reject"
+    on_reject: str = "fail"
 
 
 def task_name(step: str) -> str:
@@ -117,11 +145,49 @@ def _after(style: str, task: dict[str, Any], upstream: str) -> None:
     task["depends"] = f"({old}) && {upstream}.Succeeded" if old else f"{upstream}.Succeeded"
 
 
+def decision_retry_expression(on_timeout: str) -> str:
+    """The ``retryStrategy.expression`` of a gated step: retry only a step whose gate let it
+    run. Argo substitutes ``{{inputs.parameters...}}`` into the template before it evaluates
+    the expression (``ProcessArgs`` then ``processNodeRetries(... woc.retryStrategy(
+    processedTmpl) ...)`` in ``workflow/controller/operator.go``)."""
+    ref = "'{{inputs.parameters." + DECISION_INPUT + "}}'"
+    proceed = ["approved"] + (["timed_out", TIMEOUT_DECISION] if on_timeout == "approve" else [])
+    return " || ".join(f"{ref} == '{value}'" for value in proceed)
+
+
+def _final_when_not_approved(
+    step_template: dict[str, Any], task: dict[str, Any], suspend: str, gate: ArgoGate
+) -> None:
+    """Make a rejected (or timed-out-and-rejected) gate final under ``@retry``.
+
+    The gated step fails on such a decision, and every retry would read the same decision and
+    fail again, scheduling pods for nothing. Its template gets the suspend node's ``decision``
+    as an input, and a retry expression false unless that decision lets the step run. When it
+    is false Argo fails the node without another attempt ("retryStrategy.expression evaluated
+    to false", ``processNodeRetries``). The step still reads the store, never this value.
+    """
+    inputs = step_template.setdefault("inputs", {}).setdefault("parameters", [])
+    if any(p.get("name") == DECISION_INPUT for p in inputs):
+        raise InjectionError(
+            f"the template of step {gate.step!r} already has an input {DECISION_INPUT!r}"
+        )
+    inputs.append({"name": DECISION_INPUT})
+    args = task.setdefault("arguments", {}).setdefault("parameters", [])
+    args.append(
+        {"name": DECISION_INPUT, "value": "{{tasks." + suspend + ".outputs.parameters.decision}}"}
+    )
+    retry = step_template["retryStrategy"]
+    ours = decision_retry_expression(gate.on_timeout)
+    old = retry.get("expression")
+    retry["expression"] = f"({old}) && ({ours})" if old else ours
+
+
 def inject_gates(
     template: dict[str, Any],
     gates: Sequence[ArgoGate],
     *,
     notify_container: NotifyArgs,
+    placement: NotifyPlacement | None = None,
 ) -> dict[str, Any]:
     """Return a copy of ``template`` with a notify and a suspend task before each gate.
 
@@ -134,6 +200,9 @@ def inject_gates(
     notify_container
         Given a step name and a copy of its container spec, returns the notify container
         (typically the same image and environment with another command).
+    placement
+        Where the notify pods run (:mod:`metaflow_hitl.argo.notify_pod`); default: no
+        node selector, affinity, tolerations or PersistentVolumeClaims of the step's.
 
     Raises
     ------
@@ -143,14 +212,19 @@ def inject_gates(
     out = copy.deepcopy(template)
     spec = out.setdefault("spec", {})
     deadline = spec.get("activeDeadlineSeconds")
+    if isinstance(deadline, int | float) and gates:
+        waits = {task_name(g.step): g.timeout_seconds for g in gates}
+        longest = longest_gate_wait(out, waits)
+        if deadline < longest:
+            which = ", ".join(f"{g.step!r} ({g.timeout_seconds:g}s)" for g in gates)
+            raise InjectionError(
+                f"the gates on this workflow's longest path can wait {longest:g}s in all "
+                f"(gates: {which}) but the workflow times out after {deadline:g}s "
+                "(--workflow-timeout), and Argo counts suspended time against it; the run would "
+                "be killed while waiting. Raise --workflow-timeout or lower the gates' timeouts."
+            )
     for gate in gates:
         name = task_name(gate.step)
-        if isinstance(deadline, int | float) and deadline < gate.timeout_seconds:
-            raise InjectionError(
-                f"the gate on step {gate.step!r} waits up to {gate.timeout_seconds:g}s but the "
-                f"workflow times out after {deadline:g}s (--workflow-timeout); the run would be "
-                "killed while waiting. Raise --workflow-timeout or lower the gate's timeout."
-            )
         notify, suspend = f"hitl-notify-{name}", f"hitl-suspend-{name}"
         taken = {t.get("name") for t in spec.get("templates") or []}
         if notify in taken or suspend in taken:
@@ -158,6 +232,14 @@ def inject_gates(
         dag, task = _find_task(out, name)
         step_template = _template(out, task["template"])
         if "container" not in step_template:
+            if "steps" in step_template or any(
+                t.get("name") == f"recursive-{name}" for t in spec["templates"]
+            ):
+                raise InjectionError(
+                    f"cannot gate the recursive step {gate.step!r} (a step that can run itself "
+                    "again through a switch): one gate per recursion is not supported. Gate the "
+                    "step before the loop, or the step after it."
+                )
             raise InjectionError(f"the template of step {gate.step!r} is not a container")
         style = _edge_style(dag)
 
@@ -170,6 +252,7 @@ def inject_gates(
         notify_template["container"] = notify_container(
             gate.step, copy.deepcopy(step_template["container"])
         )
+        place_notify_pod(notify_template, placement or NotifyPlacement())
         suspend_template = {
             "name": suspend,
             "inputs": {"parameters": [{"name": GATE_PARAMETER}]},
@@ -201,6 +284,8 @@ def inject_gates(
         }
         _after(style, suspend_task, notify)
         _after(style, task, suspend)
+        if step_template.get("retryStrategy") and gate.on_reject == "fail":
+            _final_when_not_approved(step_template, task, suspend, gate)
         tasks = dag["dag"]["tasks"]
         tasks[tasks.index(task) : tasks.index(task)] = [notify_task, suspend_task]
     return out

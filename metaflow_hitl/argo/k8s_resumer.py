@@ -299,24 +299,44 @@ class KubernetesResumer:
         ------
         ConfigError
             Missing workflow or namespace, or no permission.
+        RunEnded
+            The run was stopped, failed, deleted or replaced: nothing can resume it.
         StoreError
-            The workflow or node cannot be found or updated.
+            The workflow or node cannot be read or updated.
         """
-        ns, name, value = gate_target(request, self.namespace)
-        where = f"workflow {ns}/{name}"
+        from metaflow_hitl.argo.resume_flow import raise_if_ended
+
+        return raise_if_ended(request, self.resume_gate(request, decision))
+
+    def resume_gate(
+        self, request: Request, decision: Decision, *, wait_seconds: float | None = None
+    ) -> Any:
+        """Resume the gate's node and say what that came to (a
+        :class:`~metaflow_hitl.argo.resume_flow.ResumeResult`): waits up to ``wait_seconds``
+        (default ``METAFLOW_HITL_ARGO_NODE_WAIT``) for the node to exist, checks the
+        workflow's UID against the request's, and replaces the Workflow with the
+        ``resourceVersion`` it read (409: read again, a bounded number of times)."""
+        from metaflow_hitl.argo.resume_flow import drive_resume, node_wait_seconds
+
         message = resume_message(decision)
-        delay = self._backoff
-        for attempt in range(1, self._attempts + 1):
-            wf = self._call("read", where, self.api.get_namespaced_custom_object, ns, name)
-            status = wf.get("status") or {}
-            nodes, codec = inflate_nodes(status, where=where)
-            node_id = pick_running_node(nodes, value, where=where)
-            if node_id is None:
-                return False
+        codecs: dict[str, str | None] = {}
+        conflicts = [0]
+
+        def read(ns: str, name: str, where: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+            wf = self.workflow_at(ns, name, where)
+            if wf is None:
+                return None
+            nodes, codecs["codec"] = inflate_nodes(wf.get("status") or {}, where=where)
+            return wf, nodes
+
+        def write(
+            ns: str, name: str, where: str, wf: dict[str, Any], nodes: dict[str, Any], node_id: str
+        ) -> bool:
             new = copy.deepcopy(wf)
             new.setdefault("status", {})
             nodes = copy.deepcopy(nodes)
             set_suspend_node(new, nodes[node_id], decision.outcome, message)
+            codec = codecs.get("codec")
             if codec is None:
                 new["status"]["nodes"] = nodes
             else:
@@ -327,16 +347,45 @@ class KubernetesResumer:
                     "update", where, self.api.replace_namespaced_custom_object, ns, name, new
                 )
             except _Conflict:
-                if attempt < self._attempts:
-                    self._sleep(delay)
-                    delay *= 2
-                continue
+                conflicts[0] += 1
+                if conflicts[0] >= self._attempts:
+                    raise StoreError(
+                        f"{where} kept changing while the gate was being resumed (409 Conflict "
+                        f"on {self._attempts} attempts); nothing was written.",
+                        hint=_SYNC_HINT,
+                    ) from None
+                self._sleep(self._backoff * 2 ** (conflicts[0] - 1))
+                return False
             return True
-        raise StoreError(
-            f"{where} kept changing while the gate was being resumed (409 Conflict on "
-            f"{self._attempts} attempts); nothing was written.",
-            hint=_SYNC_HINT,
+
+        return drive_resume(
+            request,
+            gate_target(request, self.namespace),
+            read=read,
+            write=write,
+            wait_seconds=node_wait_seconds() if wait_seconds is None else wait_seconds,
+            sleep=self._sleep,
         )
+
+    def probe(self, request: Request) -> Any:
+        """Whether the gate's run is alive (``RESUMED``), ended or gone; writes nothing."""
+        from metaflow_hitl.argo.resume_flow import probe_run
+
+        def read(ns: str, name: str, where: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+            wf = self.workflow_at(ns, name, where)
+            if wf is None:
+                return None
+            return wf, inflate_nodes(wf.get("status") or {}, where=where)[0]
+
+        return probe_run(request, gate_target(request, self.namespace), read=read)
+
+    def workflow_at(self, ns: str, name: str, where: str) -> dict[str, Any] | None:
+        """The Workflow ``ns/name``, or None if it is gone (404)."""
+        try:
+            wf = self._call("read", where, self.api.get_namespaced_custom_object, ns, name)
+        except _Missing:
+            return None
+        return wf if isinstance(wf, dict) else {}
 
     def _call(self, verb: str, where: str, fn: Callable[..., Any], *args: Any) -> Any:
         api_exception = _api_exception_type()
@@ -354,6 +403,8 @@ class KubernetesResumer:
                     hint="Grant the ServiceAccount get and update on workflows.argoproj.io "
                     "in that namespace (see the README's RBAC section).",
                 ) from None
+            if status == 404 and verb == "read":
+                raise _Missing from None
             if status == 404:
                 raise StoreError(
                     f"{where} was not found (deleted or archived?): {detail}",
@@ -366,6 +417,10 @@ class KubernetesResumer:
 
 class _Conflict(Exception):
     """The Workflow changed since it was read (HTTP 409)."""
+
+
+class _Missing(Exception):
+    """The Workflow is not there (HTTP 404 on read)."""
 
 
 def _api_detail(exc: Exception) -> str:

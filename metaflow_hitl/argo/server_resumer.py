@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -27,8 +29,14 @@ from metaflow_hitl.argo.k8s_resumer import (
     DECISION_OUTPUT,
     gate_target,
     inflate_nodes,
-    pick_running_node,
     resume_message,
+)
+from metaflow_hitl.argo.resume_flow import (
+    ResumeResult,
+    drive_resume,
+    node_wait_seconds,
+    probe_run,
+    raise_if_ended,
 )
 from metaflow_hitl.durations import seconds_setting
 from metaflow_hitl.errors import ConfigError, StoreError
@@ -68,7 +76,13 @@ class ArgoServerResumer:
     """
 
     def __init__(
-        self, server_url: str, token: str, namespace: str | None, *, session: Any = None
+        self,
+        server_url: str,
+        token: str,
+        namespace: str | None,
+        *,
+        session: Any = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         parts = urlsplit(server_url or "")
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -86,6 +100,7 @@ class ArgoServerResumer:
         self.namespace = namespace
         self._token = token
         self._session = session
+        self._sleep = sleep
 
     def __repr__(self) -> str:
         return f"ArgoServerResumer({self.server_url!r}, <token>, {self.namespace!r})"
@@ -97,39 +112,78 @@ class ArgoServerResumer:
         ------
         ConfigError
             Missing workflow, namespace or token, or the token is refused.
+        RunEnded
+            The run was stopped, failed, deleted or replaced: nothing can resume it.
         StoreError
             The server, workflow or node cannot be reached or updated.
         """
-        ns, name, value = gate_target(request, self.namespace)
-        where = f"workflow {ns}/{name}"
-        path = f"/api/v1/workflows/{quote(ns, safe='')}/{quote(name, safe='')}"
-        if self._pick(where, path, value) is None:
-            return False
-        body = {
-            "nodeFieldSelector": node_field_selector(value),
-            "phase": "Succeeded",
-            "outputParameters": json.dumps({DECISION_OUTPUT: decision.outcome}),
-            "message": resume_message(decision),
-        }
-        try:
-            self._send("PUT", path + "/set", where, body)
-        except StoreError:
-            # Someone may have resumed it between our read and write: that is success too.
-            if self._pick(where, path, value) is None:
-                return False
-            raise
-        return True
+        return raise_if_ended(request, self.resume_gate(request, decision))
 
-    def _pick(self, where: str, path: str, value: str) -> str | None:
-        wf = self._send("GET", path, where, None)
-        status = wf.get("status") if isinstance(wf, dict) else None
-        nodes, _ = inflate_nodes(status or {}, where=where, hydrated=True)
-        return pick_running_node(nodes, value, where=where)
+    def resume_gate(
+        self, request: Request, decision: Decision, *, wait_seconds: float | None = None
+    ) -> ResumeResult:
+        """Resume the gate's node and say what that came to (:class:`ResumeOutcome`): waits up
+        to ``wait_seconds`` (default ``METAFLOW_HITL_ARGO_NODE_WAIT``) for the node to exist,
+        and checks the workflow's UID against the request's before writing."""
+        target = gate_target(request, self.namespace)
+        ns, name, value = target
+        path = f"/api/v1/workflows/{quote(ns, safe='')}/{quote(name, safe='')}"
+        failed: list[StoreError] = []
+
+        def write(_ns: str, _name: str, where: str, _wf: Any, _nodes: Any, _node_id: str) -> bool:
+            if failed:  # the write failed and the node still runs: report that failure
+                raise failed[0]
+            body = {
+                "nodeFieldSelector": node_field_selector(value),
+                "phase": "Succeeded",
+                "outputParameters": json.dumps({DECISION_OUTPUT: decision.outcome}),
+                "message": resume_message(decision),
+            }
+            try:
+                self._send("PUT", path + "/set", where, body)
+            except StoreError as exc:
+                # Someone may have resumed it between our read and write: read again.
+                failed.append(exc)
+                return False
+            return True
+
+        return drive_resume(
+            request,
+            target,
+            read=self._reader(),
+            write=write,
+            wait_seconds=node_wait_seconds() if wait_seconds is None else wait_seconds,
+            sleep=self._sleep,
+        )
+
+    def probe(self, request: Request) -> ResumeResult:
+        """Whether the gate's run is alive (``RESUMED``), ended or gone; writes nothing."""
+        return probe_run(request, gate_target(request, self.namespace), read=self._reader())
+
+    def _reader(self) -> Any:
+        def read(ns: str, name: str, where: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+            path = f"/api/v1/workflows/{quote(ns, safe='')}/{quote(name, safe='')}"
+            wf = self._send("GET", path, where, None, missing_ok=True)
+            if wf is None:
+                return None
+            status = wf.get("status") if isinstance(wf, dict) else None
+            nodes, _ = inflate_nodes(status or {}, where=where, hydrated=True)
+            return wf, nodes
+
+        return read
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._token, "<token>")[:500]
 
-    def _send(self, method: str, path: str, where: str, body: dict[str, Any] | None) -> Any:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        where: str,
+        body: dict[str, Any] | None,
+        *,
+        missing_ok: bool = False,
+    ) -> Any:
         import requests
 
         session = self._session
@@ -138,7 +192,16 @@ class ArgoServerResumer:
         url = self.server_url + path
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
         try:
-            resp = session.request(method, url, headers=headers, json=body, timeout=_timeout())
+            # requests lets REQUESTS_CA_BUNDLE override a session's own ``verify``: pass it.
+            verify = getattr(session, "verify", True)
+            resp = session.request(
+                method,
+                url,
+                headers=headers,
+                json=body,
+                timeout=_timeout(),
+                **({} if verify is True else {"verify": verify}),
+            )
         except requests.RequestException as exc:
             raise StoreError(
                 self._scrub(
@@ -168,6 +231,8 @@ class ArgoServerResumer:
                 hint="Grant its ServiceAccount get and update on workflows.argoproj.io in that "
                 "namespace (see the README's RBAC section).",
             )
+        if resp.status_code == 404 and missing_ok:
+            return None
         if resp.status_code == 404:
             raise StoreError(f"{where} was not found on the Argo Server (HTTP 404: {detail}).")
         raise StoreError(

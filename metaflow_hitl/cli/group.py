@@ -18,7 +18,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn
 
 from metaflow_hitl.cli.identity import resolve_actor_login
-from metaflow_hitl.errors import ConfigError, GateNotFound, HitlError, NotAllowed, TooLate
+from metaflow_hitl.errors import (
+    ConfigError,
+    GateNotFound,
+    HitlError,
+    NotAllowed,
+    RunEnded,
+    TooLate,
+)
 from metaflow_hitl.gate_id import GateId, parse_gate_ref
 from metaflow_hitl.gates import GateStatus, decide, expire_gate, gate_status, require_request
 from metaflow_hitl.index.parallel import read_all
@@ -245,7 +252,7 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
     @click.option("--flow", "flow_name", default=None, help="Only gates of this flow.")
     @click.option(
         "--status",
-        type=click.Choice(["pending", "approved", "rejected", "timed_out"]),
+        type=click.Choice(["pending", "approved", "rejected", "timed_out", "run_ended"]),
         default=None,
         help="Only gates in this state.",
     )
@@ -616,10 +623,41 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
         show_default=True,
         help="Only gates opened this recently (a duration such as 2d), unless GATE is named.",
     )
+    @click.option(
+        "--watch",
+        "watch_every",
+        default=None,
+        help="Keep running: every DURATION (e.g. 5s), resume newly decided Argo gates and close "
+        "gates whose run ended (the in-cluster resumer; see docs/argo.md).",
+    )
+    @click.option("--max-passes", type=int, default=None, hidden=True)
     @click.pass_obj
     @_handled
-    @_bulk()
-    def sync_cmd(ctx: CliContext, gate: str | None, since: str) -> None:
+    def sync_cmd(
+        ctx: CliContext,
+        gate: str | None,
+        since: str,
+        watch_every: str | None,
+        max_passes: int | None,
+    ) -> None:
+        from metaflow_hitl.durations import parse_duration
+
+        if watch_every is not None:
+            from metaflow_hitl.cli.watch import watch
+
+            if gate:
+                raise ConfigError("--watch watches every gate; do not name one.")
+            watch(
+                ctx,
+                interval=parse_duration(watch_every, what="--watch"),
+                since_seconds=parse_duration(since, what="--since"),
+                max_passes=max_passes,
+            )
+            return
+        with _bulk():
+            _sync_once(ctx, gate, since)
+
+    def _sync_once(ctx: CliContext, gate: str | None, since: str) -> None:
         from metaflow_hitl.durations import parse_duration
 
         targets = [parse_gate_ref(gate, flow=ctx.flow)] if gate else None
@@ -643,6 +681,9 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
                 continue
             settled = _settle(ctx, request, decision)
             for step, error in settled.failures:
+                if isinstance(error, RunEnded):  # nothing will ever resume it: not a failure
+                    click.echo(f"Not resumed {stored.gate_id}: {error.message}")
+                    continue
                 failures.append(f"{stored.gate_id}: {step}: {error.message}")
             if backend_for_request(request) is not None and "publish" not in dict(settled.failures):
                 published += 1

@@ -19,6 +19,7 @@ import re
 from typing import Any
 
 from metaflow_hitl.argo.inject import ArgoGate, inject_gates
+from metaflow_hitl.argo.notify_pod import PLACEMENT_SETTINGS, NotifyPlacement
 from metaflow_hitl.errors import HitlError, InjectionError
 from metaflow_hitl.plugin.metaflow_internals import argo_workflows_class, gated_steps, unsupported
 from metaflow_hitl.spec import GateSpec
@@ -60,17 +61,25 @@ def gates_of(graph: Any) -> list[ArgoGate]:
     UnsupportedMetaflow
         If the graph does not have the shape :mod:`.metaflow_internals` describes.
     """
-    return [
-        ArgoGate(step=name, timeout_seconds=GateSpec.from_options(**options).timeout_seconds)
-        for name, options in gated_steps(graph)
-    ]
+    gates = []
+    for name, options in gated_steps(graph):
+        spec = GateSpec.from_options(**options)
+        gates.append(
+            ArgoGate(
+                step=name,
+                timeout_seconds=spec.timeout_seconds,
+                on_timeout=spec.on_timeout,
+                on_reject=spec.on_reject,
+            )
+        )
+    return gates
 
 
-def _settings() -> dict[str, str]:
+def _settings(names: tuple[str, ...] = FORWARDED_SETTINGS) -> dict[str, str]:
     from metaflow import metaflow_config
 
     out = {}
-    for env in FORWARDED_SETTINGS:
+    for env in names:
         value = getattr(metaflow_config, env[len("METAFLOW_") :], None) or os.environ.get(env)
         if value:
             out[env] = str(value)
@@ -138,7 +147,11 @@ def bind_workflow_uid(container: dict[str, Any]) -> None:
 
 
 def add_gates(
-    template: dict[str, Any], gates: list[ArgoGate], *, settings: dict[str, str]
+    template: dict[str, Any],
+    gates: list[ArgoGate],
+    *,
+    settings: dict[str, str],
+    placement: NotifyPlacement | None = None,
 ) -> dict[str, Any]:
     """The compiled ``template`` with its gates: notify and suspend tasks before each gated
     step, and the workflow UID bound into the notify tasks and the gated steps.
@@ -149,7 +162,10 @@ def add_gates(
         On any shape it does not expect.
     """
     gated = inject_gates(
-        template, gates, notify_container=functools.partial(notify_container, settings=settings)
+        template,
+        gates,
+        notify_container=functools.partial(notify_container, settings=settings),
+        placement=placement,
     )
     for gate in gates:  # the gated step checks that the request belongs to its workflow
         task = gate.step.replace("_", "-")
@@ -216,7 +232,8 @@ def _gated_payload(argo: Any, built: Any) -> dict[str, Any]:
     payload = getattr(built, "payload", None)
     if not isinstance(payload, dict):
         raise unsupported("ArgoWorkflows._compile_workflow_template() returned no payload dict")
-    return add_gates(payload, gates, settings=_settings())
+    placement = NotifyPlacement.from_env(_settings(PLACEMENT_SETTINGS))
+    return add_gates(payload, gates, settings=_settings(), placement=placement)
 
 
 def _exception(error: HitlError) -> Exception:

@@ -125,7 +125,9 @@ class HitlDecorator(DeclaredHitl):
         for deco in decorators:
             if deco.name == "timeout":
                 limit = _timeout_seconds(deco.attributes)
-                if limit and limit < self.spec.timeout_seconds:
+                # On Argo the wait is a suspend node with no pod: @timeout bounds the step only.
+                argo = _deploying_to_argo() or on_argo()
+                if limit and limit < self.spec.timeout_seconds and not argo:
                     raise HitlException(
                         where + f"@timeout allows the task {limit:g}s but the gate waits up "
                         f"to {self.spec.timeout_seconds:g}s; the task would be killed while "

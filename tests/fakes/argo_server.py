@@ -263,7 +263,8 @@ def matches(node: dict[str, Any], terms: list[tuple[str, str, str]]) -> bool:
 
 
 @contextmanager
-def serve(fake: FakeArgoServer) -> Iterator[str]:
-    """Serve ``fake`` on an ephemeral loopback port; yields its base URL."""
-    with serve_json(fake.handle) as url:
+def serve(fake: FakeArgoServer, *, tls: Any = None) -> Iterator[str]:
+    """Serve ``fake`` on an ephemeral loopback port (HTTPS with ``tls``, an
+    ``ssl.SSLContext``: the Argo Server's default is TLS); yields its base URL."""
+    with serve_json(fake.handle, tls=tls) as url:
         yield url

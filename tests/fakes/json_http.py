@@ -18,8 +18,9 @@ Answer = Callable[[str, str, Any, bytes], tuple[int, Any]]
 
 
 @contextmanager
-def serve_json(answer: Answer, *, http11: bool = False) -> Iterator[str]:
-    """Serve ``answer`` on ``http://127.0.0.1:<port>`` for the ``with`` block; yields the URL."""
+def serve_json(answer: Answer, *, http11: bool = False, tls: Any = None) -> Iterator[str]:
+    """Serve ``answer`` on ``http://127.0.0.1:<port>`` for the ``with`` block; yields the URL.
+    With ``tls`` (an ``ssl.SSLContext`` holding a certificate) it serves ``https://``."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1" if http11 else "HTTP/1.0"
@@ -41,11 +42,14 @@ def serve_json(answer: Answer, *, http11: bool = False) -> Iterator[str]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        scheme = "https" if tls is not None else "http"
+        yield f"{scheme}://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()

@@ -63,6 +63,53 @@ runs:
     - shell: bash
       run: echo "::error::setup-python ran although python-version is empty"; exit 1
 """
+#: The action's environment cache (actions/cache/restore and /save). act runs no cache
+#: service here (``--no-cache-server``), so a local stand-in keeps the entries in a directory
+#: with the same contract: restore ``path`` on an exact ``key`` (output ``cache-hit``), save
+#: ``path`` under ``key``.
+CACHE_REF = "actions/cache@0057852bfaa89a56745cba8c7296529d2fc39830"
+CACHE_RESTORE_STANDIN = """\
+name: actions/cache/restore stand-in (tests/integration/test_action_act.py)
+inputs:
+  path: {{required: true}}
+  key: {{required: true}}
+outputs:
+  cache-hit: {{value: "${{{{ steps.restore.outputs.hit }}}}"}}
+runs:
+  using: composite
+  steps:
+    - id: restore
+      shell: bash
+      env: {{CACHE_PATH: "${{{{ inputs.path }}}}", CACHE_KEY: "${{{{ inputs.key }}}}"}}
+      run: |
+        if [ -d "{store}/$CACHE_KEY" ]; then
+          rm -rf "$CACHE_PATH"; mkdir -p "$(dirname "$CACHE_PATH")"
+          cp -a "{store}/$CACHE_KEY" "$CACHE_PATH"; echo "hit=true" >> "$GITHUB_OUTPUT"
+          echo "cache stand-in: restored $CACHE_KEY"
+        else
+          echo "hit=false" >> "$GITHUB_OUTPUT"; echo "cache stand-in: miss $CACHE_KEY"
+        fi
+"""
+CACHE_SAVE_STANDIN = """\
+name: actions/cache/save stand-in (tests/integration/test_action_act.py)
+inputs:
+  path: {{required: true}}
+  key: {{required: true}}
+runs:
+  using: composite
+  steps:
+    - shell: bash
+      env: {{CACHE_PATH: "${{{{ inputs.path }}}}", CACHE_KEY: "${{{{ inputs.key }}}}"}}
+      run: |
+        mkdir -p "{store}"; rm -rf "{store}/$CACHE_KEY"; cp -a "$CACHE_PATH" "{store}/$CACHE_KEY"
+        echo "cache stand-in: saved $CACHE_KEY"
+"""
+#: The example workflows' OIDC step; skipped without a role (a local store), stood in so
+#: act stays offline, and failing if it ever runs here.
+AWS_REF = "aws-actions/configure-aws-credentials@e6de054238d6b7531b4efff3b6587d9aade6a06c"
+AWS_STANDIN = SETUP_PYTHON_STANDIN.replace("setup-python", "configure-aws-credentials").replace(
+    "python-version is empty", "no role is set"
+)
 REPO = "acme/approvals"
 GATE = GateId("DeployFlow", "1732", "deploy")
 
@@ -224,12 +271,37 @@ def gh():
         yield server
 
 
-def _run_act(tmp_path: Path, gh: FakeGitHub, event: dict[str, Any], store_dir: Path):
-    source = _copy_checkout(tmp_path / "action-src")
-    repo = _review_repo(tmp_path / "review-repo", "hitl-comments.yml")
-    standin = tmp_path / "setup-python-standin"
-    standin.mkdir()
-    (standin / "action.yml").write_text(SETUP_PYTHON_STANDIN)
+def _standins(root: Path, cache_dir: Path) -> dict[str, Path]:
+    """The remote actions the workflow and the action name, as local directories."""
+    out = {}
+    for ref, files in {
+        SETUP_PYTHON_REF: {"action.yml": SETUP_PYTHON_STANDIN},
+        AWS_REF: {"action.yml": AWS_STANDIN},
+        CACHE_REF: {
+            "restore/action.yml": CACHE_RESTORE_STANDIN.format(store=cache_dir),
+            "save/action.yml": CACHE_SAVE_STANDIN.format(store=cache_dir),
+        },
+    }.items():
+        where = root / ref.split("@")[0].replace("/", "_")
+        for name, text in files.items():
+            (where / name).parent.mkdir(parents=True, exist_ok=True)
+            (where / name).write_text(text)
+        out[ref] = where
+    return out
+
+
+def _run_act(
+    tmp_path: Path,
+    gh: FakeGitHub,
+    event: dict[str, Any],
+    store_dir: Path,
+    *,
+    cache_dir: Path | None = None,
+    run: str = "",
+):
+    source = _copy_checkout(tmp_path / f"action-src{run}")
+    repo = _review_repo(tmp_path / f"review-repo{run}", "hitl-comments.yml")
+    standins = _standins(tmp_path / f"standins{run}", cache_dir or tmp_path / "actions-cache")
     event_file = tmp_path / "event.json"
     event_file.write_text(json.dumps(event))
     env = {
@@ -252,8 +324,11 @@ def _run_act(tmp_path: Path, gh: FakeGitHub, event: dict[str, Any], store_dir: P
         str(event_file),
         "--local-repository",
         f"{ACTION_REF}={source}",
-        "--local-repository",
-        f"{SETUP_PYTHON_REF}={standin}",
+        *[
+            arg
+            for ref, where in standins.items()
+            for arg in ("--local-repository", f"{ref}={where}")
+        ],
         "--action-cache-path",
         str(tmp_path / "act-cache"),
         "--no-cache-server",
@@ -276,7 +351,9 @@ def _run_act(tmp_path: Path, gh: FakeGitHub, event: dict[str, Any], store_dir: P
         timeout=300,
         check=False,
     )
-    (tmp_path / "act.log").write_text(done.stdout + done.stderr)  # for a failing test's reader
+    (tmp_path / f"act{run}.log").write_text(
+        done.stdout + done.stderr
+    )  # for a failing test's reader
     return done
 
 
@@ -324,3 +401,32 @@ def test_act_runs_the_comment_workflow_and_a_non_command_is_ignored(tmp_path, gh
     assert "handle-event" not in log
     assert gh.request_count == 0
     assert LocalApprovalStore(store_dir).get_decision(GATE) is None
+
+
+def test_act_second_run_uses_the_cached_environment(tmp_path, gh, monkeypatch):
+    """Two decisions' runs share the action's environment through the cache (keyed on the
+    action's files, extras, Python and OS): the first installs with pip and saves it, the
+    second restores it and runs no pip. The times are printed (``-s``) for the benchmark."""
+    import time
+
+    store_dir = tmp_path / "store"
+    cache_dir = tmp_path / "actions-cache"
+    number = _open_gate(gh, store_dir, monkeypatch)
+    comment_id = gh.add_comment(REPO, number, "reviewer", "/approve")
+    event = _comment_event(gh, number, comment_id)
+    started = time.monotonic()
+    cold = _run_act(tmp_path, gh, event, store_dir, cache_dir=cache_dir, run="-cold")
+    cold_s = time.monotonic() - started
+    cold_log = cold.stdout + cold.stderr
+    assert cold.returncode == 0, cold_log[-6000:]
+    assert "cache stand-in: miss metaflow-hitl-" in cold_log, cold_log[-4000:]
+    assert "cache stand-in: saved metaflow-hitl-" in cold_log, cold_log[-4000:]
+    started = time.monotonic()
+    warm = _run_act(tmp_path, gh, event, store_dir, cache_dir=cache_dir, run="-warm")
+    warm_s = time.monotonic() - started
+    warm_log = warm.stdout + warm.stderr
+    assert warm.returncode == 0, warm_log[-6000:]
+    assert "cache stand-in: restored metaflow-hitl-" in warm_log, warm_log[-4000:]
+    assert "metaflow-hitl: using the cached environment" in warm_log, warm_log[-4000:]
+    assert "cache stand-in: saved" not in warm_log
+    print(f"\nACTION-TIMING cold={cold_s:.1f}s warm={warm_s:.1f}s")

@@ -179,6 +179,8 @@ def test_compile_notify_decide_resume_and_run_the_gated_step(
     argo.workflows[(NAMESPACE, wf.name)] = make_workflow(
         suspend_node("n-gate", "gate", workflow=wf.name), name=wf.name, namespace=NAMESPACE
     )
+    # The resumer checks the workflow's UID against the request's before writing.
+    argo.workflows[(NAMESPACE, wf.name)]["metadata"]["uid"] = wf.uid
     with serve(argo) as argo_url:
         action_env = {
             **pod_env,
@@ -257,3 +259,99 @@ def test_a_gate_left_undecided_times_out_on_argo(
     decision = open_store(STORE).get_decision(GateId("DeployFlow", f"argo-{wf.name}", "gate"))
     assert decision is not None
     assert (decision.outcome, decision.decided_by) == ("timed_out", "timeout")
+
+
+def _wait_for(check, timeout: float, what: str) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if check():
+            return time.monotonic() - started
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def test_hosted_runner_records_and_the_in_cluster_resumer_resumes(
+    s3_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deployment (b) of docs/argo.md: the decision reaches S3 only (a hosted runner cannot
+    reach the cluster), and ``metaflow-hitl sync --watch`` — the in-cluster resumer of
+    ``deploy/argo/resumer.yaml``, here a subprocess with a kubeconfig for the stateful
+    Kubernetes API stand-in — resumes exactly the gate's node; the gated step then runs.
+    (Closing gates of ended runs: ``tests/contract/test_watch_resumer.py``.)"""
+    from metaflow_hitl.argo.k8s_resumer import gate_value
+    from metaflow_hitl.gates import decide
+    from metaflow_hitl.records import Actor
+    from metaflow_hitl.timestamps import utc_now
+    from tests.fakes import k8s_api
+    from tests.integration.kube_argo import _kubeconfig
+
+    env = {**s3_env, "METAFLOW_HITL_REVIEW": "none"}
+    template = compile_flow(env, tmp_path, "deploy_flow.py", gated=True)
+    pod_env = {k: v for k, v in s3_env.items() if not k.startswith("METAFLOW_HITL_")}
+    wf = Workflow(template, "deployflow-w4tch", tmp_path / "pods", env=pod_env)
+    start = wf.run("start")
+    assert start.returncode == 0, start.output
+    inputs = wf.path("start", str(start.task_id))
+    assert wf.run("hitl-notify-gate", inputs=inputs).returncode == 0
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+        monkeypatch.setenv(key, s3_env[key])
+    monkeypatch.setenv("METAFLOW_S3_ENDPOINT_URL", s3_env["METAFLOW_S3_ENDPOINT_URL"])
+    store = open_store(STORE)
+    gate_id = GateId("DeployFlow", f"argo-{wf.name}", "gate")
+    request = store.get_request(gate_id)
+    assert request is not None
+    assert request.origin["workflow_uid"] == wf.uid
+
+    kube = k8s_api.FakeKubernetes()
+    live = make_workflow(
+        suspend_node("n-gate", "gate", workflow=wf.name), name=wf.name, namespace=NAMESPACE
+    )
+    live["metadata"]["uid"] = wf.uid
+    kube.add(live)
+    with k8s_api.serve(kube) as url:
+        kubeconfig = _kubeconfig(tmp_path, url)
+        watcher_env = {
+            **pod_env,
+            "METAFLOW_HITL_STORE": STORE,
+            "METAFLOW_HITL_KUBECONFIG": str(kubeconfig),
+            "METAFLOW_HITL_ARGO_NODE_WAIT": "2",
+        }
+        script = Path(sys.executable).parent / "metaflow-hitl"
+        log = (tmp_path / "watch.log").open("w")
+        watcher = subprocess.Popen(
+            [str(script), "sync", "--watch", "1s"],
+            env=watcher_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            _wait_for(lambda: "Watching" in (tmp_path / "watch.log").read_text(), 60, "start")
+            time.sleep(1.5)  # a pass or two with nothing decided: nothing written
+            assert kube.writes == []
+            # The Action on a hosted runner records the decision in S3, nothing else.
+            decide(
+                store,
+                gate_id,
+                actor=Actor(login="bob", channel="comment", at=utc_now(), source="github"),
+                intent="approve",
+                input={"deploy_target": "staging"},
+            )
+            latency = _wait_for(lambda: bool(kube.writes), 30, "the resume")
+            print(f"\nWATCH-LATENCY decision->node resumed {latency:.2f}s (--watch 1s)")
+            node = nodes_of(kube.objects[(NAMESPACE, wf.name)])["n-gate"]
+            assert node["phase"] == "Succeeded"
+            assert node["outputs"]["parameters"][0]["value"] == "approved"
+            assert node["inputs"]["parameters"][0]["value"] == gate_value(wf.name, "gate")
+            time.sleep(2.5)
+            assert len(kube.writes) == 1  # later passes see nothing new
+        finally:
+            watcher.terminate()
+            watcher.wait(10)
+            log.close()
+        assert kube.problems == []
+    text = (tmp_path / "watch.log").read_text()
+    assert f"{gate_id}: resumed" in text, text
+    gate = wf.run("gate", inputs=inputs, retries=1)
+    assert gate.returncode == 0, gate.output
+    assert "GATE BODY RAN attempt 1" in gate.output

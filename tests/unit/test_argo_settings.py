@@ -88,3 +88,26 @@ def test_argo_ui_link() -> None:
     assert argo_ui_link(build_request(), env) is None
     with pytest.raises(ConfigError, match="not an http"):
         argo_ui_link(request, {"METAFLOW_HITL_ARGO_UI_URL": "javascript:alert(1)"})
+
+
+def test_in_cluster_mode_records_only(monkeypatch, capsys):
+    """Deployment (b): the Action records; ``sync --watch`` in the cluster resumes. No Argo
+    adapter is even built (a hosted runner has no cluster to reach)."""
+    import dataclasses
+
+    import pytest
+
+    from metaflow_hitl.argo.settings import RuntimeResumer
+    from metaflow_hitl.errors import ConfigError
+    from tests.contract.test_argo_resumers import make_decision, make_request
+
+    def no_adapter():
+        raise AssertionError("no adapter in in-cluster mode")
+
+    request = dataclasses.replace(make_request(), runtime="argo-workflows")
+    monkeypatch.setenv("METAFLOW_HITL_ARGO_RESUME", "in-cluster")
+    assert RuntimeResumer(no_adapter).resume(request, make_decision()) is False
+    assert "in-cluster resumer" in capsys.readouterr().err
+    monkeypatch.setenv("METAFLOW_HITL_ARGO_RESUME", "sometimes")
+    with pytest.raises(ConfigError, match="neither direct nor in-cluster"):
+        RuntimeResumer(no_adapter).resume(request, make_decision())

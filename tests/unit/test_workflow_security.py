@@ -101,7 +101,8 @@ def test_workflows_start_from_no_permissions(path: Path) -> None:
     for job_id, job in data["jobs"].items():
         granted = job.get("permissions", {}) or {}
         assert isinstance(granted, dict), f"{path.name} jobs.{job_id}: permissions {granted!r}"
-        extra = set(granted) - {"contents", "pull-requests", "issues"}
+        # id-token: only on the jobs that touch the store (test_store_jobs_get_oidc_...)
+        extra = set(granted) - {"contents", "pull-requests", "issues", "id-token"}
         assert not extra, f"{path.name} jobs.{job_id}: unexpected permissions {sorted(extra)}"
 
 
@@ -184,6 +185,12 @@ def test_action_contract_is_versioned_and_complete() -> None:
         "kubeconfig",
         "namespace",
         "python-version",
+        # added in contract v1 with defaults that keep the earlier behaviour:
+        "extras",
+        "argo-ca-bundle",
+        "argo-insecure-skip-verify",
+        "cache",
+        "argo-resume",
     }
     assert set(data["outputs"]) == {"gate-id", "decision", "ignored-reason"}
     assert data["runs"]["using"] == "composite"
@@ -194,6 +201,8 @@ def test_action_contract_is_versioned_and_complete() -> None:
         "review-api-url": "METAFLOW_HITL_GITHUB_API_URL",
         "require-merge": "METAFLOW_HITL_REQUIRE_MERGE",
         "allow-edits": "METAFLOW_HITL_ALLOW_EDITS",
+        "argo-ca-bundle": "METAFLOW_HITL_ARGO_CA_BUNDLE",
+        "argo-insecure-skip-verify": "METAFLOW_HITL_ARGO_INSECURE_SKIP_VERIFY",
     }.items():
         assert env.get(var) == f"${{{{ inputs.{name} }}}}", f"{var} is not mapped from {name}"
 
@@ -213,7 +222,10 @@ def test_the_remind_workflow_is_scheduled_and_installs_a_pinned_commit() -> None
 # -- least privilege and secrets in logs (docs/reliability.md, "Security of the example
 # workflows") ---------------------------------------------------------------------------------
 
-_SECRET_EXPR = re.compile(r"secrets\.|github\.token|inputs\.[\w-]*token|inputs\.kubeconfig", re.I)
+# (``inputs.kubeconfig != ''`` is a boolean, not the kubeconfig: it picks the install extras.)
+_SECRET_EXPR = re.compile(
+    r"secrets\.|github\.token|inputs\.[\w-]*token|inputs\.kubeconfig(?!\s*!=\s*'')", re.I
+)
 _TRACE = re.compile(
     r"(^|[;&|]\s*|\s)(set\s+-[a-wyz]*x|set\s+-o\s+xtrace|bash\s+-[a-z]*x|printenv|export\s+-p|"
     r"declare\s+-p|env\s*$|env\s*[|>;])",
@@ -312,3 +324,43 @@ def test_the_checks_catch_what_they_look_for(script: str) -> None:
     traced = _TRACE.search(script) is not None
     expands = re.search(r"\$\{?METAFLOW_HITL_GITHUB_TOKEN\b", str(step["run"])) is not None
     assert traced or expands
+
+
+# -- cloud credentials: OIDC on the jobs that touch the store, never static keys ----------------
+
+#: aws-actions/configure-aws-credentials v6.2.3 (tag commit, read from the repository).
+AWS_CREDENTIALS = "aws-actions/configure-aws-credentials@"
+
+
+def _touches_store(job: dict[str, Any]) -> bool:
+    for step in job.get("steps", []):
+        if "store" in (step.get("with") or {}) or "METAFLOW_HITL_STORE" in (step.get("env") or {}):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_store_jobs_get_oidc_credentials_and_nothing_else_does(path: Path) -> None:
+    """docs/argo.md tells users to reach the S3 store through an OIDC role: the jobs that read
+    or write the store ask for ``id-token: write`` (job level only) and assume the role with a
+    SHA-pinned configure-aws-credentials step before the store is used; no static AWS keys
+    (https://docs.github.com/actions/security-for-github-actions/security-hardening-your-deployments/configuring-openid-connect-in-amazon-web-services)."""
+    data = _load(path)
+    assert "id-token" not in (data.get("permissions") or {})
+    text = path.read_text(encoding="utf-8")
+    assert "AWS_ACCESS_KEY_ID" not in text
+    assert "AWS_SECRET_ACCESS_KEY" not in text
+    for job_id, job in (data.get("jobs") or {}).items():
+        perms = job.get("permissions") or {}
+        steps = job.get("steps", [])
+        uses = [str(s.get("uses", "")) for s in steps]
+        if not _touches_store(job):
+            assert "id-token" not in perms, f"{path.name} {job_id}: id-token without the store"
+            continue
+        assert perms.get("id-token") == "write", f"{path.name} {job_id}: no id-token: write"
+        aws = [i for i, u in enumerate(uses) if u.startswith(AWS_CREDENTIALS)]
+        assert aws, f"{path.name} {job_id}: no configure-aws-credentials step"
+        assert SHA.match(uses[aws[0]]), uses[aws[0]]
+        first_store = next(i for i, s in enumerate(steps) if _touches_store({"steps": [s]}))
+        assert aws[0] < first_store
+        assert "role-to-assume" in (steps[aws[0]].get("with") or {})

@@ -17,3 +17,9 @@ HITL_TRUSTED_CHANNELS = from_conf("HITL_TRUSTED_CHANNELS")
 #: Metaflow user -> GitHub login, as a JSON object or the path of a JSON file: who started a run
 #: on GitHub's terms (self-approval is refused under either name).
 HITL_IDENTITY_MAP = from_conf("HITL_IDENTITY_MAP")
+#: Argo: the image of the hitl-notify pods (default: the gated step's image).
+HITL_NOTIFY_IMAGE = from_conf("HITL_NOTIFY_IMAGE")
+#: Argo: the notify pods' nodeSelector (``k=v,k=v`` or JSON; default: none, not the step's).
+HITL_NOTIFY_NODE_SELECTOR = from_conf("HITL_NOTIFY_NODE_SELECTOR")
+#: Argo: the notify pods' tolerations (a JSON list; default: none, not the step's).
+HITL_NOTIFY_TOLERATIONS = from_conf("HITL_NOTIFY_TOLERATIONS")
