@@ -2,7 +2,8 @@
 
 Validation happens in ``step_init`` (before any task runs, also for ``hitl ...`` commands and
 ``argo-workflows create``); the gate opens and waits in ``task_pre_step``, before the step's
-code, so a rejected gate never runs it.
+code, so a rejected gate never runs it; a step on remote compute waits before it is launched
+(:mod:`metaflow_hitl.plugin.runtime_wait`).
 """
 
 from __future__ import annotations
@@ -151,6 +152,14 @@ class HitlDecorator(DeclaredHitl):
         """
         yield from package_files()
 
+    def runtime_step_cli(
+        self, cli_args: Any, retry_count: int, max_user_code_retries: int, ubf_context: Any
+    ) -> None:
+        """On remote compute (``@kubernetes``, ``@batch``) wait before launching, not in it."""
+        from metaflow_hitl.plugin.runtime_wait import wait_before_remote_launch
+
+        wait_before_remote_launch(cli_args)
+
     # -- the gate, in the task, before the step's code -----------------------------------
     def task_pre_step(
         self,
@@ -277,12 +286,19 @@ class HitlDecorator(DeclaredHitl):
         graph: Any,
         inputs: Any,
         retry_count: int,
+        *,
+        origin_run_id: str | None = None,
+        started_by: str | None = None,
     ) -> tuple[Request, Decision]:
+        """Open (or rejoin) the gate of a local run and wait for its decision.
+
+        ``origin_run_id`` and ``started_by`` default to the task's (``current``); the
+        launcher of a remote step (:mod:`metaflow_hitl.plugin.runtime_wait`) passes them.
+        """
         from metaflow import current
 
-        gate_id = _reuse_origin_gate(
-            store, flow.name, step_name, run_id, getattr(current, "origin_run_id", None)
-        )
+        origin_run_id = origin_run_id or getattr(current, "origin_run_id", None)
+        gate_id = _reuse_origin_gate(store, flow.name, step_name, run_id, origin_run_id)
         from metaflow_hitl.review.publish import publish_decision
 
         request, created, refs, decided = self.open_request(
@@ -292,7 +308,7 @@ class HitlDecorator(DeclaredHitl):
             graph=graph,
             inputs=inputs,
             runtime="local",
-            started_by=getattr(current, "username", None) or "unknown",
+            started_by=started_by or getattr(current, "username", None) or "unknown",
             origin={
                 "task": f"{flow.name}/{run_id}/{step_name}/{task_id}",
                 "flow_file": os.path.abspath(sys.argv[0]),
