@@ -70,6 +70,23 @@ class CliContext:
         return self._store  # type: ignore[return-value]
 
 
+def _store_row(d: Decision) -> dict[str, Any]:
+    """An ``audit`` row from the store's decision record."""
+    return {
+        "gate_id": str(d.gate_id),
+        "outcome": d.outcome,
+        "proceed": d.proceed,
+        "decided_by": d.decided_by,
+        "deciders": [a.login for a in d.deciders],
+        "channel": d.channel,
+        "decided_at": format_ts(d.decided_at),
+        "evidence": d.evidence_url,
+        "input": d.input,
+        "reason": d.reason,
+        "source": "store",
+    }
+
+
 def fail(error: HitlError) -> NoReturn:
     """Print a refusal (headline, message, next command) to stderr and exit 1."""
     click.secho(f"Error ({error.headline}): {error.message}", fg="red", err=True)
@@ -511,25 +528,12 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
         rows: list[dict[str, Any]] = []
         problems: list[str] = []
         if source == "store":
-            rows = [
-                {
-                    "gate_id": str(d.gate_id),
-                    "outcome": d.outcome,
-                    "decided_by": d.decided_by,
-                    "deciders": [a.login for a in d.deciders],
-                    "channel": d.channel,
-                    "decided_at": format_ts(d.decided_at),
-                    "evidence": d.evidence_url,
-                    "input": d.input,
-                    "reason": d.reason,
-                    "source": "store",
-                }
-                for _, d in pairs
-            ]
+            rows = [_store_row(d) for _, d in pairs]
         else:
             reviewed: dict[str, Decision] = {}  # gate -> decision, for gates with a review
             by_review: dict[str, Any] = {}  # a request's review settings -> its backend
             seen: dict[str, dict[str, Any]] = {}
+            unreviewed: list[dict[str, Any]] = []
             # Each repo's history is read (a git subprocess, or GitHub) in a thread from the
             # moment its first gate names it, while the other gates are looked at.
             with ThreadPoolExecutor(max_workers=4) as pool:
@@ -544,6 +548,8 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
                         if backend.location not in histories:
                             histories[backend.location] = pool.submit(backend.audit)
                         reviewed[str(stored.gate_id)] = d
+                    else:  # no review repo (review=none; the S3 default): the store's record
+                        unreviewed.append(_store_row(d))
                 for location, history in histories.items():
                     for entry in history.result():
                         if ctx.flow and not entry.gate_id.startswith(ctx.flow + "/"):
@@ -565,16 +571,22 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
                     )
                 if entry is not None:
                     entry.update(
-                        input=d.input, reason=d.reason, deciders=[a.login for a in d.deciders]
+                        input=d.input,
+                        reason=d.reason,
+                        deciders=[a.login for a in d.deciders],
+                        proceed=d.proceed,
                     )
             for gate in seen:
                 if gate not in by_gate:
                     problems.append(f"{gate}: in the review repo but not in the store")
-            rows = sorted(seen.values(), key=lambda r: (r["decided_at"], r["gate_id"]))
+            rows = sorted(
+                [*seen.values(), *unreviewed], key=lambda r: (r["decided_at"], r["gate_id"])
+            )
         if as_json:
             _emit_json(rows)
         elif not rows:
-            click.echo("No decisions yet.")
+            where = f" in {ctx.store.location}" + (f" for flow {ctx.flow}" if ctx.flow else "")
+            click.echo(f"No decisions yet{where}.")
         else:
             table = [
                 [

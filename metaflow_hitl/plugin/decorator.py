@@ -22,6 +22,12 @@ from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import open_gate, wait_for_decision
 from metaflow_hitl.message import render_message
 from metaflow_hitl.plugin.artifacts import ArtifactView, InputsView
+from metaflow_hitl.plugin.setup_checks import (
+    approver_command,
+    check_review_setup,
+    flow_command,
+    unreachable_store_warning,
+)
 from metaflow_hitl.ports import ApprovalStore
 from metaflow_hitl.records import Decision, Request
 from metaflow_hitl.render.waiting import (
@@ -135,11 +141,16 @@ class HitlDecorator(DeclaredHitl):
         try:
             # Checked here (URLs, apprise installed) so a bad setting fails before any task;
             # on Argo the pods check it (their secrets hold the URLs, not the deploying machine).
-            self._notifier = None if deploying else _notifier(self.spec.notifier)
+            # An approver's `hitl list/approve` needs none of the flow's notifier or token.
+            approver = approver_command()
+            self._notifier = None if deploying or approver else _notifier(self.spec.notifier)
             self._review = parse_review(
                 self.spec.review or _configured_review(),
                 store_location=_store_location(flow_datastore),
             )
+            if not (deploying or approver):
+                check_review_setup(self._review)
+                _warn_unreachable_store(self._review, flow_datastore, step_name)
         except HitlError as exc:
             raise HitlException.from_error(exc, where) from None
 
@@ -443,6 +454,15 @@ def _configured_review() -> str | None:
     from metaflow import metaflow_config
 
     return getattr(metaflow_config, "HITL_REVIEW", None)
+
+
+def _warn_unreachable_store(review: Any, flow_datastore: Any, step_name: str) -> None:
+    """At the start of a run (not in each task): a GitHub review the Action cannot decide."""
+    if flow_command()[:1] not in (["run"], ["resume"]):
+        return
+    warning = unreachable_store_warning(review, _store_location(flow_datastore))
+    if warning:
+        print(f"[@hitl] Warning (step {step_name!r}): {warning}", file=sys.stderr, flush=True)
 
 
 def _store_location(flow_datastore: Any) -> str:

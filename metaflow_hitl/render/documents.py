@@ -435,6 +435,9 @@ def _gate_context(
         "has_teams": any("/" in login for login in request.approvers),
         # a plain git review repo (or none) has no pull request to review or comment on
         "cli_only": (request.review or {}).get("backend") in ("git", "none"),
+        # a GitHub page whose store only the run's machine sees: the Action cannot decide it
+        "store_unreachable": (request.review or {}).get("backend") == "github"
+        and "://" not in (request.store or ""),
     }
 
 
