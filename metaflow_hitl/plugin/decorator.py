@@ -28,6 +28,7 @@ from metaflow_hitl.plugin.setup_checks import (
     flow_command,
     unreachable_store_warning,
 )
+from metaflow_hitl.polling import DEFAULT_SCHEDULE, PollSchedule
 from metaflow_hitl.ports import ApprovalStore
 from metaflow_hitl.records import Decision, Request
 from metaflow_hitl.render.waiting import (
@@ -43,8 +44,9 @@ from metaflow_hitl.timestamps import utc_now
 
 __all__ = ["HitlDecorator", "HitlException", "HitlRejected"]
 
-#: Default seconds between reads of the local store while a task waits.
-LOCAL_POLL_INTERVAL = 0.1
+#: Default reads of the store while a task waits: fast, then backing off (``poll_interval=``
+#: replaces it with a fixed interval).
+LOCAL_POLL_INTERVAL = DEFAULT_SCHEDULE
 #: Artifacts larger than this (serialized) are listed in the approval file without a value.
 ARTIFACT_PREVIEW_BYTES = 64 * 1024
 
@@ -330,7 +332,7 @@ class HitlDecorator(DeclaredHitl):
             print_waiting(request, flow_file=sys.argv[0], review=refs)
         elif decided is None:
             print_rejoined(request, run_id=run_id, retry_count=retry_count)
-        interval = self.spec.poll_interval or LOCAL_POLL_INTERVAL
+        interval: float | PollSchedule = self.spec.poll_interval or LOCAL_POLL_INTERVAL
         if decided is None:
             from metaflow_hitl.reminders import reminders_while_waiting
             from metaflow_hitl.review.config import backend_for_request
