@@ -111,7 +111,7 @@ def check_decider(
         return Refusal(f"{login} is a bot; bots cannot decide gates", "A person must decide.")
     if require_permission and not has_permission(permission):
         return Refusal(
-            f"{login} has {permission or 'no'} permission on the review repository; "
+            f"{login} has {_permission_words(permission)} on the review repository; "
             "deciding needs write",
             "Ask a repository admin to grant write access, or ask someone who has it.",
         )
@@ -197,3 +197,9 @@ def tally(request: Request, votes: Iterable[Vote]) -> Tally:
     approvals = tuple(v for v in standing if v.intent == "approve")
     rejection = next((v for v in standing if v.intent == "reject"), None)
     return Tally(approvals=approvals, rejection=rejection, needed=request.min_approvals)
+
+
+def _permission_words(permission: str | None) -> str:
+    """``"read permission"``; ``"no permission"`` for none (GitHub's ``"none"`` included)."""
+    level = (permission or "").strip()
+    return "no permission" if level in ("", "none") else f"{level} permission"

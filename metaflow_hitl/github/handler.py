@@ -214,6 +214,11 @@ class _Handler:
         log.info("ignored %s: %s", self.event.event_key, reason)
         return Outcome(gate_id=self.gate_id, ignored_reason=reason, message=f"ignored: {reason}")
 
+    def _parse(self, body: str | None) -> Command | Reply | Ignore:
+        """A comment, with ``key=value`` input typed by the gate's schema."""
+        schema = self.request.input_schema if self.request is not None else None
+        return parse_comment(body, schema)
+
     def reply(self, text: str, key_suffix: str = "", *, key: str | None = None) -> bool:
         key = (key or self.event.event_key) + key_suffix
         tag = _tag(self.gate_id or "", key)
@@ -226,6 +231,7 @@ class _Handler:
         *,
         actor: str | None = None,
         key: str | None = None,
+        show_fields: bool = False,
     ) -> Outcome:
         """Refuse with one reply (per comment or review, or per ``key``), unless ``actor``
         already got :data:`MAX_REFUSALS_PER_HOUR` refusals on this page in the last hour."""
@@ -239,7 +245,7 @@ class _Handler:
             )
             return outcome
         if self.request is not None:
-            text = render_reply(self.request, f"{who}{reason}", hint=hint)
+            text = render_reply(self.request, f"{who}{reason}", hint=hint, show_fields=show_fields)
         else:
             text = f"**metaflow-hitl** did not act on this event: {who}{reason}"
             text += f"\n\n{hint}" if hint else ""
@@ -478,7 +484,7 @@ class _Handler:
                 "Review the current head commit and approve again.",
             )
         body = str(review.get("body") or "")
-        parsed = parse_comment(body) if body.strip() else Ignore("")
+        parsed = self._parse(body) if body.strip() else Ignore("")
         if isinstance(parsed, Reply):
             return self.refuse(parsed.message)
         value = parsed.input if isinstance(parsed, Command) and parsed.intent == "approve" else {}
@@ -527,7 +533,7 @@ class _Handler:
                     "an edit by someone else never speaks for the author"
                 )
             at = _ts(comment.get("updated_at"), now)
-        parsed = parse_comment(comment.get("body"))
+        parsed = self._parse(comment.get("body"))
         if isinstance(parsed, Ignore):
             return self.ignore(f"the comment as GitHub holds it now: {parsed.reason}")
         if isinstance(parsed, Reply):
@@ -607,7 +613,7 @@ class _Handler:
                         (login, "withdraw", "github-review", at, {}, None, r.get("html_url"))
                     )
                 elif state == "APPROVED" and r.get("commit_id") == head_sha:
-                    parsed = parse_comment(r.get("body"))
+                    parsed = self._parse(r.get("body"))
                     value = parsed.input if isinstance(parsed, Command) else {}
                     found.append(
                         (login, "approve", "github-review", at, value, None, r.get("html_url"))
@@ -621,7 +627,7 @@ class _Handler:
                 continue
             if c.get("updated_at") != c.get("created_at"):
                 continue  # the REST API cannot say who edited it: an edit never speaks for anyone
-            parsed = parse_comment(c.get("body"))
+            parsed = self._parse(c.get("body"))
             if isinstance(parsed, Command):
                 found.append(
                     (
@@ -814,8 +820,8 @@ def handle_event(
                 f"{act.intent} came after them and was not counted"
             )
         return h.already(exc.decision, why, publish, resumer)
-    except InvalidInput as exc:
-        return h.refuse(exc.message, exc.hint)
+    except InvalidInput as exc:  # its hint names the CLI; the reply shows the fields instead
+        return h.refuse(exc.message, "Fix the input and comment again.", show_fields=True)
     except DecisionRefused as exc:
         return h.refuse(exc.message, exc.hint)
     if result.decision is None:

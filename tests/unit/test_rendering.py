@@ -996,7 +996,8 @@ def test_plain_git_review_repos_offer_only_the_cli(review: dict[str, Any], cli_o
     request = replace(basic_request(), review=review)
     text = render_approval_file(request)
     assert ("there is no pull request to review" in text) is cli_only
-    assert ("Approve this pull request" in text) is not cli_only
+    # the gate needs input: an approving review or a merge cannot approve it, a comment can
+    assert ("a merge without it cannot approve it" in text) is not cli_only
     assert ("/approve" in text) is not cli_only
     assert "metaflow-hitl --store" in text  # the CLI is always offered
 
