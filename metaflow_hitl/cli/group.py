@@ -28,7 +28,7 @@ from metaflow_hitl.input_schema import example_input, parse_input_json
 from metaflow_hitl.policy import check_decider, tally
 from metaflow_hitl.ports import ApprovalStore, Resumer
 from metaflow_hitl.records import Actor, Decision, Request
-from metaflow_hitl.render.tables import ago, render_table, truncate
+from metaflow_hitl.render.tables import ago, render_table, state_text, truncate
 from metaflow_hitl.review.config import backend_for_request, backend_for_review
 from metaflow_hitl.review.publish import publish_decision
 from metaflow_hitl.stores.parallel import read_all
@@ -88,7 +88,21 @@ def _store_row(d: Decision) -> dict[str, Any]:
 
 
 def fail(error: HitlError) -> NoReturn:
-    """Print a refusal (headline, message, next command) to stderr and exit 1."""
+    """Print a refusal (headline, message, next command) to stderr and exit 1.
+
+    Under ``--json`` the refusal is one JSON object on stderr too: ``{"error": {"type",
+    "headline", "message", "hint"}}``.
+    """
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.params.get("as_json"):
+        error_json = {
+            "type": type(error).__name__,
+            "headline": error.headline,
+            "message": error.message,
+            "hint": error.hint,
+        }
+        click.echo(json.dumps({"error": error_json}, sort_keys=True), err=True)
+        sys.exit(1)
     click.secho(f"Error ({error.headline}): {error.message}", fg="red", err=True)
     if error.hint:
         click.echo(error.hint, err=True)
@@ -139,6 +153,7 @@ def _status_json(status: GateStatus) -> dict[str, Any]:
     return {
         "gate_id": str(status.request.gate_id),
         "state": status.state,
+        "proceed": status.decision.proceed if status.decision else None,
         "request": status.request.to_dict(),
         "decision": status.decision.to_dict() if status.decision else None,
         "votes": [v.to_dict() for v in status.votes],
@@ -309,7 +324,10 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
             _emit_json([_status_json(s) for s in statuses])
             return
         if not statuses:
-            click.echo("No pending gates." if not show_all else "No gates.")
+            where = f" in {ctx.store.location}" + (
+                f" for flow {scoped.flow}" if scoped.flow else ""
+            )
+            click.echo(f"No pending gates{where}." if not show_all else f"No gates{where}.")
             return
         now = utc_now()
         rows = []
@@ -318,7 +336,7 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
             rows.append(
                 [
                     str(r.gate_id) if not ctx.flow else r.gate_id.short,
-                    s.state
+                    state_text(s.state, s.decision.proceed)
                     if s.decision
                     else f"pending {len(s.tally.approvals)}/{r.min_approvals}",
                     ago(r.created_at, now),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-__all__ = ["ago", "render_table", "truncate"]
+__all__ = ["ago", "render_table", "state_text", "truncate"]
 
 
 def truncate(text: str, width: int) -> str:
@@ -34,3 +34,10 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     for row in rows:
         lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     return "\n".join(lines)
+
+
+def state_text(state: str, proceed: bool | None) -> str:
+    """A gate's state for a table: ``timed_out`` says what the timeout did."""
+    if state == "timed_out" and proceed is not None:
+        return f"timed_out ({'approved' if proceed else 'rejected'})"
+    return state
