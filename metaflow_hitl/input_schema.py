@@ -70,8 +70,9 @@ def normalize_schema(schema: Mapping[str, Any] | None) -> dict[str, Any]:
     Returns
     -------
     dict
-        A draft 2020-12 JSON Schema of an object. ``None`` gives a schema that accepts only
-        ``{}`` — a gate without a schema takes no input.
+        A draft 2020-12 JSON Schema of an object. ``None`` gives ``{"type": "object"}``: a
+        gate without a schema accepts any JSON object as input (as the original
+        metaflow-hitl did), or none.
 
     Raises
     ------
@@ -79,7 +80,7 @@ def normalize_schema(schema: Mapping[str, Any] | None) -> dict[str, Any]:
         For an unknown short type, a bad field name, or an invalid JSON Schema.
     """
     if schema is None:
-        return {"type": "object", "properties": {}, "additionalProperties": False}
+        return {"type": "object"}
     if not isinstance(schema, Mapping):
         raise ConfigError(
             f"input_schema must be a dict, got {type(schema).__name__}: "

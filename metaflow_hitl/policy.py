@@ -120,8 +120,10 @@ def check_decider(
     if intent == "approve" and not request.allow_self_approval and who == starter:
         return Refusal(
             f"{login} started this run and cannot approve it (allow_self_approval=False)",
-            "Ask another approver to decide; set @hitl(allow_self_approval=True) to allow "
-            "self-approval, e.g. for local development.",
+            "Another person decides, as themselves: from their own shell, `python flow.py hitl "
+            "approve RUN/STEP` (their login comes from $USER, or pass --as THEIR_LOGIN), or "
+            "on the review page. To let the starter approve (local development), set "
+            "@hitl(allow_self_approval=True).",
         )
     if not request.approvers or (intent == "reject" and who == starter):
         return None

@@ -132,7 +132,7 @@ def test_withdrawn_approval_does_not_count(store: LocalApprovalStore) -> None:
     [
         pytest.param({"input_schema": {"deploy_target": "str"}}, "alice", "approve", {"input": {}}, InvalidInput, "deploy_target", id="missing-required-input"),
         pytest.param({"input_schema": {"replicas": "int"}}, "alice", "approve", {"input": {"replicas": "3", "x": 1}}, InvalidInput, "replicas", id="wrong-type-and-unknown-field"),
-        pytest.param({}, "alice", "approve", {"input": {"anything": 1}}, InvalidInput, "anything", id="input-on-a-gate-without-schema"),
+        pytest.param({"input_schema": {}}, "alice", "approve", {"input": {"anything": 1}}, InvalidInput, "anything", id="input-on-a-gate-with-an-empty-schema"),
         pytest.param({}, "alice", "reject", {"input": {"a": 1}}, InvalidInput, "only approvals carry input", id="input-on-a-reject"),
         pytest.param({}, STARTER, "approve", {}, NotAllowed, "allow_self_approval", id="self-approval"),
         pytest.param({"approvers": ["alice"]}, "mallory", "approve", {}, NotAllowed, "alice", id="not-an-approver"),

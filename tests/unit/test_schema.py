@@ -20,10 +20,14 @@ from metaflow_hitl.input_schema import (
 # -- normalize_schema: short form -------------------------------------------------------------
 
 
-def test_no_schema_accepts_only_an_empty_object() -> None:
+def test_no_schema_accepts_any_json_object_as_the_original_did() -> None:
+    """The original metaflow-hitl's quickstart approves a schema-less gate with
+    ``--input '{"deploy_target": "staging"}'`` (/work/shared/reference/original-readme.txt)."""
     schema = normalize_schema(None)
     assert validate_input(schema, {}) == []
-    assert validate_input(schema, {"anything": 1}) != []
+    assert validate_input(schema, {"deploy_target": "staging", "n": [1, {"a": None}]}) == []
+    assert validate_input(schema, [1]) != []  # still an object
+    assert validate_input(schema, "staging") != []
 
 
 def test_short_form_becomes_json_schema() -> None:
