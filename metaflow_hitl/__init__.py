@@ -1,11 +1,20 @@
 """metaflow-hitl: human approval gates for Metaflow pipelines.
 
-The package is layered: a pure core (:mod:`~metaflow_hitl.records`,
-:mod:`~metaflow_hitl.policy`, :mod:`~metaflow_hitl.gates`, :mod:`~metaflow_hitl.input_schema`,
-:mod:`~metaflow_hitl.slash_commands`, :mod:`~metaflow_hitl.errors`...) that imports no Metaflow,
-GitHub, boto3 or kubernetes; ports (:mod:`~metaflow_hitl.ports`); adapters
-(:mod:`~metaflow_hitl.stores`, :mod:`~metaflow_hitl.cli`); and the Metaflow glue
-(:mod:`~metaflow_hitl.plugin`, registered from ``metaflow_extensions/hitl``).
+The layout is the architecture:
+
+* the **top level** is the pure core and nothing else — records and their formats
+  (:mod:`~metaflow_hitl.records`), who may decide (:mod:`~metaflow_hitl.policy`), the life of a
+  gate (:mod:`~metaflow_hitl.gates`), what follows a decision (:mod:`~metaflow_hitl.settle`),
+  the comment grammar (:mod:`~metaflow_hitl.slash_commands`), every hidden tag
+  (:mod:`~metaflow_hitl.markers`), every error (:mod:`~metaflow_hitl.errors`), the ports
+  adapters implement (:mod:`~metaflow_hitl.ports`) — importing no Metaflow, GitHub, git, boto3
+  or kubernetes; with it :mod:`~metaflow_hitl.index` (the read cache) and
+  :mod:`~metaflow_hitl.render` (everything people read, from overridable templates);
+* **one folder per technology**: :mod:`~metaflow_hitl.stores`, :mod:`~metaflow_hitl.review`
+  (git), :mod:`~metaflow_hitl.github`, :mod:`~metaflow_hitl.argo`,
+  :mod:`~metaflow_hitl.notify`;
+* **front ends**: :mod:`~metaflow_hitl.cli` (``metaflow-hitl``, the ``hitl`` commands) and
+  :mod:`~metaflow_hitl.plugin` (the Metaflow glue, registered from ``metaflow_extensions/hitl``).
 
 In a flow, use the decorator: ``from metaflow import hitl``.
 """

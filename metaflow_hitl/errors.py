@@ -8,16 +8,26 @@ transport errors (filesystem, HTTP, S3) into it; the Metaflow glue re-raises it 
 
     HitlError                      anything we raise on purpose
     ├── ConfigError                a decorator option or setting is invalid (before any task runs)
+    │   └── GateBelongsToAnotherWorkflow   an Argo gate id reused by a different workflow
     ├── MessageRenderError         the gate message could not be formatted from the artifacts
     ├── GateNotFound               no request recorded under that gate id
     ├── GateRefError               a gate reference (id, RUN/STEP) is malformed
     ├── RecordError                a stored record is unreadable, of an unknown version, or invalid
     ├── StoreError                 the store could not be read or written
+    ├── ReviewConflict             the review repo holds another decision for the gate
+    ├── InjectionError             the compiled Argo template lacks the shape gates are added to
+    ├── UnsupportedMetaflow        Metaflow lacks an internal API metaflow-hitl relies on
+    ├── ResumedWithoutDecision     an Argo gated step started with no decision before expiry
+    ├── SettleIncomplete           a decision stands, but publishing or resuming it failed
     └── DecisionRefused            a decision attempt was refused; nothing was written
         ├── NotAllowed             this person may not make this decision (policy)
         ├── InvalidInput           approval input fails the gate's input schema
+        ├── DeadlinePassed         past the deadline, the approving timeout not recorded yet
         └── AlreadyDecided         the gate has a decision already (first decision wins)
             └── TooLate            the gate expired before this decision arrived
+
+``tests/unit/test_errors.py`` checks this drawing against the classes: every ``HitlError``
+subclass in the package is drawn here, under its real parent, with a headline of its own.
 
 Every message says what happened, the value involved and, where there is one, the next
 command to run (:attr:`HitlError.hint`).
@@ -33,16 +43,23 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "AlreadyDecided",
     "ConfigError",
+    "DeadlinePassed",
     "DecisionRefused",
+    "GateBelongsToAnotherWorkflow",
     "GateNotFound",
     "GateRefError",
     "HitlError",
+    "InjectionError",
     "InvalidInput",
     "MessageRenderError",
     "NotAllowed",
     "RecordError",
+    "ResumedWithoutDecision",
+    "ReviewConflict",
+    "SettleIncomplete",
     "StoreError",
     "TooLate",
+    "UnsupportedMetaflow",
 ]
 
 
@@ -82,6 +99,12 @@ class MessageRenderError(HitlError):
     headline = "@hitl: message could not be rendered"
 
 
+class GateBelongsToAnotherWorkflow(ConfigError):
+    """A gate id (``argo-<workflow name>``) reused by a different workflow."""
+
+    headline = "@hitl: gate belongs to another workflow"
+
+
 class GateNotFound(HitlError):
     """No request is recorded under the given gate id."""
 
@@ -104,6 +127,57 @@ class StoreError(HitlError):
     """The approval store could not be read or written."""
 
     headline = "@hitl: store error"
+
+
+class ReviewConflict(HitlError):
+    """The review repo holds a different decision for the gate than the one being recorded."""
+
+    headline = "@hitl: review repo disagrees"
+
+
+class InjectionError(HitlError):
+    """The compiled Argo template does not have the shape the gates are added to."""
+
+    headline = "@hitl: cannot add gates to the Argo workflow"
+
+
+class ResumedWithoutDecision(HitlError):
+    """An Argo gated step was started with no recorded decision before the gate expired."""
+
+    headline = "@hitl: resumed without a recorded decision"
+
+
+class SettleIncomplete(HitlError):
+    """The decision is recorded and stands, but publishing or resuming it failed.
+
+    Parameters
+    ----------
+    decision
+        The decision that stands.
+    failures
+        What failed, one ``(step, error)`` pair each: ``"publish"`` (the review repo was not
+        updated) or ``"resume"`` (the paused Argo node was not resumed).
+    """
+
+    headline = "@hitl: decision recorded, follow-up incomplete"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        decision: Decision,
+        failures: list[tuple[str, HitlError]],
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.decision = decision
+        self.failures = list(failures)
+
+
+class UnsupportedMetaflow(HitlError):
+    """The installed Metaflow lacks an internal API metaflow-hitl relies on; nothing was done."""
+
+    headline = "@hitl: unsupported Metaflow version"
 
 
 class DecisionRefused(HitlError):
@@ -159,7 +233,7 @@ class DeadlinePassed(DecisionRefused):
     so a clock running ahead never approves a gate early. Nothing was written.
     """
 
-    headline = "@hitl: too late, the gate expired"
+    headline = "@hitl: deadline passed, timeout not recorded yet"
 
 
 class TooLate(AlreadyDecided):

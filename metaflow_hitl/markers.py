@@ -21,6 +21,17 @@ body: several different markers in one body are refused, not guessed between.
 The bot's own reply comments start with ``<!-- metaflow-hitl:v1:reply {"gate_id": ...} -->``
 (:func:`render_reply_marker`, :func:`is_bot_reply`) so it can skip them. That is a hint only:
 whether a comment counts as the bot's is decided by its author account, never by its text.
+
+Every hidden tag is written here, by :func:`hidden_tag` (one escaping), and each is a
+versioned public format:
+
+=====================================  ========================================================
+``metaflow-hitl:v1 {...}``              the gate marker (approval file, PR/issue body)
+``metaflow-hitl:v1:reply {gate_id}``    first line of every bot reply
+``metaflow-hitl:v1:reply {event, ...}`` end of a reply to one event (re-deliveries skip it)
+``metaflow-hitl:v1:reminder {...}``     end of reminder ``number`` of a gate
+``metaflow-hitl:v1:decision {nonce}``   end of the reply announcing a decision
+=====================================  ========================================================
 """
 
 from __future__ import annotations
@@ -28,21 +39,28 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 from metaflow_hitl.errors import GateRefError
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.records import Request
 
 __all__ = [
+    "DECISION_REPLY_MARKER_NAME",
     "MARKER_NAME",
+    "REMINDER_MARKER_NAME",
     "REPLY_MARKER_NAME",
     "Marker",
+    "MarkerProblem",
+    "decision_reply_tag",
+    "hidden_tag",
     "is_bot_reply",
     "marker_for",
     "parse_markers",
+    "reminder_tag",
     "render_marker",
     "render_reply_marker",
+    "reply_event_tag",
     "sole_marker",
     "verify_marker",
 ]
@@ -51,6 +69,10 @@ __all__ = [
 MARKER_NAME = "metaflow-hitl:v1"
 #: The versioned name that opens the bot's reply marker.
 REPLY_MARKER_NAME = "metaflow-hitl:v1:reply"
+#: The versioned name of the tag that identifies a reminder comment.
+REMINDER_MARKER_NAME = "metaflow-hitl:v1:reminder"
+#: The versioned name of the tag ending the reply that announces a decision.
+DECISION_REPLY_MARKER_NAME = "metaflow-hitl:v1:decision"
 
 _MAX_TEXT = 1_000_000
 _MAX_BODY = 8_192
@@ -107,7 +129,7 @@ def render_marker(marker: Marker | Request) -> str:
     """The marker as one HTML comment line (no trailing newline)."""
     if isinstance(marker, Request):
         marker = marker_for(marker)
-    return f"<!-- {MARKER_NAME} {_dumps(marker.to_dict())} -->"
+    return hidden_tag(MARKER_NAME, marker.to_dict())
 
 
 def _marker_from(body: str) -> Marker | None:
@@ -154,23 +176,43 @@ def parse_markers(text: str | None) -> list[Marker]:
     return found
 
 
-def sole_marker(text: str | None) -> Marker | str:
+@dataclass(frozen=True)
+class MarkerProblem:
+    """Why a body does not name exactly one gate.
+
+    Attributes
+    ----------
+    kind
+        ``"missing"`` (not a gate's page: ignore it) or ``"several"`` (a gate's page edited
+        to name two gates: refuse it, never guess between them).
+    message
+        The sentence for people.
+    """
+
+    kind: Literal["missing", "several"]
+    message: str
+
+
+def sole_marker(text: str | None) -> Marker | MarkerProblem:
     """The one gate marker of a body, or why there is not exactly one (never raises).
 
     Returns
     -------
-    Marker or str
-        The marker, or a sentence saying that the text has no marker or several different
-        ones (an edited body naming two gates is refused, not guessed between).
+    Marker or MarkerProblem
+        The marker, or what is wrong: no marker, or several different ones.
     """
     markers = parse_markers(text)
     if not markers:
-        return f"no valid <!-- {MARKER_NAME} ... --> marker found; this is not a gate's page."
+        return MarkerProblem(
+            "missing",
+            f"no valid <!-- {MARKER_NAME} ... --> marker found; this is not a gate's page.",
+        )
     if len(markers) > 1:
         gates = ", ".join(sorted({m.gate_id for m in markers}))
-        return (
+        return MarkerProblem(
+            "several",
             f"found {len(markers)} different {MARKER_NAME} markers (gates: {gates}); the text "
-            "was edited after the bot wrote it, so no gate is acted on."
+            "was edited after the bot wrote it, so no gate is acted on.",
         )
     return markers[0]
 
@@ -218,9 +260,33 @@ def verify_marker(marker: Marker, request: Request) -> str | None:
     return None
 
 
+def hidden_tag(name: str, data: dict[str, Any]) -> str:
+    """One hidden tag: an HTML comment holding ``name`` and JSON that cannot close it.
+
+    The only writer of every tag below: ``<``, ``>`` and ``&`` are escaped in the JSON, so a
+    value can never end the comment or open another one.
+    """
+    return f"<!-- {name} {_dumps(data)} -->"
+
+
 def render_reply_marker(gate_id: GateId | str) -> str:
     """The hidden first line of every bot reply on ``gate_id``."""
-    return f"<!-- {REPLY_MARKER_NAME} {_dumps({'gate_id': str(gate_id)})} -->"
+    return hidden_tag(REPLY_MARKER_NAME, {"gate_id": str(gate_id)})
+
+
+def reply_event_tag(gate_id: GateId | str, event_key: str) -> str:
+    """The tag ending a reply to one event: a re-delivery finds it and does not reply twice."""
+    return hidden_tag(REPLY_MARKER_NAME, {"event": event_key, "gate_id": str(gate_id)})
+
+
+def reminder_tag(gate_id: GateId | str, number: int) -> str:
+    """The hidden marker that identifies reminder ``number`` of a gate in a comment."""
+    return hidden_tag(REMINDER_MARKER_NAME, {"gate_id": str(gate_id), "number": int(number)})
+
+
+def decision_reply_tag(nonce: str) -> str:
+    """The tag ending the reply that announces a decision (found again by its nonce)."""
+    return hidden_tag(DECISION_REPLY_MARKER_NAME, {"nonce": nonce})
 
 
 def is_bot_reply(text: str | None) -> bool:

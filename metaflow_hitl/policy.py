@@ -19,12 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 from metaflow_hitl.records import Intent, Request, Vote
 
 __all__ = [
     "PERMISSION_LEVELS",
     "Refusal",
+    "RefusalCode",
     "Tally",
     "check_decider",
     "has_permission",
@@ -36,11 +38,25 @@ __all__ = [
 #: GitHub repository permission levels, lowest first.
 PERMISSION_LEVELS = ("none", "read", "triage", "write", "maintain", "admin")
 
+#: The rule behind a :class:`Refusal`.
+RefusalCode = Literal[
+    "no_identity", "bot", "permission", "self_approval", "team_unchecked", "not_an_approver"
+]
+
 
 @dataclass(frozen=True)
 class Refusal:
-    """Why a decision attempt is refused, and what would work instead."""
+    """Why a decision attempt is refused, and what would work instead.
 
+    Attributes
+    ----------
+    code
+        Which rule refused, for programs (the reason is for people and may be reworded).
+    reason, hint
+        What was refused and why; what would work instead.
+    """
+
+    code: RefusalCode
     reason: str
     hint: str
 
@@ -106,11 +122,14 @@ def check_decider(
     who = normalize_login(login)
     starter = normalize_login(request.started_by)
     if not who:
-        return Refusal("no identity was given", "Pass --as LOGIN.")
+        return Refusal("no_identity", "no identity was given", "Pass --as LOGIN.")
     if is_bot(login):
-        return Refusal(f"{login} is a bot; bots cannot decide gates", "A person must decide.")
+        return Refusal(
+            "bot", f"{login} is a bot; bots cannot decide gates", "A person must decide."
+        )
     if require_permission and not has_permission(permission):
         return Refusal(
+            "permission",
             f"{login} has {_permission_words(permission)} on the review repository; "
             "deciding needs write",
             "Ask a repository admin to grant write access, or ask someone who has it.",
@@ -119,6 +138,7 @@ def check_decider(
         return None
     if intent == "approve" and not request.allow_self_approval and who == starter:
         return Refusal(
+            "self_approval",
             f"{login} started this run and cannot approve it (allow_self_approval=False)",
             "Another person decides, as themselves: from their own shell, `python flow.py hitl "
             "approve RUN/STEP` (their login comes from $USER, or pass --as THEIR_LOGIN), or "
@@ -135,12 +155,14 @@ def check_decider(
     listed = ", ".join(request.approvers)
     if wanted and teams is None:
         return Refusal(
+            "team_unchecked",
             f"{login} is not listed among the approvers ({listed}) and team membership "
             "cannot be checked on this channel",
             "Decide through the pull request or issue on GitHub, where team membership is "
             "checked, or ask one of the listed logins.",
         )
     return Refusal(
+        "not_an_approver",
         f"{login} is not one of the approvers of this gate ({listed})",
         f"Ask one of: {listed}.",
     )

@@ -38,6 +38,9 @@ class ApprovalStore(Protocol):
 
     #: A human-readable location (``/home/me/.metaflow/_hitl``, ``s3://bucket/prefix``).
     location: str
+    #: Whether reads cost network round trips (worth overlapping in threads), and the store
+    #: is shared beyond this machine (so it has no local review repo by default).
+    is_remote: bool
 
     def create_request(self, request: Request) -> bool:
         """Store the request unless one exists; True if this call created it."""

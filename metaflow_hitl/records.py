@@ -18,7 +18,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeVar, cast
 
@@ -805,10 +805,3 @@ def _schema_problem(canonical: str) -> str | None:
     except ConfigError as exc:
         return f"input_schema: {_clip(exc.message)}"
     return None
-
-
-def record_fields(
-    kind: type[Request] | type[Vote] | type[Decision] | type[Reminder],
-) -> list[str]:
-    """The dataclass field names of a record type (for docs and tests)."""
-    return [f.name for f in fields(kind)]

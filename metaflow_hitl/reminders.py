@@ -26,7 +26,6 @@ must not fail a waiting gate or the other gates' reminders.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Iterable
@@ -34,31 +33,24 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from metaflow_hitl.durations import format_duration
 from metaflow_hitl.errors import HitlError
 from metaflow_hitl.gate_id import GateId
-from metaflow_hitl.markers import render_reply_marker
 from metaflow_hitl.ports import ApprovalStore, ReminderNotifier, ReminderReview
 from metaflow_hitl.records import Reminder, Request
-from metaflow_hitl.render.markdown import code_span, escape_inline
 from metaflow_hitl.spec import ESCALATE_FROM
 from metaflow_hitl.timestamps import add_seconds, format_ts
 
 __all__ = [
-    "REMINDER_MARKER_NAME",
     "Due",
     "ReminderResult",
     "due_reminder",
     "mentions",
     "remind_pending",
-    "reminder_tag",
     "reminders_while_waiting",
-    "render_reminder_comment",
     "send_reminder",
 ]
 
 #: The versioned name of the hidden marker that ends every reminder comment.
-REMINDER_MARKER_NAME = "metaflow-hitl:v1:reminder"
 
 # A GitHub login or an org/team slug, with or without its "@": anything else is never
 # turned into a mention (a hand-edited record cannot make a reminder ping or say more).
@@ -77,10 +69,6 @@ class Due:
     number: int
     due_at: datetime
     escalate_to: tuple[str, ...]
-
-    @property
-    def escalates(self) -> bool:
-        return bool(self.escalate_to)
 
 
 def due_reminder(request: Request, now: datetime, *, decided: bool = False) -> Due | None:
@@ -124,53 +112,6 @@ def mentions(entries: Iterable[str]) -> list[str]:
             if mention.lower() not in (m.lower() for m in out):
                 out.append(mention)
     return out
-
-
-def reminder_tag(gate_id: GateId | str, number: int) -> str:
-    """The hidden marker that identifies reminder ``number`` of a gate in a comment."""
-    body = json.dumps({"gate_id": str(gate_id), "number": int(number)}, sort_keys=True)
-    body = body.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return f"<!-- {REMINDER_MARKER_NAME} {body} -->"
-
-
-def render_reminder_comment(request: Request, reminder: Reminder) -> str:
-    """The Markdown of a reminder comment on the gate's pull request or issue.
-
-    It starts with the bot's reply marker (so the Action never reads it as a command) and
-    ends with :func:`reminder_tag`. It mentions the approvers and, from the third reminder
-    on, the ``escalate_to`` entries; the gate's message is not repeated (it is on the page).
-    """
-    every = request.remind_every_seconds or 0
-    waited = format_duration((reminder.due_at - request.created_at).total_seconds())
-    then = (
-        "it is approved automatically"
-        if request.on_timeout == "approve"
-        else "it is rejected" + (" and the step fails" if request.on_reject == "fail" else "")
-    )
-    lines = [
-        render_reply_marker(request.gate_id),
-        f"**Reminder {reminder.number}:** gate {code_span(str(request.gate_id))} is still "
-        f"waiting for a decision, {escape_inline(waited)} after it opened "
-        f"(reminders every {escape_inline(format_duration(every))}).",
-        "",
-        f"It expires at {escape_inline(format_ts(request.expires_at))}; if nobody decides by "
-        f"then, {then}.",
-        "",
-    ]
-    asked = mentions(request.approvers)
-    if asked:
-        lines.append(f"{' '.join(asked)}: please review this gate.")
-    else:
-        lines.append("Anyone with write access to this repository may decide.")
-    escalated = mentions(reminder.escalated_to)
-    if escalated:
-        lines += [
-            "",
-            f"**Escalation:** still undecided after {reminder.number - 1} reminders. "
-            f"{' '.join(escalated)}: please decide, or follow up with the approvers.",
-        ]
-    lines += ["", reminder_tag(request.gate_id, reminder.number)]
-    return "\n".join(lines) + "\n"
 
 
 @dataclass(frozen=True)

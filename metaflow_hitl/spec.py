@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -107,7 +107,6 @@ class GateSpec:
     notifier: Any = None
     remind_every_seconds: float | None = None
     escalate_to: tuple[str, ...] = ()
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_options(

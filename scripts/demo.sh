@@ -3,11 +3,18 @@
 # input from the CLI, the run finishes, and the decision shows in `hitl audit`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-echo "==> setting up .venv (scripts/bootstrap.sh)"
+# The package alone, without the [dev] extra the tests need: what a user installs. A venv of
+# its own, so the tests' .venv (which has every extra) cannot hide a missing dependency.
+VENV=${HITL_DEMO_VENV:-.venv-demo}
+echo "==> setting up $VENV (pip install -e ., no extras)"
 BOOT_LOG=$(mktemp)
-bash scripts/bootstrap.sh > "$BOOT_LOG" 2>&1 || { cat "$BOOT_LOG"; exit 1; }
+{
+  [ -x "$VENV/bin/python" ] || "${PYTHON:-python3}" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q -e .
+} > "$BOOT_LOG" 2>&1 || { cat "$BOOT_LOG"; exit 1; }
 rm -f "$BOOT_LOG"
-. .venv/bin/activate
+. "$VENV/bin/activate"
 # Metaflow needs a user name (it refuses "root"): the person who starts the run.
 if [ -z "${METAFLOW_USER:-}" ] && { [ -z "${USER:-}" ] || [ "${USER}" = root ]; }; then
   export METAFLOW_USER=alice

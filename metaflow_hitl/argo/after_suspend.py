@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from metaflow_hitl.errors import GateNotFound, HitlError
+from metaflow_hitl.errors import GateNotFound, ResumedWithoutDecision
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import expire_gate
 from metaflow_hitl.ports import ApprovalStore
@@ -29,7 +29,6 @@ from metaflow_hitl.timestamps import format_ts, utc_now
 
 __all__ = [
     "DEFAULT_GRACE_SECONDS",
-    "ResumedWithoutDecision",
     "decision_after_resume",
     "recorded_request",
 ]
@@ -37,12 +36,6 @@ __all__ = [
 #: Seconds before expiry within which an undecided gate is waited out rather than refused:
 #: the suspend's own clock (the Argo controller's) may run a little ahead of the pod's.
 DEFAULT_GRACE_SECONDS = 120.0
-
-
-class ResumedWithoutDecision(HitlError):
-    """The gated step was started with no recorded decision before the gate expired."""
-
-    headline = "@hitl: resumed without a recorded decision"
 
 
 def recorded_request(store: ApprovalStore, gate_id: GateId) -> Request:

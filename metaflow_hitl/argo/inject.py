@@ -28,9 +28,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from metaflow_hitl.errors import HitlError
+from metaflow_hitl.errors import InjectionError
 
-__all__ = ["ArgoGate", "InjectionError", "inject_gates", "task_name"]
+__all__ = ["ArgoGate", "inject_gates", "task_name"]
 
 #: Output parameter default that tells a timed-out suspend from a human decision.
 TIMEOUT_DECISION = "timeout"
@@ -42,12 +42,6 @@ NOTIFY_RETRY = {
     "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"},
 }
 NOTIFY_DEADLINE_SECONDS = 600
-
-
-class InjectionError(HitlError):
-    """The compiled template does not have the shape the gates are added to."""
-
-    headline = "@hitl: cannot add gates to the Argo workflow"
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,10 @@ from typing import Any, NoReturn
 from metaflow._vendor import click
 
 from metaflow_hitl.cli.identity import resolve_actor_login
-from metaflow_hitl.errors import ConfigError, GateNotFound, HitlError, StoreError, TooLate
+from metaflow_hitl.errors import ConfigError, GateNotFound, HitlError, TooLate
 from metaflow_hitl.gate_id import GateId, parse_gate_ref
 from metaflow_hitl.gates import GateStatus, decide, expire_gate, gate_status, require_request
+from metaflow_hitl.index.parallel import read_all
 from metaflow_hitl.index.reader import StoredGate, read_gates
 from metaflow_hitl.input_schema import example_input, parse_input_json
 from metaflow_hitl.policy import check_decider, tally
@@ -31,7 +32,7 @@ from metaflow_hitl.records import Actor, Decision, Request
 from metaflow_hitl.render.tables import ago, render_table, state_text, truncate
 from metaflow_hitl.review.config import backend_for_request, backend_for_review
 from metaflow_hitl.review.publish import publish_decision
-from metaflow_hitl.stores.parallel import read_all
+from metaflow_hitl.settle import Settled, settle
 from metaflow_hitl.timestamps import format_ts, utc_now
 
 __all__ = ["CliContext", "build_hitl_group", "fail"]
@@ -172,7 +173,7 @@ def _gates(
             if not run_id or gate_id.run_id == run_id
         ]
         out = read_all(
-            lambda gate_id: gate_status(ctx.store, gate_id), ids, parallel=_remote(ctx.store)
+            lambda gate_id: gate_status(ctx.store, gate_id), ids, parallel=ctx.store.is_remote
         )
     else:
         out = [
@@ -217,16 +218,11 @@ def _read_gates(
         flow=ctx.flow,
         decided_only=decided_only,
         use_index=use_index,
-        parallel=_remote(ctx.store),
+        parallel=ctx.store.is_remote,
     )
     for warning in reading.warnings:
         click.secho(f"Warning: {warning}", fg="yellow", err=True)
     return reading.gates
-
-
-def _remote(store: ApprovalStore) -> bool:
-    """Whether reads cost network round trips (worth overlapping in threads)."""
-    return "://" in store.location
 
 
 def _may_approve(request: Request, login: str) -> bool:
@@ -234,26 +230,24 @@ def _may_approve(request: Request, login: str) -> bool:
     refusal = check_decider(request, login, "approve", teams=None)
     if refusal is None:
         return True
-    return "team membership cannot be checked" in refusal.reason
+    return refusal.code == "team_unchecked"
 
 
-def _publish(store: ApprovalStore, request: Request, decision: Decision) -> dict[str, Any]:
-    """Commit a stored decision to the gate's review repo, or explain how to retry."""
-    try:
-        return dict(publish_decision(request, decision, store=store))
-    except HitlError as exc:
-        raise StoreError(
-            f"the decision on {decision.gate_id} is recorded ({decision.summary()}), but the "
-            f"review repo was not updated: {exc.message}",
-            hint=f"Retry with: metaflow-hitl sync {decision.gate_id}",
-        ) from None
+def _settle(ctx: CliContext, request: Request, decision: Decision) -> Settled:
+    """Publish and resume a decision (:func:`metaflow_hitl.settle.settle`): never raises."""
+
+    def publish(request: Request, decision: Decision) -> dict[str, str | None]:
+        return publish_decision(request, decision, store=ctx.store)
+
+    return settle(request, decision, publish=publish, resumer=ctx.resumer)
 
 
-def _resume(ctx: CliContext, request: Request, decision: Decision) -> bool:
-    """Resume the decided gate's run (Argo); a failure keeps the decision and says so."""
-    from metaflow_hitl.github.handler import resume_after_decision
-
-    return resume_after_decision(ctx.resumer, request, decision)
+def _warn_unsettled(settled: Settled) -> None:
+    """Report an incomplete settle on stderr (when another error is the command's outcome)."""
+    if not settled.complete:
+        exc = settled.error()
+        click.secho(f"Warning: {exc.message}", fg="yellow", err=True)
+        click.secho(str(exc.hint), fg="yellow", err=True)
 
 
 def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
@@ -408,25 +402,15 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
                 input=payload,
                 reason=reason,
             )
-        except TooLate as exc:
-            request = require_request(ctx.store, gate_id)
-            _publish(
-                ctx.store, request, exc.decision
-            )  # the expiry may have been recorded by this call
-            _resume(ctx, request, exc.decision)
+        except TooLate as exc:  # the expiry may have been recorded by this call: settle it
+            _warn_unsettled(_settle(ctx, require_request(ctx.store, gate_id), exc.decision))
             raise
         review: dict[str, Any] = {}
         resumed = False
         if result.decision:
-            request = result.request
-            unpublished: HitlError | None = None
-            try:
-                review = _publish(ctx.store, request, result.decision)
-            except HitlError as exc:  # the run is resumed anyway; sync commits it later
-                unpublished = exc
-            resumed = _resume(ctx, request, result.decision)
-            if unpublished is not None:
-                raise unpublished
+            settled = _settle(ctx, result.request, result.decision)
+            settled.raise_if_incomplete()  # the decision stands; exit non-zero with the repair
+            review, resumed = dict(settled.review), settled.resumed
         if as_json:
             _emit_json(
                 {
@@ -537,11 +521,14 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
     def audit_cmd(
         ctx: CliContext, as_json: bool, source: str, expire: bool, no_index: bool
     ) -> None:
+        unsettled: list[Settled] = []
         if expire:
             for gate_id in list(ctx.store.list_gates(pending_only=True, flow=ctx.flow)):
                 decision = expire_gate(ctx.store, gate_id)
                 if decision is not None:
-                    _publish(ctx.store, require_request(ctx.store, gate_id), decision)
+                    settled = _settle(ctx, require_request(ctx.store, gate_id), decision)
+                    if not settled.complete:
+                        unsettled.append(settled)
         pairs = _store_decisions(ctx, use_index=not no_index)
         rows: list[dict[str, Any]] = []
         problems: list[str] = []
@@ -624,7 +611,9 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
             click.echo(render_table(headers + (["COMMIT"] if source == "review" else []), table))
         for problem in problems:
             click.secho(f"Mismatch: {problem}", fg="red", err=True)
-        if problems:
+        for settled in unsettled:  # expiries recorded by --expire that did not settle
+            _warn_unsettled(settled)
+        if problems or unsettled:
             sys.exit(1)
 
     @hitl.command(
@@ -659,16 +648,19 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
                 # What sync acts on is read from the records, never from the index.
                 request = require_request(ctx.store, stored.gate_id)
                 decision = ctx.store.get_decision(stored.gate_id)
-                if decision is None:  # pragma: no cover - records are never deleted
-                    continue
-                if backend_for_request(request) is not None:
-                    _publish(ctx.store, request, decision)
-                    published += 1
-                if _resume(ctx, request, decision):
-                    resumed += 1
-                    click.echo(f"Resumed {request.gate_id} ({decision.summary()}).")
             except HitlError as exc:  # named by the gate being synced, never the previous one
                 failures.append(f"{stored.gate_id}: {exc.message}")
+                continue
+            if decision is None:  # pragma: no cover - records are never deleted
+                continue
+            settled = _settle(ctx, request, decision)
+            for step, error in settled.failures:
+                failures.append(f"{stored.gate_id}: {step}: {error.message}")
+            if backend_for_request(request) is not None and "publish" not in dict(settled.failures):
+                published += 1
+            if settled.resumed:
+                resumed += 1
+                click.echo(f"Resumed {request.gate_id} ({decision.summary()}).")
         click.echo(
             f"{published} decision(s) in their review repos; {resumed} Argo gate(s) resumed."
         )

@@ -102,11 +102,11 @@ def _handle_workflow_run(obj: Any, payload: Any, settings: Any) -> tuple[Any, An
     if not repo:
         return marker, None
     github = GitHubReviewBackend(repo)
-    events = events_from_workflow_run(payload, github)
-    if isinstance(events, str):
-        return replace(marker, ignored=events), None
+    handoff = events_from_workflow_run(payload, github)
+    if handoff.ignored is not None:
+        return replace(marker, ignored=handoff.ignored), None
     outcome = None
-    for name, replayed in events:
+    for name, replayed in handoff.events:
         event = normalize_event(name, replayed)
         if event.ignored is not None:
             marker = event

@@ -9,7 +9,7 @@ Kinds:
 
 * ``review``: ``pull_request_review`` (``submitted``/``dismissed``/``edited``); ``review_state``
   is the webhook's lower-case state (``approved``, ``changes_requested``, ``commented``,
-  ``dismissed``), ``commit_id`` the reviewed commit;
+  ``dismissed``) (which commit it reviewed is read from the API, not from the payload);
 * ``closed``: ``pull_request`` ``closed``, with ``merged`` and ``merged_by``;
 * ``comment``: ``issue_comment`` on an issue or a pull request (``is_pull``);
 * ``changed``: ``issues`` ``edited`` and ``pull_request`` ``edited``/``synchronize`` (a page's
@@ -64,10 +64,9 @@ class GitHubEvent:
     review_id: int | None = None
     review_state: str | None = None
     review_body: str = ""
-    commit_id: str | None = None
+    #: The pull request's head commit as the payload claims it: only part of
+    #: :attr:`event_key` (the handler reads the head, its branch and repo from the API).
     head_sha: str | None = None
-    head_ref: str | None = None
-    head_repo: str | None = None
     merged: bool = False
     merged_by: str | None = None
     comment_id: int | None = None
@@ -174,8 +173,6 @@ def normalize_event(name: str | None, payload: Any) -> GitHubEvent:
         "is_pull": True,
         "body": _str(pull.get("body")),
         "head_sha": _opt_str(head.get("sha")),
-        "head_ref": _opt_str(head.get("ref")),
-        "head_repo": _opt_str(_dict(head.get("repo")).get("full_name")),
     }
     if name == "pull_request_review":
         return _review(name, action, payload, facts)
@@ -229,7 +226,6 @@ def _review(
         review_id=review_id,
         review_state=state,
         review_body=_str(review.get("body")),
-        commit_id=_opt_str(review.get("commit_id")),
         submitted_at=_opt_str(review.get("submitted_at")),
         evidence_url=_opt_str(review.get("html_url")),
         **facts,

@@ -2,8 +2,8 @@
 ``metaflow-hitl handle-event``.
 
 :func:`handle_event` takes a normalised event (:mod:`metaflow_hitl.github.events`), the
-approval store, a narrow GitHub interface (:class:`GitHubApi`, implemented by
-:class:`~metaflow_hitl.github.review_backend.GitHubReviewBackend`), a
+approval store, a narrow GitHub interface (:class:`~metaflow_hitl.github.api.GitHubApi`,
+implemented by :class:`~metaflow_hitl.github.review_backend.GitHubReviewBackend`), a
 :class:`~metaflow_hitl.ports.Resumer` and :class:`HandlerSettings`, and returns an
 :class:`Outcome`. The rules:
 
@@ -41,10 +41,12 @@ approval store, a narrow GitHub interface (:class:`GitHubApi`, implemented by
    act on GitHub wins. :func:`metaflow_hitl.gates.decide` records the vote and, first decision
    wins, the decision. A vote that arrives after the history already settled the gate is told
    so ("came after") and not counted.
-6. **Then** the decision is published (commit, merge/close, one reply) and the run resumed
-   through the resumer. An event that finds the gate decided (or expired) changes nothing:
-   it republishes idempotently, resumes idempotently and replies once per event, never on a
-   re-delivery.
+6. **Then** the decision is settled (:func:`metaflow_hitl.settle.settle`): published
+   (commit, merge/close, one reply) and the run resumed, both attempted even if one fails;
+   a failure fails the job (:class:`~metaflow_hitl.errors.SettleIncomplete`, naming
+   ``metaflow-hitl sync GATE``) while the decision stands. An event that finds the gate decided
+   (or expired) changes nothing: it settles again idempotently and replies once per event,
+   never on a re-delivery.
 
 Refusals (who, what input, which gate) get a reply saying why and what would work.
 """
@@ -57,23 +59,24 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from metaflow_hitl.errors import (
     AlreadyDecided,
     DecisionRefused,
     GateRefError,
-    HitlError,
     InvalidInput,
 )
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import decide, expire_gate
+from metaflow_hitl.github.api import GitHubApi
 from metaflow_hitl.github.events import GitHubEvent
-from metaflow_hitl.input_schema import validate_input
+from metaflow_hitl.github.history import Cast, casts_from_page, votes_from_casts
 from metaflow_hitl.markers import (
-    REPLY_MARKER_NAME,
+    MarkerProblem,
     is_bot_reply,
     parse_markers,
+    reply_event_tag,
     sole_marker,
     verify_marker,
 )
@@ -81,7 +84,6 @@ from metaflow_hitl.policy import check_decider, is_bot, normalize_login
 from metaflow_hitl.ports import ApprovalStore, Resumer
 from metaflow_hitl.records import (
     Actor,
-    Channel,
     Decision,
     Intent,
     PageChange,
@@ -90,16 +92,15 @@ from metaflow_hitl.records import (
     Vote,
 )
 from metaflow_hitl.render.documents import branch_for, render_reply
+from metaflow_hitl.settle import Publish, settle
 from metaflow_hitl.slash_commands import Command, Ignore, Reply, parse_comment
 from metaflow_hitl.timestamps import format_ts, parse_ts, utc_now
 
 __all__ = [
-    "GitHubApi",
     "HandlerSettings",
     "NoopResumer",
     "Outcome",
     "handle_event",
-    "resume_after_decision",
 ]
 
 log = logging.getLogger("metaflow_hitl.action")
@@ -110,32 +111,6 @@ MAX_REFUSALS_PER_HOUR = 3
 LIST_AFTER = 2
 
 Clock = Callable[[], datetime]
-Publish = Callable[[Request, Decision], Any]
-
-
-class GitHubApi(Protocol):
-    """What the handler needs from GitHub (one review repo)."""
-
-    def whoami(self) -> str | None: ...
-    def permission(self, login: str) -> str | None: ...
-    def permissions(self) -> dict[str, str] | None: ...
-    def team_member(self, org: str, slug: str, login: str) -> bool | None: ...
-    def get_pull(self, number: int) -> dict[str, Any] | None: ...
-    def get_issue(self, number: int) -> dict[str, Any] | None: ...
-    def get_comment(self, comment_id: int) -> dict[str, Any] | None: ...
-    def get_review(self, number: int, review_id: int) -> dict[str, Any] | None: ...
-    def check_page(
-        self,
-        request: Request,
-        page: dict[str, Any],
-        *,
-        is_pull: bool,
-        publication: Publication | None,
-    ) -> list[str]: ...
-    def list_reviews(self, number: int) -> list[dict[str, Any]]: ...
-    def list_comments(self, number: int) -> list[dict[str, Any]]: ...
-    def comment_once(self, number: int, text: str, tag: str) -> bool: ...
-    def is_ours(self, item: dict[str, Any]) -> bool: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,12 +140,6 @@ class NoopResumer:
         return False
 
 
-def _tag(gate_id: str, key: str) -> str:
-    text = json.dumps({"event": key, "gate_id": gate_id}, sort_keys=True)
-    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return f"<!-- {REPLY_MARKER_NAME} {text} -->"
-
-
 def _ts(value: str | None, default: datetime) -> datetime:
     try:
         return parse_ts(value) if value else default
@@ -178,18 +147,11 @@ def _ts(value: str | None, default: datetime) -> datetime:
         return default
 
 
-@dataclass(frozen=True)
-class _Act:
-    """The vote an event asks for."""
+@dataclass(frozen=True, kw_only=True)
+class _Act(Cast):
+    """The vote an event asks for: a cast, and the review or comment it comes from."""
 
-    login: str
-    intent: Intent
-    channel: Channel
-    at: datetime
-    input: dict[str, Any]
-    reason: str | None
-    evidence_url: str | None
-    key: str  # the review / comment this vote comes from ("" for merges and closes)
+    key: str = ""  # "review:ID" / "comment:ID" ("" for merges and closes)
 
 
 class _Handler:
@@ -221,7 +183,7 @@ class _Handler:
 
     def reply(self, text: str, key_suffix: str = "", *, key: str | None = None) -> bool:
         key = (key or self.event.event_key) + key_suffix
-        tag = _tag(self.gate_id or "", key)
+        tag = reply_event_tag(self.gate_id or "", key)
         return self.github.comment_once(self.event.number, f"{tag}\n{text.rstrip()}\n", tag)
 
     def refuse(
@@ -293,7 +255,7 @@ class _Handler:
             if isinstance(parsed, Ignore):
                 return parsed.reason
         marker = sole_marker(e.body)
-        if isinstance(marker, str) and marker.startswith("no valid"):
+        if isinstance(marker, MarkerProblem) and marker.kind == "missing":
             return f"#{e.number} is not a gate's page: it has no metaflow-hitl marker"
         return None
 
@@ -304,11 +266,11 @@ class _Handler:
         if page is None:
             return self.ignore(f"#{e.number} was not found in {e.repo}")
         marker = sole_marker(page.get("body"))
-        if isinstance(marker, str):
-            if marker.startswith("no valid"):
-                return self.ignore(f"#{e.number} is not a gate's page: {marker}")
+        if isinstance(marker, MarkerProblem):
+            if marker.kind == "missing":
+                return self.ignore(f"#{e.number} is not a gate's page: {marker.message}")
             return self.refuse(
-                marker, "Restore the page text the bot wrote, or decide with the CLI."
+                marker.message, "Restore the page text the bot wrote, or decide with the CLI."
             )
         self.gate_id = marker.gate_id
         try:
@@ -473,7 +435,14 @@ class _Handler:
         at = _ts(review.get("submitted_at"), now)
         key, url = f"review:{review.get('id')}", review.get("html_url")
         if state in ("CHANGES_REQUESTED", "DISMISSED"):
-            return _Act(login, "withdraw", "github-review", at, {}, None, url, key)
+            return _Act(
+                login=login,
+                intent="withdraw",
+                channel="github-review",
+                at=at,
+                evidence_url=url,
+                key=key,
+            )
         if state != "APPROVED":
             return self.ignore(f"review {e.review_id} is {state or 'unknown'} now, not a vote")
         head_sha = (page.get("head") or {}).get("sha")
@@ -489,7 +458,16 @@ class _Handler:
             return self.refuse(parsed.message)
         value = parsed.input if isinstance(parsed, Command) and parsed.intent == "approve" else {}
         note = body.strip()[:1000] if not value else None
-        return _Act(login, "approve", "github-review", at, value, note or None, url, key)
+        return _Act(
+            login=login,
+            intent="approve",
+            channel="github-review",
+            at=at,
+            input=value,
+            reason=note or None,
+            evidence_url=url,
+            key=key,
+        )
 
     def _closed_act(self, page: dict[str, Any]) -> _Act | Outcome:
         e = self.event
@@ -498,7 +476,13 @@ class _Handler:
         if page.get("merged"):
             merger = str((page.get("merged_by") or {}).get("login") or "")
             at = _ts(page.get("merged_at"), self.clock())
-            return _Act(merger, "approve", "merge", at, {}, None, page.get("html_url"), "")
+            return _Act(
+                login=merger,
+                intent="approve",
+                channel="merge",
+                at=at,
+                evidence_url=page.get("html_url"),
+            )
         issue = self.github.get_issue(e.number) or {}
         closer = str((issue.get("closed_by") or {}).get("login") or "")
         if not closer:
@@ -508,7 +492,14 @@ class _Handler:
             return self.ignore(f"#{e.number} was closed by {closer}, e.g. our own publishing")
         at = _ts(page.get("closed_at"), self.clock())
         reason = f"closed #{e.number} without merging"
-        return _Act(closer, "reject", "close", at, {}, reason, page.get("html_url"), "")
+        return _Act(
+            login=closer,
+            intent="reject",
+            channel="close",
+            at=at,
+            reason=reason,
+            evidence_url=page.get("html_url"),
+        )
 
     def _comment_act(self, now: datetime) -> _Act | Outcome:
         e = self.event
@@ -539,14 +530,14 @@ class _Handler:
         if isinstance(parsed, Reply):
             return self.refuse(parsed.message, actor=login)
         return _Act(
-            login,
-            parsed.intent,
-            "comment",
-            at,
-            dict(parsed.input),
-            parsed.reason,
-            comment.get("html_url"),
-            f"comment:{comment.get('id')}",
+            login=login,
+            intent=parsed.intent,
+            channel="comment",
+            at=at,
+            input=dict(parsed.input),
+            reason=parsed.reason,
+            evidence_url=comment.get("html_url"),
+            key=f"comment:{comment.get('id')}",
         )
 
     # -- 4. who ---------------------------------------------------------------------------------
@@ -592,84 +583,38 @@ class _Handler:
 
     # -- 5. history -----------------------------------------------------------------------------
     def history(self, page: dict[str, Any], me: str | None, merging: bool) -> list[Vote]:
-        """Eligible votes from every review and comment of the page, except this event's."""
+        """Eligible votes from every review and comment of the page, except this event's:
+        read from the API now, replayed by the pure rules of :mod:`metaflow_hitl.github.history`."""
         assert self.request is not None
-        request, e, now = self.request, self.event, self.clock()
-        found: list[
-            tuple[str, Intent, Channel, datetime, dict[str, Any], str | None, str | None]
-        ] = []
-        if e.is_pull:
-            head_sha = (page.get("head") or {}).get("sha")
-            for r in self.github.list_reviews(e.number):
-                if r.get("id") == e.review_id:
-                    continue
-                state, login = (
-                    str(r.get("state") or ""),
-                    str((r.get("user") or {}).get("login") or ""),
-                )
-                at = _ts(r.get("submitted_at"), now)
-                if state in ("CHANGES_REQUESTED", "DISMISSED"):
-                    found.append(
-                        (login, "withdraw", "github-review", at, {}, None, r.get("html_url"))
-                    )
-                elif state == "APPROVED" and r.get("commit_id") == head_sha:
-                    parsed = self._parse(r.get("body"))
-                    value = parsed.input if isinstance(parsed, Command) else {}
-                    found.append(
-                        (login, "approve", "github-review", at, value, None, r.get("html_url"))
-                    )
-        for c in self.github.list_comments(e.number):
-            if c.get("id") == e.comment_id:
-                continue
-            user = c.get("user") or {}
-            login = str(user.get("login") or "")
-            if user.get("type") == "Bot" or (me and login.lower() == me.lower()):
-                continue
-            if c.get("updated_at") != c.get("created_at"):
-                continue  # the REST API cannot say who edited it: an edit never speaks for anyone
-            parsed = self._parse(c.get("body"))
-            if isinstance(parsed, Command):
-                found.append(
-                    (
-                        login,
-                        parsed.intent,
-                        "comment",
-                        _ts(c.get("created_at"), now),
-                        dict(parsed.input),
-                        parsed.reason,
-                        c.get("html_url"),
-                    )
-                )
-        votes = []
-        cutoff = self.changed_at()
-        for login, intent, channel, at, value, reason, url in found:
-            if not login or is_bot(login):
-                continue
-            if intent == "approve" and cutoff is not None and at <= cutoff:
-                continue  # cast before the page last changed
-            if intent == "approve" and self.settings.require_merge and e.is_pull and not merging:
-                continue
-            if intent == "approve" and validate_input(request.input_schema, value):
-                continue
-            if not self.eligible(login, intent):
-                continue
-            actor = Actor(login=login, channel=channel, at=at, evidence_url=url, source="github")
-            votes.append(
-                Vote(
-                    gate_id=request.gate_id, intent=intent, actor=actor, input=value, reason=reason
-                )
-            )
-        return votes
+        e = self.event
+        casts = casts_from_page(
+            reviews=self.github.list_reviews(e.number) if e.is_pull else [],
+            comments=self.github.list_comments(e.number),
+            head_sha=(page.get("head") or {}).get("sha"),
+            me=me,
+            now=self.clock(),
+            skip_review=e.review_id,
+            skip_comment=e.comment_id,
+            schema=self.request.input_schema,
+        )
+        return votes_from_casts(
+            self.request,
+            casts,
+            changed_at=self.changed_at(),
+            approvals_need_merge=self.settings.require_merge and e.is_pull and not merging,
+            eligible=self.eligible,
+        )
 
     # -- 6. deciding ----------------------------------------------------------------------------
     def already(self, decision: Decision, why: str, publish: Publish, resumer: Resumer) -> Outcome:
         assert self.request is not None
-        publish(self.request, decision)  # idempotent: heals a run that failed to publish
-        resume_after_decision(resumer, self.request, decision)
+        # Idempotent: heals a run that failed to publish or resume (the policy: settle.py).
+        settled = settle(self.request, decision, publish=publish, resumer=resumer)
         replied = False
         if self.event.kind != "review" or self.event.review_state == "approved":
             text = render_reply(self.request, decision)
             replied = self.reply(f"{why}\n\n{text}", ":decided")
+        settled.raise_if_incomplete()  # after the reply: the decider still hears the outcome
         return Outcome(
             gate_id=self.gate_id,
             decision=decision.outcome,
@@ -721,7 +666,7 @@ def handle_event(
     if publish is None:
         from metaflow_hitl.review.publish import publish_decision
 
-        def publish(request: Request, decision: Decision) -> Any:
+        def publish(request: Request, decision: Decision) -> dict[str, str | None]:
             return publish_decision(request, decision, store=store)
 
     h = _Handler(event, store, github, settings or HandlerSettings(), clock)
@@ -835,30 +780,10 @@ def handle_event(
         log.info("gate %s: %s", gate_id, msg)
         return Outcome(gate_id=str(gate_id), replied=replied, message=msg)
     decision = result.decision
-    publish(request, decision)
-    resume_after_decision(resumer, request, decision)
+    settle(request, decision, publish=publish, resumer=resumer).raise_if_incomplete()
     return Outcome(
         gate_id=str(gate_id), decision=decision.outcome, replied=True, message=decision.summary()
     )
-
-
-def resume_after_decision(resumer: Resumer, request: Request, decision: Decision) -> bool:
-    """Resume the gate's run; a failure says the decision is safe and how to resume later.
-
-    Raises
-    ------
-    HitlError
-        The resumer's error (same type), its message saying the decision stands.
-    """
-    try:
-        return resumer.resume(request, decision)
-    except HitlError as exc:
-        exc.message = (
-            f"the decision on gate {request.gate_id} ({decision.summary()}) is recorded, but "
-            f"resuming its run failed: {exc.message}"
-        )
-        exc.hint = exc.hint or "Resume it later with: hitl sync"
-        raise
 
 
 def _held_for_merge(h: _Handler, act: _Act) -> bool:

@@ -53,22 +53,23 @@ from datetime import timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from metaflow_hitl.errors import ConfigError, RecordError, StoreError
+from metaflow_hitl.errors import ConfigError, RecordError, ReviewConflict, StoreError
 from metaflow_hitl.github.page_check import page_problems
-from metaflow_hitl.markers import is_bot_reply, parse_markers
+from metaflow_hitl.markers import decision_reply_tag, is_bot_reply, parse_markers, reminder_tag
 from metaflow_hitl.records import Decision, Publication, Reminder, Request, decode_record
 from metaflow_hitl.render.documents import (
     approval_path,
+    branch_for,
     decision_path,
-    render_commit_message,
     render_decision_record,
     render_issue_body,
     render_pr_body,
     render_pr_title,
+    render_reminder_comment,
     render_reply,
 )
 from metaflow_hitl.review.config import GITHUB_TOKEN_ENVS, github_api_url
-from metaflow_hitl.review.git_backend import AuditEntry, ReviewConflict, branch_for
+from metaflow_hitl.review.trailers import AuditEntry, decision_commit_message
 from metaflow_hitl.timestamps import format_ts
 
 __all__ = ["LABEL", "GitHubReviewBackend"]
@@ -79,7 +80,6 @@ log = logging.getLogger("metaflow_hitl.review.github")
 LABEL = "metaflow-hitl"
 MODES = ("pr", "issue")
 MERGE_METHODS = ("merge", "squash", "rebase")
-_DECISION_TAG = "metaflow-hitl:v1:decision"
 #: How far back (in issue ``updated_at``) an issue-mode lookup reaches before the request's
 #: creation time; covers clock skew between the notifier and GitHub.
 _ISSUE_LOOKBACK = timedelta(days=1)
@@ -604,7 +604,6 @@ class GitHubReviewBackend:
         (looked up by its hidden reminder marker among this token's comments, so a retry or a
         re-run never posts it twice). Returns ``number``, ``url`` and ``posted``; ``None``
         when the gate has no open page."""
-        from metaflow_hitl.reminders import reminder_tag, render_reminder_comment
 
         self._waited = 0.0
         self._comments.clear()  # a new operation reads the page anew
@@ -875,7 +874,7 @@ class GitHubReviewBackend:
         return self._put_file(
             path,
             render_decision_record(request, decision),
-            message=render_commit_message(request, decision),
+            message=decision_commit_message(request, decision),
             branch=None,
             author=decision.decided_by,
             lookup=lambda: _same_or_none(self._get_file(path), decision, path),
@@ -892,7 +891,7 @@ class GitHubReviewBackend:
             "commit_title": f"hitl: merge {request.gate_id} (approved)",
         }
         if self.merge_method == "squash":  # the squash commit must carry the trailers
-            body["commit_message"] = render_commit_message(request, decision).split("\n\n", 1)[1]
+            body["commit_message"] = decision_commit_message(request, decision).split("\n\n", 1)[1]
 
         def merged() -> str | None:
             pull = self._request("GET", f"pulls/{number}", what=f"read #{number}")
@@ -936,7 +935,7 @@ class GitHubReviewBackend:
     ) -> None:
         """Post the reply unless this token already posted it (found by the decision's nonce
         and the comment's author; the text alone never decides)."""
-        tag = f"<!-- {_DECISION_TAG} {json.dumps({'nonce': decision.nonce})} -->"
+        tag = decision_reply_tag(decision.nonce)
         text = render_reply(request, decision).rstrip("\n")
         if changed:
             text += (

@@ -21,17 +21,28 @@ See https://docs.github.com/actions/reference/events-that-trigger-workflows#work
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["PullReader", "events_from_workflow_run"]
+from metaflow_hitl.github.api import PullReader
+
+__all__ = ["HandOff", "events_from_workflow_run"]
 
 
-class PullReader(Protocol):
-    """The API reads the hand-off needs (``GitHubReviewBackend`` provides them)."""
+@dataclass(frozen=True)
+class HandOff:
+    """What a ``workflow_run`` hand-off stands for.
 
-    def get_pull(self, number: int) -> dict[str, Any] | None: ...
-    def get_issue(self, number: int) -> dict[str, Any] | None: ...
-    def list_reviews(self, number: int) -> list[dict[str, Any]]: ...
+    Attributes
+    ----------
+    events
+        ``(event name, payload)`` deliveries, re-read from the API, in pull request order.
+    ignored
+        Why there are none (no pull request attached, nothing decision-bearing), else ``None``.
+    """
+
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    ignored: str | None = None
 
 
 def _numbers(payload: Mapping[str, Any]) -> list[int]:
@@ -52,19 +63,19 @@ def repo_of(payload: Mapping[str, Any]) -> str:
     return name if isinstance(name, str) else ""
 
 
-def events_from_workflow_run(
-    payload: Mapping[str, Any], github: PullReader
-) -> list[tuple[str, dict[str, Any]]] | str:
+def events_from_workflow_run(payload: Mapping[str, Any], github: PullReader) -> HandOff:
     """The deliveries a ``workflow_run`` hand-off stands for, re-read from the API.
 
     Returns
     -------
-    list of (event name, payload), or str
-        The reason to ignore the hand-off (no pull request attached, e.g. a fork's).
+    HandOff
+        The deliveries, or why there are none (e.g. no pull request attached, as for a fork).
     """
     numbers = _numbers(payload)
     if not numbers:
-        return "the workflow_run names no pull request (gate pull requests are never forks)"
+        return HandOff(
+            ignored="the workflow_run names no pull request (gate pull requests are never forks)"
+        )
     repository = dict(payload.get("repository") or {})
     run = payload.get("workflow_run")
     trigger = run.get("event") if isinstance(run, Mapping) else None
@@ -102,4 +113,6 @@ def events_from_workflow_run(
         events.append(
             ("pull_request_review", {**base, "action": action, "review": latest, "sender": sender})
         )
-    return events or "the pull request has no decision-bearing review, merge or close"
+    if not events:
+        return HandOff(ignored="the pull request has no decision-bearing review, merge or close")
+    return HandOff(events=events)

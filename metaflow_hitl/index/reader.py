@@ -25,6 +25,7 @@ from typing import Any
 
 from metaflow_hitl.errors import RecordError, StoreError
 from metaflow_hitl.gate_id import GateId
+from metaflow_hitl.index.parallel import read_all
 from metaflow_hitl.index.segments import (
     MAX_SEGMENTS,
     IndexedGate,
@@ -34,7 +35,6 @@ from metaflow_hitl.index.segments import (
 )
 from metaflow_hitl.ports import ApprovalStore
 from metaflow_hitl.records import Decision, Request, Vote, decode_record
-from metaflow_hitl.stores.parallel import read_all
 from metaflow_hitl.timestamps import utc_now
 
 __all__ = ["GateReading", "StoredGate", "read_gates"]

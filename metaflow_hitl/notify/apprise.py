@@ -37,6 +37,7 @@ from metaflow_hitl.argo.settings import argo_ui_link
 from metaflow_hitl.durations import format_duration
 from metaflow_hitl.errors import ConfigError
 from metaflow_hitl.records import Decision, Reminder, Request
+from metaflow_hitl.render.phrases import after_timeout
 from metaflow_hitl.timestamps import format_ts
 
 __all__ = [
@@ -195,12 +196,7 @@ def render_opened(request: Request) -> tuple[str, str]:
     approvers = ", ".join(_clean(a, 100) for a in request.approvers[:20]) or "(anyone allowed)"
     if len(request.approvers) > 20:
         approvers += f" and {len(request.approvers) - 20} more"
-    if request.on_timeout == "approve":
-        then = "it is approved automatically"
-    else:
-        then = "it is rejected" + (
-            " and the step fails" if request.on_reject == "fail" else " and the run continues"
-        )
+    then = after_timeout(request)
     lines = [
         _clean(request.message, _MESSAGE_MAX, multiline=True) or "(no message)",
         "",

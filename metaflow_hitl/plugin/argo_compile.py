@@ -18,7 +18,9 @@ import os
 import re
 from typing import Any
 
-from metaflow_hitl.argo.inject import ArgoGate, InjectionError, inject_gates
+from metaflow_hitl.argo.inject import ArgoGate, inject_gates
+from metaflow_hitl.errors import HitlError, InjectionError
+from metaflow_hitl.plugin.metaflow_internals import argo_workflows_class, gated_steps, unsupported
 from metaflow_hitl.spec import GateSpec
 
 __all__ = [
@@ -32,6 +34,8 @@ __all__ = [
 ]
 
 _MARK = "_metaflow_hitl_wrapped"
+#: Set on an ``ArgoWorkflows`` once its template got its gates.
+_COMPILED = "_metaflow_hitl_gated"
 #: The notify task only renders a message and calls a few APIs: it asks for little, whatever
 #: the gated step asks for (GPUs included).
 NOTIFY_RESOURCES = {
@@ -49,15 +53,17 @@ FORWARDED_SETTINGS = (
 
 
 def gates_of(graph: Any) -> list[ArgoGate]:
-    """The gated steps of a flow graph, in the flow's order, with their timeouts."""
-    gates = []
-    names = list(getattr(graph, "sorted_nodes", None) or [n.name for n in graph])
-    for node in (graph[name] for name in names):  # in the flow's order: stable output
-        for deco in node.decorators:
-            if deco.name == "hitl":
-                spec = GateSpec.from_options(**deco.attributes)
-                gates.append(ArgoGate(step=node.name, timeout_seconds=spec.timeout_seconds))
-    return gates
+    """The gated steps of a flow graph, in the flow's order, with their timeouts.
+
+    Raises
+    ------
+    UnsupportedMetaflow
+        If the graph does not have the shape :mod:`.metaflow_internals` describes.
+    """
+    return [
+        ArgoGate(step=name, timeout_seconds=GateSpec.from_options(**options).timeout_seconds)
+        for name, options in gated_steps(graph)
+    ]
 
 
 def _settings() -> dict[str, str]:
@@ -154,41 +160,66 @@ def add_gates(
 
 
 def install_compile_hook() -> None:
-    """Wrap ``ArgoWorkflows._compile_workflow_template`` so it adds the gates (idempotent)."""
-    from metaflow.plugins.argo import argo_workflows
+    """Wrap ``ArgoWorkflows._compile_workflow_template`` so it adds the gates (idempotent).
 
-    cls = argo_workflows.ArgoWorkflows
+    Called from a gated step's ``step_init``, so the flow being compiled has a gate. Fails
+    closed on a Metaflow whose internals changed (:mod:`.metaflow_internals`): a missing
+    class or method, a graph the gates cannot be read from, a compile result without a
+    payload, or an ``ArgoWorkflows`` that no longer compiles through the wrapped method.
+
+    Raises
+    ------
+    HitlException
+        ``@hitl: unsupported Metaflow version``, if Metaflow lacks what the hook wraps.
+    """
+    try:
+        cls = argo_workflows_class()
+    except HitlError as exc:
+        raise _exception(exc) from None
     original = cls._compile_workflow_template
     if getattr(original, _MARK, False):
         return
+    original_init = cls.__init__
 
     @functools.wraps(original)
     def compile_with_gates(self: Any) -> Any:
         built = original(self)
-        gates = gates_of(self.graph)
-        if not gates:
-            return built
-        payload = getattr(built, "payload", None)
-        if not isinstance(payload, dict):
-            raise _exception(
-                InjectionError(
-                    "Metaflow's compiled WorkflowTemplate has no payload dict; this Metaflow "
-                    "version is not supported by metaflow-hitl. Refusing to deploy ungated."
-                )
-            )
         try:
-            gated = add_gates(payload, gates, settings=_settings())
-        except InjectionError as exc:
+            gated = _gated_payload(self, built)
+        except HitlError as exc:
             raise _exception(exc) from None
+        payload = built.payload
         payload.clear()
         payload.update(gated)
+        setattr(self, _COMPILED, True)
         return built
+
+    @functools.wraps(original_init)
+    def init_then_check(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        if not getattr(self, _COMPILED, False):  # compiled some other way: no gates in it
+            what = f"ArgoWorkflows() no longer builds its template with {original.__name__}()"
+            raise _exception(unsupported(what))
 
     setattr(compile_with_gates, _MARK, True)
     setattr(cls, "_compile_workflow_template", compile_with_gates)  # noqa: B010
+    setattr(cls, "__init__", init_then_check)  # noqa: B010
 
 
-def _exception(error: InjectionError) -> Exception:
+def _gated_payload(argo: Any, built: Any) -> dict[str, Any]:
+    graph = getattr(argo, "graph", None)
+    if graph is None:
+        raise unsupported("ArgoWorkflows keeps no graph attribute")
+    gates = gates_of(graph)
+    if not gates:  # the hook runs only for a flow with a gate: Metaflow hides it from us
+        raise unsupported("no step of the compiled graph carries the @hitl decorator")
+    payload = getattr(built, "payload", None)
+    if not isinstance(payload, dict):
+        raise unsupported("ArgoWorkflows._compile_workflow_template() returned no payload dict")
+    return add_gates(payload, gates, settings=_settings())
+
+
+def _exception(error: HitlError) -> Exception:
     from metaflow_hitl.plugin.decorator import HitlException
 
     return HitlException.from_error(error)

@@ -15,12 +15,11 @@ from typing import Any
 from metaflow._vendor import click
 
 from metaflow_hitl.cli.group import fail
-from metaflow_hitl.errors import ConfigError, HitlError
+from metaflow_hitl.errors import ConfigError, GateBelongsToAnotherWorkflow, HitlError
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.plugin.argo_compile import WORKFLOW_UID_ENV
 
 __all__ = [
-    "GateBelongsToAnotherWorkflow",
     "argo_origin",
     "check_same_workflow",
     "notify_command",
@@ -95,12 +94,6 @@ def check_same_workflow(request: Any, where: str) -> None:
             "ran before. Refusing to reuse its request or decision.",
             hint="Submit the workflow under a new name (argo-workflows trigger generates one).",
         )
-
-
-class GateBelongsToAnotherWorkflow(ConfigError):
-    """A gate id (``argo-<workflow name>``) reused by a different workflow."""
-
-    headline = "@hitl: gate belongs to another workflow"
 
 
 @click.command(

@@ -34,6 +34,7 @@ from metaflow_hitl.records import Decision, Request
 from metaflow_hitl.render.waiting import (
     print_decided,
     print_rejoined,
+    print_unsettled,
     print_waiting,
     script_path,
 )
@@ -148,7 +149,7 @@ class HitlDecorator(DeclaredHitl):
             self._notifier = None if deploying or approver else _notifier(self.spec.notifier)
             self._review = parse_review(
                 self.spec.review or _configured_review(),
-                store_location=_store_location(flow_datastore),
+                local_store=_local_store(flow_datastore),
             )
             if not (deploying or approver):
                 check_review_setup(self._review)
@@ -220,7 +221,6 @@ class HitlDecorator(DeclaredHitl):
         """On Argo: the suspend node ended; follow the recorded decision, nothing else."""
         from metaflow_hitl.argo.after_suspend import decision_after_resume, recorded_request
         from metaflow_hitl.plugin.argo_notify import check_same_workflow
-        from metaflow_hitl.review.publish import publish_decision
 
         gate_id = GateId(flow.name, str(run_id), step_name)
         request = recorded_request(store, gate_id)
@@ -231,15 +231,8 @@ class HitlDecorator(DeclaredHitl):
             approve_hint=f"`python {script_path(sys.argv[0])} --datastore={self._datastore_type} "
             f"hitl approve {gate_id.short}`",
         )
-        if expired:
-            try:
-                publish_decision(request, decision, store=store)
-            except HitlError as exc:  # the expiry is recorded; the review catches up on sync
-                print(
-                    f"[@hitl] The review was not updated with the expiry: {exc.message} "
-                    "(run `hitl sync` later).",
-                    flush=True,
-                )
+        if expired:  # this task recorded the expiry: publish it (nothing to resume)
+            _settle_here(store, request, decision)
         if retry_count == 0 and self._notifier is not None:
             self._notifier.gate_decided(request, decision)
         print_decided(decision)
@@ -312,8 +305,6 @@ class HitlDecorator(DeclaredHitl):
 
         origin_run_id = origin_run_id or getattr(current, "origin_run_id", None)
         gate_id = _reuse_origin_gate(store, flow.name, step_name, run_id, origin_run_id)
-        from metaflow_hitl.review.publish import publish_decision
-
         request, created, refs, decided = self.open_request(
             store,
             gate_id,
@@ -349,8 +340,8 @@ class HitlDecorator(DeclaredHitl):
                     echo=print,
                 ),
             )
-            if decided.outcome == "timed_out":
-                publish_decision(request, decided, store=store)  # this task recorded the expiry
+            if decided.outcome == "timed_out":  # this task recorded the expiry: publish it
+                _settle_here(store, request, decided)
             announce = True
         else:  # decided already: announce it only if this task opened the gate (a fast decider)
             announce = created
@@ -462,14 +453,16 @@ def _warn_unreachable_store(review: Any, flow_datastore: Any, step_name: str) ->
     """At the start of a run (not in each task): a GitHub review the Action cannot decide."""
     if flow_command()[:1] not in (["run"], ["resume"]):
         return
-    warning = unreachable_store_warning(review, _store_location(flow_datastore))
+    location = _local_store(flow_datastore) or f"{flow_datastore.TYPE}://"
+    warning = unreachable_store_warning(review, location)
     if warning:
         print(f"[@hitl] Warning (step {step_name!r}): {warning}", file=sys.stderr, flush=True)
 
 
-def _store_location(flow_datastore: Any) -> str:
+def _local_store(flow_datastore: Any) -> str | None:
+    """The gates' folder of a local datastore; ``None`` for a remote one (S3)."""
     if flow_datastore.TYPE != "local":
-        return f"{flow_datastore.TYPE}://"
+        return None
     return os.path.join(flow_datastore.datastore_root, STORE_DIRNAME)
 
 
@@ -489,6 +482,23 @@ def _timeout_seconds(attributes: dict[str, Any]) -> float:
         except (TypeError, ValueError):
             continue
     return total
+
+
+def _settle_here(store: ApprovalStore, request: Request, decision: Decision) -> None:
+    """Publish an expiry this task recorded; a failure is a warning, never the step's failure.
+
+    The decision stands either way (the policy of :mod:`metaflow_hitl.settle`): a review repo
+    that is down must not fail a step its timeout let through (``on_timeout="approve"``), nor
+    turn a timed-out rejection into an error of another kind. Nothing to resume: this task is
+    the one that waited.
+    """
+    from metaflow_hitl.review.publish import publish_decision
+    from metaflow_hitl.settle import settle
+
+    def publish(request: Request, decision: Decision) -> dict[str, str | None]:
+        return publish_decision(request, decision, store=store)
+
+    print_unsettled(settle(request, decision, publish=publish, resumer=None))
 
 
 def _rejection(decision: Decision, step_name: str, run_id: str) -> HitlRejected:

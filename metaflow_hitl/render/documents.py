@@ -42,8 +42,8 @@ from metaflow_hitl.durations import format_duration
 from metaflow_hitl.errors import ConfigError, DecisionRefused, GateRefError, InvalidInput
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.input_schema import example_input
-from metaflow_hitl.markers import render_marker, render_reply_marker
-from metaflow_hitl.records import Decision, Request, encode_record
+from metaflow_hitl.markers import reminder_tag, render_marker, render_reply_marker
+from metaflow_hitl.records import Decision, Reminder, Request, encode_record
 from metaflow_hitl.render.markdown import (
     MarkdownText,
     code_block,
@@ -51,6 +51,7 @@ from metaflow_hitl.render.markdown import (
     escape_inline,
     escape_lines,
 )
+from metaflow_hitl.render.phrases import after_timeout
 from metaflow_hitl.timestamps import format_ts
 
 __all__ = [
@@ -62,11 +63,11 @@ __all__ = [
     "decision_path",
     "parse_approval_path",
     "render_approval_file",
-    "render_commit_message",
     "render_decision_record",
     "render_issue_body",
     "render_pr_body",
     "render_pr_title",
+    "render_reminder_comment",
     "render_reply",
     "summarize_artifacts",
     "summarize_value",
@@ -414,14 +415,6 @@ def _timeout_input_json(request: Request) -> str | None:
     return json.dumps(defaults, ensure_ascii=False)
 
 
-def _timeout_text(request: Request) -> str:
-    if request.on_timeout == "approve":
-        return "it is approved automatically, with each input field's default as input"
-    if request.on_reject == "continue":
-        return "it counts as rejected; the step continues without approval (on_reject=continue)"
-    return "it counts as rejected, and the gated step fails"
-
-
 def _gate_context(
     request: Request,
     *,
@@ -440,7 +433,7 @@ def _gate_context(
         "created_at": format_ts(request.created_at),
         "expires_at": format_ts(request.expires_at),
         "timeout": format_duration(request.timeout_seconds),
-        "on_timeout_text": _timeout_text(request),
+        "on_timeout_text": after_timeout(request),
         "timeout_input_json": _timeout_input_json(request),
         "fields": _schema_fields(request.input_schema),
         "schema_closed": request.input_schema.get("additionalProperties") is False,
@@ -614,31 +607,6 @@ def render_decision_record(request: Request, decision: Decision) -> str:
     return encode_record(decision).decode("utf-8")
 
 
-def render_commit_message(request: Request, decision: Decision) -> str:
-    """The commit message of a decision commit: a summary line, then git trailers.
-
-    The trailers (``Hitl-Gate``, ``Hitl-Outcome``, ``Hitl-Decided-By``, ``Hitl-Channel``,
-    ``Hitl-Evidence``, ``Hitl-Request-Digest``) are one line each, newlines removed.
-    """
-    _check_pair(request, decision)
-
-    def one_line(text: object) -> str:
-        return " ".join(str(text).split())
-
-    subject = one_line(f"hitl: {decision.gate_id} {decision.summary()}")
-    subject = subject if len(subject) <= 100 else subject[:99] + "…"
-    trailers = [
-        ("Hitl-Gate", decision.gate_id),
-        ("Hitl-Outcome", decision.outcome),
-        ("Hitl-Decided-By", decision.decided_by),
-        ("Hitl-Channel", decision.channel),
-        ("Hitl-Decided-At", format_ts(decision.decided_at)),
-        ("Hitl-Evidence", decision.evidence_url or "none"),
-        ("Hitl-Request-Digest", decision.request_digest),
-    ]
-    return subject + "\n\n" + "\n".join(f"{k}: {one_line(v)}" for k, v in trailers) + "\n"
-
-
 def render_reply(
     request: Request,
     result: Decision | DecisionRefused | str,
@@ -712,3 +680,36 @@ def render_reply(
         return marker + _render("reply.md.j2", ctx, templates_dir)
 
     return _fitted(render, f"reply on gate {request.gate_id}")
+
+
+def render_reminder_comment(
+    request: Request,
+    reminder: Reminder,
+    *,
+    templates_dir: str | os.PathLike[str] | None = None,
+) -> str:
+    """A reminder comment on the gate's pull request or issue (``reminder.md.j2``).
+
+    It starts with the bot's reply marker (so the Action never reads it as a command) and ends
+    with :func:`~metaflow_hitl.markers.reminder_tag`. It mentions the approvers and, from the
+    third reminder on, the ``escalate_to`` entries; the gate's message is not repeated (it is
+    on the page).
+    """
+    from metaflow_hitl.reminders import mentions
+
+    context = {
+        "request": request,
+        "gate_id": str(request.gate_id),
+        "number": reminder.number,
+        "waited": format_duration((reminder.due_at - request.created_at).total_seconds()),
+        "every": format_duration(request.remind_every_seconds or 0),
+        "expires": format_ts(request.expires_at),
+        "then": after_timeout(request),
+        "mentions": mentions(request.approvers),
+        "escalated": mentions(reminder.escalated_to),
+    }
+    body = _render("reminder.md.j2", context, templates_dir)
+    return (
+        f"{render_reply_marker(request.gate_id)}\n{body}\n"
+        f"{reminder_tag(request.gate_id, reminder.number)}\n"
+    )

@@ -9,9 +9,18 @@ import time
 
 from metaflow_hitl.input_schema import example_input
 from metaflow_hitl.records import Decision, Request
+from metaflow_hitl.render.phrases import after_timeout
+from metaflow_hitl.settle import Settled
 from metaflow_hitl.timestamps import format_ts
 
-__all__ = ["approve_command", "print_decided", "print_rejoined", "print_waiting", "script_path"]
+__all__ = [
+    "approve_command",
+    "print_decided",
+    "print_rejoined",
+    "print_unsettled",
+    "print_waiting",
+    "script_path",
+]
 
 
 #: Pause between lines of a notice. Metaflow's runtime reads one line of a task's output per
@@ -60,9 +69,10 @@ def print_waiting(
     for line in request.message.splitlines() or [""]:
         _say(f"[@hitl]   {line}")
     _say(
-        f"[@hitl] Expires {format_ts(request.expires_at)} (then: {request.on_timeout}). "
-        f"Approvers: {who}; {request.min_approvals} approval(s) needed."
+        f"[@hitl] Expires {format_ts(request.expires_at)}; if nobody decides by then, "
+        f"{after_timeout(request)}."
     )
+    _say(f"[@hitl] Approvers: {who}; {request.min_approvals} approval(s) needed.")
     if review and review.get("url"):
         _say(f"[@hitl] Review: {review['url']}")
     elif review and review.get("branch"):
@@ -88,3 +98,12 @@ def print_rejoined(request: Request, *, run_id: str, retry_count: int) -> None:
 def print_decided(decision: Decision) -> None:
     """Report the decision the task proceeds (or stops) with."""
     _say(f"[@hitl] Gate {decision.gate_id}: {decision.summary()}.")
+
+
+def print_unsettled(settled: Settled) -> None:
+    """Warn that a decision this task recorded was not published or resumed (it still holds)."""
+    if settled.complete:
+        return
+    exc = settled.error()
+    _say(f"[@hitl] Warning: {exc.message}")
+    _say(f"[@hitl] {exc.hint}")

@@ -40,7 +40,6 @@ __all__ = [
     "backend_for_review",
     "github_api_url",
     "parse_review",
-    "review_settings",
 ]
 
 ENV = "METAFLOW_HITL_REVIEW"
@@ -54,7 +53,7 @@ _GITHUB_REPO = re.compile(r"[A-Za-z0-9._-]{1,100}")
 _GITHUB_OPTIONS = {"mode": ("pr", "issue"), "merge": ("merge", "squash", "rebase"), "api_url": ()}
 
 
-def parse_review(value: str | None, *, store_location: str) -> dict[str, str | None]:
+def parse_review(value: str | None, *, local_store: str | None) -> dict[str, str | None]:
     """Resolve a ``review`` value into the settings recorded in the request.
 
     Parameters
@@ -62,8 +61,9 @@ def parse_review(value: str | None, *, store_location: str) -> dict[str, str | N
     value
         The decorator's ``review`` (``None`` falls back to ``METAFLOW_HITL_REVIEW``, then the
         local default).
-    store_location
-        The local store directory, home of the default review repo.
+    local_store
+        The local store directory, home of the default review repo; ``None`` when the store
+        is remote (:attr:`~metaflow_hitl.ports.ApprovalStore.is_remote`).
 
     Raises
     ------
@@ -73,9 +73,9 @@ def parse_review(value: str | None, *, store_location: str) -> dict[str, str | N
     text = (value if value not in (None, "") else os.environ.get(ENV, "")) or ""
     text = str(text).strip()
     if not text:
-        if "://" in store_location:
+        if local_store is None:
             return {"backend": "none"}
-        return {"backend": "git", "location": os.path.join(store_location, "review.git")}
+        return {"backend": "git", "location": os.path.join(local_store, "review.git")}
     if text == "none":
         return {"backend": "none"}
     scheme, _, rest = text.partition(":")
@@ -179,11 +179,6 @@ def github_api_url(value: str | None = None) -> str:
     if parts.query or parts.fragment:
         raise ConfigError(f"the GitHub API URL from {source} must not have a query or fragment.")
     return url
-
-
-def review_settings(request: Request) -> dict[str, Any]:
-    """The review settings a request was opened with."""
-    return dict(request.review or {"backend": "none"})
 
 
 def backend_for_request(request: Request) -> Any | None:

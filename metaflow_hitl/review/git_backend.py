@@ -30,28 +30,25 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import git
 
-from metaflow_hitl.errors import HitlError, RecordError, StoreError
-from metaflow_hitl.gate_id import GateId
+from metaflow_hitl.errors import RecordError, ReviewConflict, StoreError
 from metaflow_hitl.records import Decision, Publication, Request, decode_record
 from metaflow_hitl.render.documents import (
     approval_path,
     branch_for,
     decision_path,
-    render_commit_message,
     render_decision_record,
 )
 from metaflow_hitl.review.redact import redact
+from metaflow_hitl.review.trailers import AuditEntry, decision_commit_message, open_commit_message
 
-__all__ = ["AuditEntry", "GitReviewBackend", "ReviewConflict", "branch_for"]
+__all__ = ["GitReviewBackend", "branch_for"]
 
 BOT_NAME = "metaflow-hitl"
 BOT_EMAIL = "metaflow-hitl@users.noreply.github.com"
-_TRAILER = re.compile(r"^(Hitl-[A-Za-z-]+): (.*)$", re.MULTILINE)
 _ATTEMPTS = 8
 # How git reports a push that lost a race (non-fast-forward, lease broken, ref created or
 # moved by a concurrent push between its check and its update).
@@ -65,48 +62,6 @@ _REJECTED = (
     "reference already exists",
     "failed to update ref",
 )
-
-
-class ReviewConflict(HitlError):
-    """The review repo holds a different decision for the gate than the one being recorded."""
-
-    headline = "@hitl: review repo disagrees"
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    """One decision as the review repo's history shows it."""
-
-    gate_id: str
-    outcome: str
-    decided_by: str
-    channel: str
-    decided_at: str
-    evidence: str
-    commit: str
-    author: str
-    request_digest: str
-
-    def to_dict(self) -> dict[str, str]:
-        return dict(self.__dict__)
-
-    @classmethod
-    def from_commit(cls, message: str, *, commit: str, author: str) -> AuditEntry | None:
-        """The entry a decision commit's ``Hitl-*`` trailers describe; ``None`` for others."""
-        trailers = dict(_TRAILER.findall(message))
-        if "Hitl-Outcome" not in trailers:
-            return None
-        return cls(
-            gate_id=trailers.get("Hitl-Gate", ""),
-            outcome=trailers["Hitl-Outcome"],
-            decided_by=trailers.get("Hitl-Decided-By", ""),
-            channel=trailers.get("Hitl-Channel", ""),
-            decided_at=trailers.get("Hitl-Decided-At", ""),
-            evidence=trailers.get("Hitl-Evidence", ""),
-            commit=commit,
-            author=author,
-            request_digest=trailers.get("Hitl-Request-Digest", ""),
-        )
 
 
 def _author(login: str) -> git.Actor:
@@ -167,8 +122,15 @@ class GitReviewBackend:
             return
         path = Path(self.remote)
         if not (path / "HEAD").exists():
-            path.mkdir(parents=True, exist_ok=True)
-            git.Repo.init(path, bare=True, initial_branch=self.default_branch)
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+                git.Repo.init(path, bare=True, initial_branch=self.default_branch)
+            except (OSError, git.GitError) as exc:
+                raise StoreError(
+                    f"review repo {self.remote} is not a git repository and cannot be created "
+                    f"there: {exc}",
+                    hint="Check the path (METAFLOW_HITL_REVIEW or review=) and its permissions.",
+                ) from None
         elif self._has_default_branch(path):
             self._ready = True  # the usual case: no clone needed to find out
             return
@@ -301,11 +263,7 @@ class GitReviewBackend:
                 target = _tree(repo) / path
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(approval_file, encoding="utf-8")
-                message = (
-                    f"hitl: open gate {request.gate_id}\n\nHitl-Gate: {request.gate_id}\n"
-                    f"Hitl-Request-Digest: {request.digest()}\n"
-                )
-                _commit(repo, [path], message, _BOT)
+                _commit(repo, [path], open_commit_message(request), _BOT)
                 if self._push(repo, f"HEAD:refs/heads/{branch}", create_only=True):
                     return refs
         raise StoreError(f"could not open the review branch {branch} in {self.location}")
@@ -328,7 +286,7 @@ class GitReviewBackend:
         branch = branch_for(request.gate_id)
         path = decision_path(request.gate_id)
         content = render_decision_record(request, decision)
-        message = render_commit_message(request, decision)
+        message = decision_commit_message(request, decision)
         author = _author(decision.decided_by)
         for attempt in range(_ATTEMPTS):
             with self._clone(branch, (path,)) as repo:
@@ -409,14 +367,6 @@ class GitReviewBackend:
                 f"not recording {decision.summary()}. The first decision stands.",
                 hint=f"Compare with the store: metaflow-hitl show {decision.gate_id}",
             )
-
-    def decision_record(self, gate_id: GateId) -> Decision | None:
-        """The decision file on the default branch, if the gate's decision was merged."""
-        if self._is_local_path() and not (Path(self.remote) / "HEAD").exists():
-            return None
-        with self._clone() as repo:
-            text = self._read(repo, f"origin/{self.default_branch}", decision_path(gate_id))
-        return None if text is None else decode_record(text, Decision, where=str(gate_id))
 
     def audit(self) -> list[AuditEntry]:
         """Every decision commit on the default branch, oldest first."""

@@ -58,6 +58,7 @@ class LocalApprovalStore:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.location = str(self.root)
+        self.is_remote = False
 
     def __repr__(self) -> str:
         return f"LocalApprovalStore({self.location!r})"

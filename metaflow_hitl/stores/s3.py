@@ -68,6 +68,7 @@ from typing import Any, NamedTuple, TypeVar
 from metaflow_hitl.durations import seconds_setting
 from metaflow_hitl.errors import ConfigError, GateRefError, RecordError, StoreError
 from metaflow_hitl.gate_id import GateId, is_flow_name
+from metaflow_hitl.index.parallel import read_all
 from metaflow_hitl.index.segments import RECORD_NAME, check_record_name, check_segment_name
 from metaflow_hitl.records import (
     Decision,
@@ -79,7 +80,6 @@ from metaflow_hitl.records import (
     decode_record,
     encode_record,
 )
-from metaflow_hitl.stores.parallel import read_all
 from metaflow_hitl.timestamps import format_ts
 
 __all__ = ["S3ApprovalStore", "split_s3_url"]
@@ -162,6 +162,7 @@ class S3ApprovalStore:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.location = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        self.is_remote = True
         self._client = client
         self._own_client = client is None
         self._client_pid = os.getpid()

@@ -176,7 +176,7 @@ def test_json_gate_opened_carries_message_gate_and_links(listener: Listener) -> 
         "Gate: TrainAndDeploy/argo-train-abc/gate",
         "alice, bob",
         "Expires: 2026-01-03T03:04:05.000Z",
-        "it is rejected and the step fails",
+        "if nobody decides by then, it counts as rejected, and the gated step fails",
         f"Review: {PR}",
         f"Argo UI: {ARGO}",
         f"Metaflow UI: {MFUI}",

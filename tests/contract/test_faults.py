@@ -530,8 +530,8 @@ def test_argo_resume_failure_keeps_the_decision_and_sync_resumes_once(
     )
 
     assert done.returncode == 1, done.stdout
-    assert "is recorded, but resuming its run failed" in done.stderr
-    assert "hitl sync" in done.stderr
+    assert "is recorded and stands" in done.stderr
+    assert f"metaflow-hitl --store {argo.store.location} sync {argo.request.gate_id}" in done.stderr
     assert TOKEN not in done.stderr
     decision = argo.store.get_decision(argo.request.gate_id)
     assert decision is not None
@@ -610,8 +610,8 @@ def test_handle_event_argo_resume_failure_then_sync(tmp_path: Path, argo: ArgoSe
         }
         done = cli("handle-event", env=env)
         assert done.returncode == 1, done.stdout
-        assert "is recorded, but resuming its run failed" in done.stderr
-        assert "hitl sync" in done.stderr
+        assert "is recorded and stands" in done.stderr
+        assert f"sync {request.gate_id}" in done.stderr  # the repair command
         assert gh.token not in done.stdout + done.stderr
         decision = store.get_decision(request.gate_id)
         assert decision is not None

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from metaflow_hitl.errors import StoreError
+from metaflow_hitl.errors import ReviewConflict, StoreError
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import decide, open_gate
-from metaflow_hitl.records import Actor, Decision
+from metaflow_hitl.records import Actor, Decision, decode_record
 from metaflow_hitl.render.documents import approval_path, decision_path, render_approval_file
-from metaflow_hitl.review.git_backend import GitReviewBackend, ReviewConflict, branch_for
+from metaflow_hitl.review.git_backend import GitReviewBackend, branch_for
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.stores.local import LocalApprovalStore
 from metaflow_hitl.timestamps import utc_now
@@ -129,7 +129,10 @@ def test_decision_is_a_commit_by_the_decider_merged_into_main(daemon, tmp_path):
         "bob|hitl: Flow/7/gate approved by bob (cli)",
         "metaflow-hitl|hitl: open gate Flow/7/gate",
     ]
-    assert backend.decision_record(request.gate_id) == decision
+    clone = tmp_path / "inspect-decision"
+    _git("clone", "-q", daemon, str(clone))
+    merged = _git("show", f"origin/main:{decision_path(request.gate_id)}", cwd=clone)
+    assert decode_record(merged, Decision) == decision
     # Merged, the gate's branch is gone (main keeps its commits): a branch per pending gate.
     heads = _git("ls-remote", "--heads", daemon, cwd=tmp_path).split()
     assert "refs/heads/main" in heads

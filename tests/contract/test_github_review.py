@@ -23,7 +23,11 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:  # plain `pytest` (not `python -m pytest`) leaves the root out
     sys.path.insert(0, _ROOT)
 
-from metaflow_hitl.errors import ConfigError, StoreError  # noqa: E402
+from metaflow_hitl.errors import (  # noqa: E402
+    ConfigError,
+    ReviewConflict,
+    StoreError,
+)
 from metaflow_hitl.gate_id import GateId  # noqa: E402
 from metaflow_hitl.github.page_check import publication_for  # noqa: E402
 from metaflow_hitl.github.review_backend import LABEL, GitHubReviewBackend  # noqa: E402
@@ -31,7 +35,7 @@ from metaflow_hitl.markers import is_bot_reply, parse_markers  # noqa: E402
 from metaflow_hitl.records import Actor, Decision, Publication, Request, decode_record  # noqa: E402
 from metaflow_hitl.render.documents import approval_path, decision_path  # noqa: E402
 from metaflow_hitl.review.config import backend_for_request, parse_review  # noqa: E402
-from metaflow_hitl.review.git_backend import ReviewConflict, branch_for  # noqa: E402
+from metaflow_hitl.review.git_backend import branch_for  # noqa: E402
 from metaflow_hitl.spec import GateSpec  # noqa: E402
 from metaflow_hitl.timestamps import utc_now  # noqa: E402
 from tests.fakes._github_state import Clock  # noqa: E402
@@ -588,7 +592,7 @@ def test_422_pull_already_exists_is_adopted(gh: FakeGitHub) -> None:
 def test_ghes_api_url_from_github_api_url(gh: FakeGitHub, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GITHUB_API_URL", gh.url + "/")
     monkeypatch.setenv("GITHUB_TOKEN", gh.token)
-    settings = parse_review(f"github:{REPO}", store_location="/tmp/s")
+    settings = parse_review(f"github:{REPO}", local_store="/tmp/s")
     assert settings["api_url"] == gh.url  # recorded, without the slash
     request = make_request(approvers=())
     request = Request.from_dict({**request.to_dict(), "review": settings})
@@ -608,7 +612,7 @@ def test_ghes_api_url_from_github_api_url(gh: FakeGitHub, monkeypatch: pytest.Mo
 def test_metaflow_hitl_env_wins_over_github_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GITHUB_API_URL", "https://wrong.example/api/v3")
     monkeypatch.setenv("METAFLOW_HITL_GITHUB_API_URL", "https://ghe.example.com/api/v3")
-    settings = parse_review("github:acme/approvals", store_location="/tmp/s")
+    settings = parse_review("github:acme/approvals", local_store="/tmp/s")
     assert settings["api_url"] == "https://ghe.example.com/api/v3"
 
 
@@ -704,7 +708,7 @@ def test_audit_returns_every_decision_oldest_first(gh: FakeGitHub) -> None:
 
 # -- the review setting -----------------------------------------------------------------------
 def test_parse_review_github_forms() -> None:
-    issue = parse_review("github:acme/approvals?mode=issue", store_location="/tmp/s")
+    issue = parse_review("github:acme/approvals?mode=issue", local_store="/tmp/s")
     assert issue == {
         "backend": "github",
         "location": "github:acme/approvals",
@@ -715,7 +719,7 @@ def test_parse_review_github_forms() -> None:
     }
     pr = parse_review(
         " github:acme/ml.approvals_2?merge=squash&api_url=https://ghe.local/api/v3/ ",
-        store_location="/tmp/s",
+        local_store="/tmp/s",
     )
     assert (pr["mode"], pr["merge"], pr["api_url"]) == ("pr", "squash", "https://ghe.local/api/v3")
 
@@ -742,7 +746,7 @@ def test_parse_review_github_forms() -> None:
 )
 def test_parse_review_refuses_bad_github_forms(value: str, needle: str) -> None:
     with pytest.raises(ConfigError) as raised:
-        parse_review(value, store_location="/tmp/s")
+        parse_review(value, local_store="/tmp/s")
     assert needle in str(raised.value)
     assert "secret" not in str(raised.value)
 
@@ -750,7 +754,7 @@ def test_parse_review_refuses_bad_github_forms(value: str, needle: str) -> None:
 def test_bad_api_url_in_env_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GITHUB_API_URL", "not a url")
     with pytest.raises(ConfigError, match="from GITHUB_API_URL is not an http"):
-        parse_review("github:acme/approvals", store_location="/tmp/s")
+        parse_review("github:acme/approvals", local_store="/tmp/s")
 
 
 def test_the_collaborators_listing_says_what_the_permission_api_says(gh: FakeGitHub) -> None:

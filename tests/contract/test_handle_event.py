@@ -361,7 +361,7 @@ def test_require_merge_single_approval_by_merge(env: Env) -> None:
 # -- the hostile suite --------------------------------------------------------------------------
 HOSTILE = [
     # id, who, body, expected ignored-reason fragment, replied
-    ("non-collaborator", "mallory", "/approve", "none permission", True),
+    ("non-collaborator", "mallory", "/approve", "has no permission", True),
     ("read-only-collaborator", "reader", "/approve", "read permission", True),
     ("author-self-approval", "dave", "/approve", "started this run", True),
     ("quoted-command", "alice", "> /approve", "does not start with", False),

@@ -31,9 +31,8 @@ pytest.importorskip("apprise", reason="apprise is the [notify] extra")
 from metaflow_hitl import gates  # noqa: E402
 from metaflow_hitl.gate_id import GateId  # noqa: E402
 from metaflow_hitl.github.review_backend import GitHubReviewBackend  # noqa: E402
-from metaflow_hitl.markers import is_bot_reply  # noqa: E402
+from metaflow_hitl.markers import is_bot_reply, reminder_tag  # noqa: E402
 from metaflow_hitl.records import Actor, Request  # noqa: E402
-from metaflow_hitl.reminders import reminder_tag  # noqa: E402
 from metaflow_hitl.review.config import parse_review  # noqa: E402
 from metaflow_hitl.spec import GateSpec  # noqa: E402
 from metaflow_hitl.stores.local import LocalApprovalStore  # noqa: E402
@@ -132,7 +131,7 @@ def test_one_comment_and_one_notification_per_interval_then_escalation(
 ) -> None:
     store = LocalApprovalStore(tmp_path / "_hitl")
     opened = utc_now() - timedelta(hours=9, minutes=1)
-    review = parse_review(f"github:{REPO}?api_url={gh.url}", store_location=store.location)
+    review = parse_review(f"github:{REPO}?api_url={gh.url}", local_store=store.location)
     pr_gate = open_gate(store, GateId("TrainFlow", "1", "gate"), opened=opened, review=review)
     pull = GitHubReviewBackend(REPO, api_url=gh.url, token=gh.token).open_review(
         pr_gate, approval_file="# Approve me\n"
@@ -141,7 +140,7 @@ def test_one_comment_and_one_notification_per_interval_then_escalation(
         store,
         GateId("TrainFlow", "2", "gate"),
         opened=opened,
-        review=parse_review(None, store_location=store.location),
+        review=parse_review(None, local_store=store.location),
     )
     number = int(pull["number"] or 0)
     env = {
@@ -227,7 +226,7 @@ def test_a_failed_notification_is_reported_and_exits_1_but_the_comment_is_posted
         dead = s.getsockname()[1]  # nothing listens once the socket is closed
     store = LocalApprovalStore(tmp_path / "_hitl")
     opened = utc_now() - timedelta(hours=4, minutes=1)
-    review = parse_review(f"github:{REPO}?api_url={gh.url}", store_location=store.location)
+    review = parse_review(f"github:{REPO}?api_url={gh.url}", local_store=store.location)
     request = open_gate(store, GateId("TrainFlow", "3", "gate"), opened=opened, review=review)
     pull = GitHubReviewBackend(REPO, api_url=gh.url, token=gh.token).open_review(
         request, approval_file="# Approve me\n"

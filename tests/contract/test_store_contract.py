@@ -237,6 +237,13 @@ def make_decision(
 # -- requests ---------------------------------------------------------------------------------
 
 
+def test_a_store_says_whether_it_is_remote(store: ApprovalStore, kind: StoreKind) -> None:
+    """``is_remote`` replaces sniffing ``"://"`` in the location: reads are overlapped in
+    threads only on a remote store, and only a local store gets a default review repo."""
+    assert store.is_remote is (kind.name == "s3")
+    assert kind.reopen(store).is_remote is store.is_remote
+
+
 def test_empty_store_has_nothing(store: ApprovalStore) -> None:
     assert store.get_request(GATE) is None
     assert store.get_decision(GATE) is None

@@ -194,7 +194,7 @@ def _open_gate(gh: FakeGitHub, store_dir: Path, monkeypatch: pytest.MonkeyPatch)
         runtime="local",
         now=utc_now(),
         store=str(store_dir),
-        review=parse_review(f"github:{REPO}?mode=issue", store_location=str(store_dir)),
+        review=parse_review(f"github:{REPO}?mode=issue", local_store=str(store_dir)),
     )
     request, created = open_gate(store, request)
     assert created

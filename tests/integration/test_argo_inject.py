@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from jsonschema.validators import validator_for
 
-from metaflow_hitl.argo.inject import ArgoGate, InjectionError, inject_gates
+from metaflow_hitl.argo.inject import ArgoGate, inject_gates
+from metaflow_hitl.errors import InjectionError
 from metaflow_hitl.plugin.argo_compile import add_gates
 from metaflow_hitl.plugin.argo_compile import notify_container as real_notify_container
 from tests.integration.argo_pods import compile_flow

@@ -140,3 +140,42 @@ def test_review_setting_from_the_metaflow_profile(workspace):
     shown = json.loads(ws.console("show", gate, "--json").stdout)
     assert shown["request"]["review"] == {"backend": "none"}
     ws.kill(proc)
+
+
+def test_an_expiry_that_approves_proceeds_when_the_review_repo_is_down(workspace):
+    """Bug fixed with settle(): a review repo that cannot be written at the deadline used to
+    fail the step although ``on_timeout="approve"`` let it through. Now the expiry stands, the
+    step runs, the task warns with the repair command, and ``sync`` publishes it later."""
+    ws = workspace("deploy_flow.py")
+    ws.env["GATE_TIMEOUT"] = "4s"
+    ws.env["GATE_ON_TIMEOUT"] = "approve"
+    proc = ws.start()
+    gate = ws.wait_for_gate(proc)
+    flow, run_id, step = gate.split("/")
+    repo = ws.store / "review.git"
+    branch = f"hitl/{flow}/{run_id}/{step}"
+    deadline = time.monotonic() + 30
+    while subprocess.run(
+        ["git", "--git-dir", str(repo), "rev-parse", "--verify", "-q", branch],
+        capture_output=True,
+        check=False,
+    ).returncode:
+        assert time.monotonic() < deadline, "the review branch was never pushed"
+        time.sleep(0.05)
+    hidden = repo.with_name("review.git.away")
+    repo.rename(hidden)
+    repo.write_text("not a repository\n")  # every git command on it now fails
+    code, out = ws.finish(proc)
+    assert code == 0, out
+    assert "END target canary outcome timed_out" in out
+    assert "GATE BODY RAN attempt 0" in out  # no retry spent on the review repo's failure
+    assert "Warning: the decision on gate" in out
+    assert "the review repo was not updated" in out
+    assert f"sync {gate}" in out
+    repo.unlink()
+    hidden.rename(repo)
+    assert "decisions/" not in _git(repo, "ls-tree", "-r", "--name-only", "main")
+    synced = ws.console("sync", gate)
+    assert synced.returncode == 0, synced.stderr
+    record = json.loads(_git(repo, "show", f"main:decisions/{flow}/{run_id}/{step}.json"))
+    assert record["outcome"] == "timed_out"

@@ -25,8 +25,12 @@ from metaflow_hitl.records import (
     Vote,
     decode_record,
     encode_record,
-    record_fields,
 )
+
+
+def record_fields(kind: type) -> list[str]:
+    """The dataclass field names of a record type."""
+    return [f.name for f in dataclasses.fields(kind)]
 
 
 def make_request() -> Request:

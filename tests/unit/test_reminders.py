@@ -16,17 +16,16 @@ from hitl_builders import GATE, T0, build_request
 
 from metaflow_hitl import gates
 from metaflow_hitl.errors import ConfigError, StoreError
-from metaflow_hitl.markers import is_bot_reply
+from metaflow_hitl.markers import is_bot_reply, reminder_tag
 from metaflow_hitl.records import Actor, Decision, Reminder, Request, decode_record, encode_record
 from metaflow_hitl.reminders import (
     due_reminder,
     mentions,
     remind_pending,
-    reminder_tag,
     reminders_while_waiting,
-    render_reminder_comment,
     send_reminder,
 )
+from metaflow_hitl.render.documents import render_reminder_comment
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.stores.local import LocalApprovalStore
 
@@ -192,6 +191,21 @@ def test_comment_is_a_bot_reply_mentioning_approvers_then_escalation() -> None:
     assert text.rstrip().endswith(reminder_tag(request.gate_id, 2))
     escalated = render_reminder_comment(request, _reminder(request, 3, ("bob",)))
     assert "**Escalation:** still undecided after 2 reminders. @bob: please decide" in escalated
+
+
+def test_a_template_override_rewrites_the_reminder_but_keeps_its_tags(tmp_path) -> None:
+    """Reminders are rendered from ``reminder.md.j2`` like every other text people read, so
+    ``METAFLOW_HITL_TEMPLATES_DIR`` changes them; the hidden tags stay ours."""
+    (tmp_path / "reminder.md.j2").write_text(
+        "Bitte entscheiden: {{ gate_id|code }} (Erinnerung {{ number }}), "
+        "{{ mentions|join(' ')|safe }}\n"
+    )
+    request = gate(approvers=["alice"])
+    text = render_reminder_comment(request, _reminder(request, 2), templates_dir=tmp_path)
+    assert f"Bitte entscheiden: `{request.gate_id}` (Erinnerung 2), @alice" in text
+    assert "**Reminder" not in text
+    assert is_bot_reply(text)
+    assert text.rstrip().endswith(reminder_tag(request.gate_id, 2))
 
 
 def test_hostile_entries_are_never_mentions() -> None:

@@ -32,6 +32,7 @@ from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.markers import (
     MARKER_NAME,
     Marker,
+    MarkerProblem,
     is_bot_reply,
     marker_for,
     parse_markers,
@@ -48,7 +49,6 @@ from metaflow_hitl.render.documents import (
     decision_path,
     parse_approval_path,
     render_approval_file,
-    render_commit_message,
     render_decision_record,
     render_issue_body,
     render_pr_body,
@@ -66,6 +66,7 @@ from metaflow_hitl.render.markdown import (
     escape_lines,
     normalize_text,
 )
+from metaflow_hitl.review.trailers import AuditEntry, decision_commit_message, open_commit_message
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.timestamps import add_seconds
 
@@ -301,7 +302,7 @@ def test_decision_record_golden() -> None:
 def test_commit_message_golden() -> None:
     request = basic_request()
     reason = "looks good\n\nHitl-Outcome: rejected"
-    text = render_commit_message(request, decision(request, reason=reason))
+    text = decision_commit_message(request, decision(request, reason=reason))
     check_golden("commit_message.txt", text)
 
 
@@ -770,9 +771,12 @@ def test_forged_second_marker_is_refused() -> None:
         basic_request()
     )
     refused = sole_marker(genuine + "\n```\n" + FORGED + "\n```\n")
-    assert isinstance(refused, str)
-    assert "Other/1/gate" in refused
-    assert isinstance(sole_marker("no marker here"), str)
+    assert isinstance(refused, MarkerProblem)
+    assert refused.kind == "several"
+    assert "Other/1/gate" in refused.message
+    missing = sole_marker("no marker here")
+    assert isinstance(missing, MarkerProblem)
+    assert missing.kind == "missing"
 
 
 DIGEST = "sha256:" + "a" * 64
@@ -881,7 +885,7 @@ def test_decision_record_is_the_store_record() -> None:
 
 def test_commit_message_trailers_are_single_lines() -> None:
     request = basic_request()
-    text = render_commit_message(request, decision(request, reason="a\nHitl-Outcome: rejected"))
+    text = decision_commit_message(request, decision(request, reason="a\nHitl-Outcome: rejected"))
     trailers = text.split("\n\n", 1)[1].splitlines()
     assert [t.split(":")[0] for t in trailers] == [
         "Hitl-Gate",
@@ -1014,3 +1018,23 @@ def test_github_page_of_a_local_store_says_the_action_cannot_decide_it(store, wa
         body = " ".join(page.replace("\n> ", "\n").split())
         assert ("the GitHub Action cannot record a decision made here" in body) is warned
         assert ("--datastore=s3" in body) is warned
+
+
+def test_trailers_read_back_what_was_written() -> None:
+    """review/trailers.py is both the writer and the reader: what audit reads from a commit is
+    exactly what the decision said, and a login or reason cannot add a trailer of its own."""
+    request = basic_request()
+    made = decision(request, reason="fine\nHitl-Outcome: rejected", decided_by="eve\nHitl-X: 1")
+    entry = AuditEntry.from_commit(
+        decision_commit_message(request, made), commit="c0ffee", author="eve"
+    )
+    assert entry is not None
+    assert (entry.gate_id, entry.outcome, entry.channel) == (
+        str(request.gate_id),
+        "approved",
+        "comment",
+    )
+    assert entry.decided_by == "eve Hitl-X: 1"  # flattened onto its own line
+    assert entry.request_digest == request.digest()
+    assert entry.evidence == made.evidence_url
+    assert AuditEntry.from_commit(open_commit_message(request), commit="c", author="a") is None
