@@ -71,6 +71,23 @@ class CliContext:
         return self._store  # type: ignore[return-value]
 
 
+def _columns() -> int | None:
+    """The terminal's width for tables when stdout is a terminal (``$COLUMNS`` first, as
+    :func:`shutil.get_terminal_size` reads it); ``None`` (no cutting) into a pipe or file,
+    like ``gh``."""
+    import shutil
+
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
+def _color() -> bool | None:
+    """``False`` when ``$NO_COLOR`` is set (https://no-color.org); else click decides (colour
+    on a terminal only)."""
+    import os
+
+    return False if os.environ.get("NO_COLOR") else None
+
+
 def _store_row(d: Decision) -> dict[str, Any]:
     """An ``audit`` row from the store's decision record."""
     return {
@@ -104,7 +121,7 @@ def fail(error: HitlError) -> NoReturn:
         }
         click.echo(json.dumps({"error": error_json}, sort_keys=True), err=True)
         sys.exit(1)
-    click.secho(f"Error ({error.headline}): {error.message}", fg="red", err=True)
+    click.secho(f"Error ({error.headline}): {error.message}", fg="red", err=True, color=_color())
     if error.hint:
         click.echo(error.hint, err=True)
     sys.exit(1)
@@ -221,7 +238,7 @@ def _read_gates(
         parallel=ctx.store.is_remote,
     )
     for warning in reading.warnings:
-        click.secho(f"Warning: {warning}", fg="yellow", err=True)
+        click.secho(f"Warning: {warning}", fg="yellow", err=True, color=_color())
     return reading.gates
 
 
@@ -246,8 +263,8 @@ def _warn_unsettled(settled: Settled) -> None:
     """Report an incomplete settle on stderr (when another error is the command's outcome)."""
     if not settled.complete:
         exc = settled.error()
-        click.secho(f"Warning: {exc.message}", fg="yellow", err=True)
-        click.secho(str(exc.hint), fg="yellow", err=True)
+        click.secho(f"Warning: {exc.message}", fg="yellow", err=True, color=_color())
+        click.secho(str(exc.hint), fg="yellow", err=True, color=_color())
 
 
 def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
@@ -323,7 +340,7 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
             )
             click.echo(f"No pending gates{where}." if not show_all else f"No gates{where}.")
             return
-        now = utc_now()
+        now, width = utc_now(), _columns()
         rows = []
         for s in statuses:
             r = s.request
@@ -336,10 +353,11 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
                     ago(r.created_at, now),
                     format_ts(r.expires_at)[:16] + "Z",
                     ", ".join(r.approvers) or "-",
-                    truncate(r.message, 48),
+                    r.message if width else truncate(r.message, 48),
                 ]
             )
-        click.echo(render_table(["GATE", "STATE", "AGE", "EXPIRES", "APPROVERS", "MESSAGE"], rows))
+        headers = ["GATE", "STATE", "AGE", "EXPIRES", "APPROVERS", "MESSAGE"]
+        click.echo(render_table(headers, rows, width=width))
 
     @hitl.command(name="show", help="Show one gate: its request, votes and decision.")
     @click.argument("gate", required=False)
@@ -608,9 +626,10 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
                 for r in rows
             ]
             headers = ["GATE", "OUTCOME", "BY", "CHANNEL", "WHEN", "INPUT/REASON"]
-            click.echo(render_table(headers + (["COMMIT"] if source == "review" else []), table))
+            headers += ["COMMIT"] if source == "review" else []
+            click.echo(render_table(headers, table, width=_columns()))
         for problem in problems:
-            click.secho(f"Mismatch: {problem}", fg="red", err=True)
+            click.secho(f"Mismatch: {problem}", fg="red", err=True, color=_color())
         for settled in unsettled:  # expiries recorded by --expire that did not settle
             _warn_unsettled(settled)
         if problems or unsettled:
@@ -665,7 +684,7 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
             f"{published} decision(s) in their review repos; {resumed} Argo gate(s) resumed."
         )
         for failure in failures:
-            click.secho(f"Failed: {failure}", fg="red", err=True)
+            click.secho(f"Failed: {failure}", fg="red", err=True, color=_color())
         if failures:
             sys.exit(1)
 

@@ -5,6 +5,7 @@ they looked. Runs the real console script on a real local store."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -77,3 +78,54 @@ def test_an_empty_store_says_where_it_looked(tmp_path: Path) -> None:
     store = tmp_path / "store"
     LocalApprovalStore(store)
     assert f"No pending gates in {store}" in cli(store, "list").stdout
+
+
+def _on_a_terminal(store: Path, columns: int | None) -> str:
+    """``metaflow-hitl list`` with stdout on a pseudo-terminal of ``columns`` (``$COLUMNS``)."""
+    import pty
+
+    main_fd, child_fd = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    env.update({"NO_COLOR": "1", **({"COLUMNS": str(columns)} if columns else {})})
+    done = subprocess.run(
+        [str(EXE), "--store", str(store), "list"],
+        stdout=child_fd, stderr=subprocess.PIPE, timeout=60, check=False, env=env,
+    )  # fmt: skip
+    os.close(child_fd)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(main_fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(main_fd)
+    assert done.returncode == 0, done.stderr
+    return out.decode().replace("\r\n", "\n")
+
+
+def test_tables_fit_the_terminal_with_an_ellipsis_and_no_color_is_honoured(
+    tmp_path: Path,
+) -> None:
+    store = LocalApprovalStore(tmp_path / "store")
+    spec = GateSpec.from_options(message="m", timeout="1h")
+    long = "Accuracy 94.3% on the holdout set of the quarterly model; deploy to all regions?"
+    request = spec.request_for(
+        GateId("Flow", "1", "gate"), message=long, started_by="a", runtime="local",
+        now=utc_now(), store="s",
+    )  # fmt: skip
+    open_gate(store, request)
+    for columns in (60, 80, 100):
+        lines = _on_a_terminal(store.root, columns).splitlines()
+        assert all(len(line) <= columns for line in lines), (columns, lines)
+        assert lines[1].endswith("…")  # the message, cut
+        assert "\x1b[" not in "\n".join(lines)
+    assert long in _on_a_terminal(store.root, 300)  # a wide terminal shows it whole
+    piped = subprocess.run(
+        [str(EXE), "--store", str(store.root), "list"],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "COLUMNS": "40"},
+    )  # fmt: skip
+    assert long[:40] in piped.stdout  # into a pipe: $COLUMNS ignored, cut at 48 as before
