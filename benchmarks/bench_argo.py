@@ -30,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fakes.github_api import FakeGitHub  # noqa: E402
+from tests.fakes.github import FakeGitHub  # noqa: E402
 from tests.fakes.moto_s3 import MOTO_CREDENTIALS, metaflow_s3_env, moto_server  # noqa: E402
 from tests.integration.argo_pods import Workflow, compile_flow, pods_supported  # noqa: E402
 

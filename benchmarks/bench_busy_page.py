@@ -38,8 +38,12 @@ from metaflow_hitl.spec import GateSpec  # noqa: E402
 from metaflow_hitl.stores.local import LocalApprovalStore  # noqa: E402
 from metaflow_hitl.timestamps import utc_now  # noqa: E402
 from tests.fakes import webhooks  # noqa: E402
-from tests.fakes._github_state import Clock  # noqa: E402
-from tests.fakes.github_api import SKIP_REASON, SPEC_FILE, FakeGitHub  # noqa: E402
+from tests.fakes.github import (  # noqa: E402
+    SKIP_REASON,
+    SPEC_FILE,
+    Clock,
+    FakeGitHub,
+)
 
 try:  # an older tree (PYTHONPATH, below) kept no publication record
     from tests.fakes.published import open_published

@@ -45,7 +45,7 @@ def summary(values: list[float]) -> dict[str, float]:
 
 def s3_scenarios(endpoint: str, runs: int) -> dict[str, Any]:
     from metaflow_hitl.stores.s3 import S3ApprovalStore
-    from tests.contract.test_store_contract import new_bucket, s3_client
+    from tests.contract.store_kinds import new_bucket, s3_client
 
     out: dict[str, Any] = {}
     cases = {
@@ -104,7 +104,7 @@ def s3_scenarios(endpoint: str, runs: int) -> dict[str, Any]:
 def kill_scenarios(endpoint: str, kills: int, s3_kills: int) -> dict[str, Any]:
     from metaflow_hitl.stores.local import LocalApprovalStore
     from metaflow_hitl.stores.s3 import S3ApprovalStore
-    from tests.contract.test_store_contract import new_bucket, s3_client
+    from tests.contract.store_kinds import new_bucket, s3_client
 
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -40,8 +40,12 @@ from metaflow_hitl.records import Actor, Decision, Request  # noqa: E402
 from metaflow_hitl.render.documents import render_approval_file  # noqa: E402
 from metaflow_hitl.spec import GateSpec  # noqa: E402
 from metaflow_hitl.timestamps import utc_now  # noqa: E402
-from tests.fakes._github_state import Clock  # noqa: E402
-from tests.fakes.github_api import SKIP_REASON, SPEC_FILE, FakeGitHub  # noqa: E402
+from tests.fakes.github import (  # noqa: E402
+    SKIP_REASON,
+    SPEC_FILE,
+    Clock,
+    FakeGitHub,
+)
 
 REVIEW_REPO = "acme/approvals"
 

@@ -51,8 +51,12 @@ from metaflow_hitl.spec import GateSpec  # noqa: E402
 from metaflow_hitl.stores.local import LocalApprovalStore  # noqa: E402
 from metaflow_hitl.timestamps import utc_now  # noqa: E402
 from tests.fakes import webhooks  # noqa: E402
-from tests.fakes._github_state import Clock  # noqa: E402
-from tests.fakes.github_api import SKIP_REASON, SPEC_FILE, FakeGitHub  # noqa: E402
+from tests.fakes.github import (  # noqa: E402
+    SKIP_REASON,
+    SPEC_FILE,
+    Clock,
+    FakeGitHub,
+)
 from tests.fakes.published import open_published  # noqa: E402
 
 REVIEW_REPO = "acme/approvals"

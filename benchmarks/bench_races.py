@@ -27,16 +27,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from metaflow_hitl.timestamps import utc_now  # noqa: E402
+from tests.contract.store_kinds import S3_TEST_ENV  # noqa: E402
 from tests.contract.test_races import (  # noqa: E402
     REPO,
     check_race,
     describe,
     run_race,
 )
-from tests.contract.test_store_contract import S3_TEST_ENV  # noqa: E402
-from tests.fakes._github_state import Clock  # noqa: E402
 from tests.fakes.argo_server import FakeArgoServer, load_swagger, serve  # noqa: E402
-from tests.fakes.github_api import FakeGitHub  # noqa: E402
+from tests.fakes.github import Clock, FakeGitHub  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "races.json"
 
@@ -51,7 +50,7 @@ def one_round(store: str, racers: int, offset: float, moto: str | None) -> dict[
         fake = FakeArgoServer(load_swagger())
         env: dict[str, str] = {}
         if store == "s3":
-            from tests.contract.test_store_contract import new_bucket
+            from tests.contract.store_kinds import new_bucket
 
             assert moto is not None
             env = {

@@ -88,7 +88,8 @@ def normalize_schema(schema: Mapping[str, Any] | None) -> dict[str, Any]:
         )
     if _is_full_schema(schema):
         try:
-            full = loads_strict(json.dumps(schema, allow_nan=False))
+            # a Mapping dumps to a JSON object, so it loads back as a dict
+            full: dict[str, Any] = loads_strict(json.dumps(schema, allow_nan=False))
         except (TypeError, ValueError) as exc:
             raise ConfigError(
                 f"input_schema is not plain JSON ({exc}); use only dicts, lists, strings, "

@@ -17,8 +17,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn
 
-from metaflow._vendor import click
-
 from metaflow_hitl.cli.identity import resolve_actor_login
 from metaflow_hitl.errors import ConfigError, GateNotFound, HitlError, TooLate
 from metaflow_hitl.gate_id import GateId, parse_gate_ref
@@ -26,6 +24,7 @@ from metaflow_hitl.gates import GateStatus, decide, expire_gate, gate_status, re
 from metaflow_hitl.index.parallel import read_all
 from metaflow_hitl.index.reader import StoredGate, read_gates
 from metaflow_hitl.input_schema import example_input, parse_input_json
+from metaflow_hitl.plugin.metaflow_internals import click
 from metaflow_hitl.policy import check_decider, tally
 from metaflow_hitl.ports import ApprovalStore, Resumer
 from metaflow_hitl.records import Actor, Decision, Request

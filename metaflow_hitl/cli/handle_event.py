@@ -31,10 +31,9 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
-from metaflow._vendor import click
-
 from metaflow_hitl.cli.group import fail
 from metaflow_hitl.errors import ConfigError, HitlError
+from metaflow_hitl.plugin.metaflow_internals import click
 
 __all__ = ["handle_event_command", "inert_for_runner", "read_bool_env", "write_outputs"]
 

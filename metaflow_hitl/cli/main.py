@@ -10,12 +10,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from metaflow._vendor import click
-
 from metaflow_hitl import __version__
 from metaflow_hitl.cli.group import CliContext, build_hitl_group, fail
 from metaflow_hitl.cli.handle_event import handle_event_command
 from metaflow_hitl.errors import ConfigError, HitlError
+from metaflow_hitl.plugin.metaflow_internals import click
 from metaflow_hitl.stores import STORE_DIRNAME, open_store
 
 __all__ = ["main"]

@@ -20,11 +20,10 @@ import os
 import sys
 from typing import Any
 
-from metaflow._vendor import click
-
 from metaflow_hitl.cli.group import CliContext, fail
 from metaflow_hitl.errors import ConfigError, HitlError
 from metaflow_hitl.notify import APPRISE_URLS_ENV
+from metaflow_hitl.plugin.metaflow_internals import click
 from metaflow_hitl.reminders import remind_pending
 from metaflow_hitl.review.config import backend_for_request
 from metaflow_hitl.timestamps import parse_ts, utc_now

@@ -12,12 +12,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from metaflow._vendor import click
-
 from metaflow_hitl.cli.group import fail
 from metaflow_hitl.errors import ConfigError, GateBelongsToAnotherWorkflow, HitlError
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.plugin.argo_compile import WORKFLOW_UID_ENV
+from metaflow_hitl.plugin.metaflow_internals import click, decompress_list
 
 __all__ = [
     "argo_origin",
@@ -29,13 +28,11 @@ __all__ = [
 
 def read_input_paths(input_paths: str | None, filename: str | None) -> list[str]:
     """The step's input pathspecs, as Metaflow's ``step`` command reads them."""
-    from metaflow.util import decompress_list
-
     text = input_paths
     if not text and filename:
         with open(filename, encoding="utf-8") as fh:
             text = fh.read().strip(" \n\"'")
-    return list(decompress_list(text)) if text else []
+    return decompress_list(text) if text else []
 
 
 def _datastores(flow_datastore: Any, paths: list[str]) -> list[Any]:

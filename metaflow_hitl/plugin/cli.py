@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from metaflow._vendor import click
-
 from metaflow_hitl.cli.group import CliContext, build_hitl_group
 from metaflow_hitl.errors import ConfigError
 from metaflow_hitl.plugin.argo_notify import notify_command
+from metaflow_hitl.plugin.metaflow_internals import click
 from metaflow_hitl.plugin.runtime_wait import await_gate_command
 from metaflow_hitl.stores import store_for_datastore_root
 

@@ -22,6 +22,7 @@ from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import open_gate, wait_for_decision
 from metaflow_hitl.message import render_message
 from metaflow_hitl.plugin.artifacts import ArtifactView, InputsView
+from metaflow_hitl.plugin.metaflow_internals import inside_foreach, origin_run_id
 from metaflow_hitl.plugin.setup_checks import (
     approver_command,
     check_review_setup,
@@ -118,7 +119,7 @@ class HitlDecorator(DeclaredHitl):
                 where + "cannot gate a @parallel step; gate the step before it.",
                 headline="@hitl: unsupported combination",
             )
-        if _inside_foreach(graph, step_name):
+        if inside_foreach(graph, step_name):
             raise HitlException(
                 where + "cannot gate a step inside a foreach (one gate per split is not "
                 "supported). Gate the step before the foreach, or the join after it.",
@@ -293,18 +294,19 @@ class HitlDecorator(DeclaredHitl):
         inputs: Any,
         retry_count: int,
         *,
-        origin_run_id: str | None = None,
+        origin_run: str | None = None,
         started_by: str | None = None,
     ) -> tuple[Request, Decision]:
         """Open (or rejoin) the gate of a local run and wait for its decision.
 
-        ``origin_run_id`` and ``started_by`` default to the task's (``current``); the
+        ``origin_run`` (the resumed run) and ``started_by`` default to the task's (``current``); the
         launcher of a remote step (:mod:`metaflow_hitl.plugin.runtime_wait`) passes them.
         """
         from metaflow import current
 
-        origin_run_id = origin_run_id or getattr(current, "origin_run_id", None)
-        gate_id = _reuse_origin_gate(store, flow.name, step_name, run_id, origin_run_id)
+        gate_id = _reuse_origin_gate(
+            store, flow.name, step_name, run_id, origin_run or origin_run_id(current)
+        )
         request, created, refs, decided = self.open_request(
             store,
             gate_id,
@@ -464,14 +466,6 @@ def _local_store(flow_datastore: Any) -> str | None:
     if flow_datastore.TYPE != "local":
         return None
     return os.path.join(flow_datastore.datastore_root, STORE_DIRNAME)
-
-
-def _inside_foreach(graph: Any, step_name: str) -> bool:
-    node = graph[step_name]
-    inside = getattr(node, "is_inside_foreach", None)
-    if inside is None:  # older Metaflow: derive it from the enclosing splits
-        inside = any(graph[p].type == "foreach" for p in node.split_parents)
-    return bool(inside)
 
 
 def _timeout_seconds(attributes: dict[str, Any]) -> float:

@@ -1,4 +1,23 @@
-"""The private Metaflow APIs the Argo compile hook relies on, checked before each use.
+"""Every private Metaflow API metaflow-hitl uses, in one place; the compile hook's are checked.
+
+Besides the Argo compile hook's internals (below), the package uses:
+
+- ``metaflow._vendor.click`` (:data:`click`): Metaflow's CLI is built with its vendored click,
+  so the ``hitl`` command group it mounts, and our console script beside it, use the same one;
+- ``metaflow.util.decompress_list`` (:func:`decompress_list`): how Metaflow's ``step``
+  command encodes ``--input-paths`` (the Argo notify task reads them the same way);
+- ``node.is_inside_foreach`` (:func:`inside_foreach`), with ``split_parents`` and the parents'
+  ``type`` as the fallback of older Metaflow;
+- ``current.origin_run_id`` (:func:`origin_run_id`): the run a ``resume`` cloned from;
+- the local runtime's ``CLIArgs`` (``commands``, ``command_args``, ``command_options``,
+  ``get_args``, ``task.step``) and ``ctx.saved_args`` of Metaflow's ``start`` group: used by
+  :mod:`metaflow_hitl.plugin.runtime_wait` (wait before a remote launch) and
+  :mod:`metaflow_hitl.plugin.setup_checks` (which command is running).
+
+(``metaflow_extensions/hitl`` imports ``metaflow._vendor.click`` directly: those registration
+modules must import nothing of ``metaflow_hitl``.)
+
+The Argo compile hook:
 
 Metaflow gives a step decorator no public way to add tasks to the Argo workflow it compiles, so
 :mod:`metaflow_hitl.plugin.argo_compile` uses these internals (Metaflow 2.19.39,
@@ -23,9 +42,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from metaflow._vendor import click
+
 from metaflow_hitl.errors import UnsupportedMetaflow
 
-__all__ = ["TESTED_METAFLOW", "argo_workflows_class", "metaflow_version", "unsupported"]
+__all__ = [
+    "TESTED_METAFLOW",
+    "argo_workflows_class",
+    "click",
+    "decompress_list",
+    "gated_steps",
+    "inside_foreach",
+    "metaflow_version",
+    "origin_run_id",
+    "unsupported",
+]
 
 #: The Metaflow versions CI tests (``scripts/compat.sh`` and README *Compatibility*), besides
 #: the newest one the package index serves.
@@ -106,3 +137,25 @@ def gated_steps(graph: Any) -> list[tuple[str, dict[str, Any]]]:
                 raise unsupported(f"the @hitl decorator of step {name!r} has no attributes dict")
             out.append((name, attributes))
     return out
+
+
+def decompress_list(text: str) -> list[str]:
+    """The pathspecs of a ``--input-paths`` value, decoded as Metaflow's ``step`` command does."""
+    from metaflow.util import decompress_list as decode
+
+    return list(decode(text))
+
+
+def inside_foreach(graph: Any, step_name: str) -> bool:
+    """Whether ``step_name`` runs inside a foreach (at any depth)."""
+    node = graph[step_name]
+    inside = getattr(node, "is_inside_foreach", None)
+    if inside is None:  # older Metaflow: derive it from the enclosing splits
+        inside = any(graph[p].type == "foreach" for p in node.split_parents)
+    return bool(inside)
+
+
+def origin_run_id(current: Any) -> str | None:
+    """The run a ``resume`` cloned from (``None`` for a fresh run)."""
+    value = getattr(current, "origin_run_id", None)
+    return str(value) if value else None

@@ -36,10 +36,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from metaflow._vendor import click
-
 from metaflow_hitl.cli.group import fail
 from metaflow_hitl.errors import ConfigError, HitlError
+from metaflow_hitl.plugin.metaflow_internals import click
 
 __all__ = [
     "AWAIT_COMMAND",
@@ -180,7 +179,7 @@ def _await(
         graph,
         inputs,
         retry_count,
-        origin_run_id=clone_run_id,
+        origin_run=clone_run_id,
         started_by=get_username() or "unknown",
     )
     if decision.proceed or deco.spec.on_reject != "fail":

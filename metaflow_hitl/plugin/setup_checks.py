@@ -33,7 +33,7 @@ TASK_LIKE_HITL_COMMANDS = ("notify", "await-gate")
 def flow_command() -> list[str]:
     """The arguments of the flow's command being run (``["hitl", "approve", ...]``), or
     ``[]`` outside a click invocation."""
-    from metaflow._vendor import click
+    from metaflow_hitl.plugin.metaflow_internals import click
 
     ctx = click.get_current_context(silent=True)
     while ctx is not None:

@@ -4,8 +4,8 @@
   local server on 127.0.0.1 that holds workflows, checks every request against Argo's swagger
   (path, method, bearer token, and the ``/set`` body validated against ``WorkflowSetRequest``),
   and applies ``/set`` the way Argo does: to *every* running suspend node the selector
-  matches. Any request it does not expect fails the test. Skipped when
-  ``../shared/specs/argo/`` is absent.
+  matches. Any request it does not expect fails the test. The swagger is Argo's own
+  (``tests/specs/argo/``).
 * :class:`KubernetesResumer` talks to a fake ``CustomObjectsApi`` that honours
   ``resourceVersion`` (409 on a stale replace), can be told to answer with a run of 409s,
   and may store the nodes gzip-compressed as Argo does for large workflows.
@@ -30,8 +30,6 @@ from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.records import Actor, Decision, Request
 from tests.fakes.argo_server import (
     NS,
-    SKIP_REASON,
-    SWAGGER,
     TOKEN,
     WF,
     FakeArgoServer,
@@ -84,8 +82,6 @@ def make_decision(outcome: Any = "approved") -> Decision:
 
 @pytest.fixture(scope="module")
 def swagger() -> dict[str, Any]:
-    if not SWAGGER.is_file():
-        pytest.skip(SKIP_REASON)
     return load_swagger()
 
 

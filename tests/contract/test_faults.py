@@ -51,14 +51,10 @@ from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.stores.local import LocalApprovalStore
 from metaflow_hitl.stores.s3 import S3ApprovalStore
 from metaflow_hitl.timestamps import utc_now
-from tests.contract.test_store_contract import (
-    S3_TEST_ENV,
-    moto_s3,  # noqa: F401 - the session fixture
-    new_bucket,
-    s3_client,
-)
+from tests.contract.store_kinds import S3_TEST_ENV, new_bucket, s3_client
 from tests.fakes.faults import FaultProxy, s3_error
 from tests.fakes.published import open_published
+from tests.support.processes import python_path
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).parent / "metaflow-hitl"
@@ -194,7 +190,7 @@ class S3Setup:
 
 
 @pytest.fixture
-def s3(moto_s3: str, tmp_path: Path) -> Iterator[S3Setup]:  # noqa: F811
+def s3(moto_s3: str, tmp_path: Path) -> Iterator[S3Setup]:
     bucket = new_bucket(moto_s3)
     store = S3ApprovalStore(bucket, PREFIX, client=s3_client(moto_s3))
     with FaultProxy(moto_s3, max_hang=20) as proxy:
@@ -347,8 +343,7 @@ def github(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[GitHubSe
 @contextmanager
 def github_setup(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[GitHubSetup]:
     """FakeGitHub behind a FaultProxy; the notify path's backend with test-sized backoff."""
-    from tests.fakes._github_state import Clock
-    from tests.fakes.github_api import SKIP_REASON, SPEC_FILE, FakeGitHub
+    from tests.fakes.github import SKIP_REASON, SPEC_FILE, Clock, FakeGitHub
 
     if not SPEC_FILE.is_file():
         pytest.skip(SKIP_REASON)
@@ -491,8 +486,6 @@ def argo_request(review: dict[str, str | None] | None = None, store: str = "test
 def argo(tmp_path: Path) -> Iterator[ArgoSetup]:
     from tests.fakes import argo_server
 
-    if not argo_server.SWAGGER.is_file():
-        pytest.skip(argo_server.SKIP_REASON)
     fake = argo_server.FakeArgoServer(argo_server.load_swagger())
     fake.workflows[(argo_server.NS, argo_server.WF)] = argo_server.make_workflow(
         argo_server.suspend_node("n1", ARGO_STEP)
@@ -572,8 +565,7 @@ def test_argo_lost_resume_answer_is_not_an_error(argo: ArgoSetup) -> None:
 def test_handle_event_argo_resume_failure_then_sync(tmp_path: Path, argo: ArgoSetup) -> None:
     """The GitHub Action's path: the decision is recorded and published, the resume fails."""
     from tests.fakes import webhooks
-    from tests.fakes._github_state import Clock
-    from tests.fakes.github_api import SKIP_REASON, SPEC_FILE, FakeGitHub
+    from tests.fakes.github import SKIP_REASON, SPEC_FILE, Clock, FakeGitHub
 
     if not SPEC_FILE.is_file() or not webhooks.SCHEMA_FILE.is_file():
         pytest.skip(SKIP_REASON)
@@ -637,10 +629,7 @@ def k8s() -> Iterator[tuple[Any, Any]]:
     from tests.fakes.argo_server import SPECS
     from tests.fakes.k8s_api import FakeKubernetes, serve, workflow_validator
 
-    schema = SPECS / "v3.7.18" / "schema.json"
-    if not schema.is_file():
-        pytest.skip(f"{schema} is absent (Argo's schema lives in ../shared/specs/argo)")
-    fake = FakeKubernetes(workflow_validator(schema))
+    fake = FakeKubernetes(workflow_validator(SPECS / "v3.7.18" / "schema.json"))
     with serve(fake) as url:
         config = client.Configuration()
         config.host = url
@@ -710,7 +699,6 @@ def test_k8s_endless_409_storm_is_bounded_with_a_clear_error(k8s: tuple[Any, Any
 WRITER = textwrap.dedent(
     """
     import os, random, signal, sys
-    sys.path.insert(0, {root!r})
     from tests.contract.test_faults import kill_writer_loop
     from metaflow_hitl.stores import open_store
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
@@ -774,11 +762,11 @@ def kill_many(
     """SIGKILL ``kills`` writers at random moments; check the store after each kill."""
     report = KillReport()
     parent = subprocess.Popen(
-        [sys.executable, "-c", WRITER.format(root=str(ROOT)), location],
+        [sys.executable, "-c", WRITER, location],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "USER": "alice", **env},
+        env={**os.environ, "USER": "alice", **env, "PYTHONPATH": python_path(ROOT)},
     )
     try:
         assert parent.stdout is not None
@@ -861,7 +849,7 @@ def test_a_writer_killed_before_its_request_landed_leaves_no_listed_gate(tmp_pat
     check_store(store, local_objects(tmp_path / "_hitl"), KillReport())
 
 
-def test_sigkill_during_s3_puts(moto_s3: str, tmp_path: Path) -> None:  # noqa: F811
+def test_sigkill_during_s3_puts(moto_s3: str, tmp_path: Path) -> None:
     bucket = new_bucket(moto_s3)
     store = S3ApprovalStore(bucket, PREFIX, client=s3_client(moto_s3))
     with FaultProxy(moto_s3) as proxy:

@@ -20,6 +20,7 @@ from metaflow_hitl.review.git_backend import GitReviewBackend, branch_for
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.stores.local import LocalApprovalStore
 from metaflow_hitl.timestamps import utc_now
+from tests.support.git import git
 
 
 def _free_port() -> int:
@@ -28,24 +29,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _git(*args: str, cwd: Path | None = None) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout
-
-
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[str]:
     """A git daemon serving <tmp>/srv/approvals.git (push enabled) on 127.0.0.1."""
     base = tmp_path / "srv"
     bare = base / "approvals.git"
-    _git("init", "--bare", "--initial-branch=main", str(bare))
+    git("init", "--bare", "--initial-branch=main", str(bare))
     seed = tmp_path / "seed"
-    _git("init", "--initial-branch=main", str(seed))
+    git("init", "--initial-branch=main", str(seed))
     (seed / "README.md").write_text("approvals\n")
-    _git("add", "README.md", cwd=seed)
-    _git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-m", "init", cwd=seed)
-    _git("push", str(bare), "main", cwd=seed)
+    git("add", "README.md", cwd=seed)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-m", "init", cwd=seed)
+    git("push", str(bare), "main", cwd=seed)
     port = _free_port()
     proc = subprocess.Popen(
         [
@@ -97,8 +92,8 @@ def _approve(store, request, login="bob") -> Decision:
 
 def _log(url: str, tmp_path: Path, ref: str = "main") -> list[str]:
     clone = tmp_path / f"inspect-{time.monotonic_ns()}"
-    _git("clone", "-q", url, str(clone))
-    return _git("log", "--topo-order", f"origin/{ref}", "--format=%an|%s", cwd=clone).splitlines()
+    git("clone", "-q", url, str(clone))
+    return git("log", "--topo-order", f"origin/{ref}", "--format=%an|%s", cwd=clone).splitlines()
 
 
 def test_open_review_is_idempotent_and_pushes_the_approval_file(daemon, tmp_path):
@@ -109,10 +104,10 @@ def test_open_review_is_idempotent_and_pushes_the_approval_file(daemon, tmp_path
     assert first == again
     assert first["branch"] == branch_for(request.gate_id) == "hitl/Flow/7/gate"
     clone = tmp_path / "c"
-    _git("clone", "-q", daemon, str(clone))
-    text = _git("show", f"origin/{first['branch']}:{approval_path(request.gate_id)}", cwd=clone)
+    git("clone", "-q", daemon, str(clone))
+    text = git("show", f"origin/{first['branch']}:{approval_path(request.gate_id)}", cwd=clone)
     assert request.digest() in text  # the marker pins the stored request
-    commits = _git("log", f"origin/{first['branch']}", "--format=%s", cwd=clone).splitlines()
+    commits = git("log", f"origin/{first['branch']}", "--format=%s", cwd=clone).splitlines()
     assert commits == ["hitl: open gate Flow/7/gate", "init"]
 
 
@@ -130,16 +125,16 @@ def test_decision_is_a_commit_by_the_decider_merged_into_main(daemon, tmp_path):
         "metaflow-hitl|hitl: open gate Flow/7/gate",
     ]
     clone = tmp_path / "inspect-decision"
-    _git("clone", "-q", daemon, str(clone))
-    merged = _git("show", f"origin/main:{decision_path(request.gate_id)}", cwd=clone)
+    git("clone", "-q", daemon, str(clone))
+    merged = git("show", f"origin/main:{decision_path(request.gate_id)}", cwd=clone)
     assert decode_record(merged, Decision) == decision
     # Merged, the gate's branch is gone (main keeps its commits): a branch per pending gate.
-    heads = _git("ls-remote", "--heads", daemon, cwd=tmp_path).split()
+    heads = git("ls-remote", "--heads", daemon, cwd=tmp_path).split()
     assert "refs/heads/main" in heads
     assert f"refs/heads/{branch_for(request.gate_id)}" not in heads
     # ...and a late open_review of the decided gate does not bring it back.
     backend.open_review(request, approval_file=render_approval_file(request))
-    assert f"refs/heads/{branch_for(request.gate_id)}" not in _git(
+    assert f"refs/heads/{branch_for(request.gate_id)}" not in git(
         "ls-remote", "--heads", daemon, cwd=tmp_path
     )
     (entry,) = backend.audit()
@@ -226,8 +221,8 @@ def test_two_deciders_racing_on_one_gate_first_decision_wins(daemon, tmp_path):
     winner = decision if isinstance(results["b"], ReviewConflict) else rival
     assert entry.decided_by == winner.decided_by
     clone = tmp_path / "c2"
-    _git("clone", "-q", daemon, str(clone))
-    text = _git("show", f"origin/main:{decision_path(request.gate_id)}", cwd=clone)
+    git("clone", "-q", daemon, str(clone))
+    text = git("show", f"origin/main:{decision_path(request.gate_id)}", cwd=clone)
     assert winner.nonce in text
 
 
@@ -236,7 +231,7 @@ def test_the_local_default_repo_is_created_on_first_use(tmp_path):
     store, request = _gate(tmp_path)
     backend.open_review(request, approval_file="hello")
     backend.record_decision(request, _approve(store, request))
-    log = _git(
+    log = git(
         "--git-dir", str(tmp_path / "review.git"), "log", "--topo-order", "main", "--format=%s"
     )
     assert log.splitlines()[-1] == "hitl: create review repo"

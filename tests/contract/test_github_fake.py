@@ -8,21 +8,15 @@ request or a response leaves GitHub's OpenAPI description.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import github
 import pytest
 import requests
 
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:  # plain `pytest` (not `python -m pytest`) leaves the root out
-    sys.path.insert(0, _ROOT)
-
-from tests.fakes.github_api import (  # noqa: E402
+from tests.fakes.github import (
     SKIP_REASON,
     SPEC_FILE,
     ContractViolation,

@@ -11,35 +11,24 @@ GitHub Enterprise Server through ``GITHUB_API_URL``, first decision wins, audit,
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:  # plain `pytest` (not `python -m pytest`) leaves the root out
-    sys.path.insert(0, _ROOT)
-
-from metaflow_hitl.errors import (  # noqa: E402
-    ConfigError,
-    ReviewConflict,
-    StoreError,
-)
-from metaflow_hitl.gate_id import GateId  # noqa: E402
-from metaflow_hitl.github.page_check import publication_for  # noqa: E402
-from metaflow_hitl.github.review_backend import LABEL, GitHubReviewBackend  # noqa: E402
-from metaflow_hitl.markers import is_bot_reply, parse_markers  # noqa: E402
-from metaflow_hitl.records import Actor, Decision, Publication, Request, decode_record  # noqa: E402
-from metaflow_hitl.render.documents import approval_path, decision_path  # noqa: E402
-from metaflow_hitl.review.config import backend_for_request, parse_review  # noqa: E402
-from metaflow_hitl.review.git_backend import branch_for  # noqa: E402
-from metaflow_hitl.spec import GateSpec  # noqa: E402
-from metaflow_hitl.timestamps import utc_now  # noqa: E402
-from tests.fakes._github_state import Clock  # noqa: E402
-from tests.fakes.github_api import SKIP_REASON, SPEC_FILE, FakeGitHub  # noqa: E402
+from metaflow_hitl.errors import ConfigError, ReviewConflict, StoreError
+from metaflow_hitl.gate_id import GateId
+from metaflow_hitl.github.page_check import publication_for
+from metaflow_hitl.github.review_backend import LABEL, GitHubReviewBackend
+from metaflow_hitl.markers import is_bot_reply, parse_markers
+from metaflow_hitl.records import Actor, Decision, Publication, Request, decode_record
+from metaflow_hitl.render.documents import approval_path, decision_path
+from metaflow_hitl.review.config import backend_for_request, parse_review
+from metaflow_hitl.review.git_backend import branch_for
+from metaflow_hitl.spec import GateSpec
+from metaflow_hitl.timestamps import utc_now
+from tests.fakes.github import SKIP_REASON, SPEC_FILE, Clock, FakeGitHub
 
 pytestmark = pytest.mark.skipif(not SPEC_FILE.is_file(), reason=SKIP_REASON)
 

@@ -27,23 +27,20 @@ import pytest
 
 from metaflow_hitl.render.documents import render_issue_body, render_pr_title
 from metaflow_hitl.timestamps import utc_now
-from tests.contract.test_handle_event import (  # the same fixture and helpers
-    REPO,
-    Env,
-    env,  # noqa: F401 - the fixture
-    pytestmark,  # noqa: F401 - the same skips
-)
+from tests.contract.github_env import REPO, SKIPS, Env
 from tests.fakes import webhooks
-from tests.fakes._github_state import Clock
+from tests.fakes.github import Clock
+
+pytestmark = SKIPS
 
 
-def _nothing_recorded(env: Env, request) -> None:  # noqa: F811
+def _nothing_recorded(env: Env, request) -> None:
     assert env.store.get_decision(request.gate_id) is None
     assert env.store.list_votes(request.gate_id) == []
 
 
 # -- 2. the triggering event is re-read from the API ---------------------------------------------
-def test_a_comment_deleted_before_its_run_starts_is_no_command(env: Env) -> None:  # noqa: F811
+def test_a_comment_deleted_before_its_run_starts_is_no_command(env: Env) -> None:
     request, number = env.open(input_schema=None)
     event = env.comment_event(number, "alice", "/approve")
     env.as_user("alice", "DELETE", f"issues/comments/{event[1]['comment']['id']}")
@@ -52,7 +49,7 @@ def test_a_comment_deleted_before_its_run_starts_is_no_command(env: Env) -> None
     _nothing_recorded(env, request)
 
 
-def test_a_comment_edited_into_reject_before_its_run_is_not_an_approval(env: Env) -> None:  # noqa: F811
+def test_a_comment_edited_into_reject_before_its_run_is_not_an_approval(env: Env) -> None:
     request, number = env.open(input_schema=None)
     event = env.comment_event(number, "alice", "/approve")
     comment_id = event[1]["comment"]["id"]
@@ -62,7 +59,7 @@ def test_a_comment_edited_into_reject_before_its_run_is_not_an_approval(env: Env
     _nothing_recorded(env, request)
 
 
-def test_a_review_dismissed_before_its_delivery_is_handled_approves_nothing(env: Env) -> None:  # noqa: F811
+def test_a_review_dismissed_before_its_delivery_is_handled_approves_nothing(env: Env) -> None:
     request, number = env.open(input_schema=None)
     event = env.review_event(number, "alice")
     review_id = event[1]["review"]["id"]
@@ -72,7 +69,7 @@ def test_a_review_dismissed_before_its_delivery_is_handled_approves_nothing(env:
     assert env.store.get_decision(request.gate_id) is None
 
 
-def test_a_forged_payload_claiming_another_author_counts_as_the_real_author(env: Env) -> None:  # noqa: F811
+def test_a_forged_payload_claiming_another_author_counts_as_the_real_author(env: Env) -> None:
     """The payload says bob wrote it; GitHub says mallory (no access) did: mallory is refused."""
     request, number = env.open(input_schema=None)
     name, payload = env.comment_event(number, "mallory", "/approve")
@@ -82,7 +79,7 @@ def test_a_forged_payload_claiming_another_author_counts_as_the_real_author(env:
     _nothing_recorded(env, request)
 
 
-def test_a_forged_merged_payload_is_no_merge(env: Env) -> None:  # noqa: F811
+def test_a_forged_merged_payload_is_no_merge(env: Env) -> None:
     request, number = env.open(input_schema=None)
     name, payload = env.closed_event(number, "bob", merged=True)  # GitHub: still open
     _result, outputs = env.run((name, payload))
@@ -90,7 +87,7 @@ def test_a_forged_merged_payload_is_no_merge(env: Env) -> None:  # noqa: F811
     _nothing_recorded(env, request)
 
 
-def test_a_replayed_old_approval_after_a_dismissal_approves_nothing(env: Env) -> None:  # noqa: F811
+def test_a_replayed_old_approval_after_a_dismissal_approves_nothing(env: Env) -> None:
     """'Re-run jobs' hands the handler the original, approving payload days later."""
     request, number = env.open(input_schema=None, min_approvals=2)
     old = env.review_event(number, "alice")
@@ -107,7 +104,7 @@ def test_a_replayed_old_approval_after_a_dismissal_approves_nothing(env: Env) ->
 
 
 # -- 3. nobody puts a command in someone else's mouth --------------------------------------------
-def test_an_edit_by_someone_else_never_speaks_for_the_author(env: Env) -> None:  # noqa: F811
+def test_an_edit_by_someone_else_never_speaks_for_the_author(env: Env) -> None:
     request, number = env.open(input_schema=None)
     flag = {"METAFLOW_HITL_ALLOW_EDITS": "true"}
     name, payload = env.comment_event(number, "alice", "thanks, looking")
@@ -126,7 +123,7 @@ def test_an_edit_by_someone_else_never_speaks_for_the_author(env: Env) -> None: 
     assert [d.login for d in decision.deciders] == ["bob"]
 
 
-def test_the_authors_own_edit_counts_when_edits_are_allowed(env: Env) -> None:  # noqa: F811
+def test_the_authors_own_edit_counts_when_edits_are_allowed(env: Env) -> None:
     _request, number = env.open(input_schema=None)
     name, payload = env.comment_event(number, "alice", "thanks, looking")
     comment_id = payload["comment"]["id"]
@@ -138,7 +135,7 @@ def test_the_authors_own_edit_counts_when_edits_are_allowed(env: Env) -> None:  
 
 
 # -- 1. and 4. only the page metaflow-hitl opened, exactly as it opened it ------------------------
-def test_a_workflow_pushed_to_the_gate_branch_is_never_merged(env: Env) -> None:  # noqa: F811
+def test_a_workflow_pushed_to_the_gate_branch_is_never_merged(env: Env) -> None:
     """Write access is not the Action's secrets: a workflow file pushed to the gate's branch
     would run on the default branch with the environment's credentials once merged."""
     request, number = env.open(input_schema=None)
@@ -156,7 +153,7 @@ def test_a_workflow_pushed_to_the_gate_branch_is_never_merged(env: Env) -> None:
     assert "by carol" in changed[0]
 
 
-def test_an_edited_approval_file_decides_nothing(env: Env) -> None:  # noqa: F811
+def test_an_edited_approval_file_decides_nothing(env: Env) -> None:
     request, number = env.open(input_schema=None)
     branch = env.pull(number)["head"]["ref"]
     path = f"approvals/{request.gate_id}.md"
@@ -167,7 +164,7 @@ def test_an_edited_approval_file_decides_nothing(env: Env) -> None:  # noqa: F81
 
 
 @pytest.mark.parametrize("mode", ["pr", "issue"])
-def test_a_body_edited_around_an_intact_marker_decides_nothing(env: Env, mode: str) -> None:  # noqa: F811
+def test_a_body_edited_around_an_intact_marker_decides_nothing(env: Env, mode: str) -> None:
     request, number = env.open(input_schema=None, mode=mode)
     kind = "pulls" if mode == "pr" else "issues"
     page = env.api(f"{kind}/{number}")
@@ -179,7 +176,7 @@ def test_a_body_edited_around_an_intact_marker_decides_nothing(env: Env, mode: s
     _nothing_recorded(env, request)
 
 
-def test_a_decoy_issue_with_a_copied_marker_decides_nothing(env: Env) -> None:  # noqa: F811
+def test_a_decoy_issue_with_a_copied_marker_decides_nothing(env: Env) -> None:
     """A reader opens 'staging smoke test, please /approve' with the gate's exact body."""
     request, number = env.open(input_schema=None, mode="issue")
     decoy = env.as_user(
@@ -194,7 +191,7 @@ def test_a_decoy_issue_with_a_copied_marker_decides_nothing(env: Env) -> None:  
     assert env.gh.issue(REPO, number).state == "open"  # the real page is untouched
 
 
-def test_a_decoy_pull_request_into_another_base_is_never_merged(env: Env) -> None:  # noqa: F811
+def test_a_decoy_pull_request_into_another_base_is_never_merged(env: Env) -> None:
     request, number = env.open(input_schema=None)
     branch = env.pull(number)["head"]["ref"]
     env.gh.push_file(REPO, "README.md", "release\n", branch="release")
@@ -209,7 +206,7 @@ def test_a_decoy_pull_request_into_another_base_is_never_merged(env: Env) -> Non
     assert not env.gh.issue(REPO, decoy["number"]).pull.merged  # type: ignore[union-attr]
 
 
-def test_a_human_merge_of_foreign_commits_is_not_an_approval(env: Env) -> None:  # noqa: F811
+def test_a_human_merge_of_foreign_commits_is_not_an_approval(env: Env) -> None:
     request, number = env.open(input_schema=None)
     branch = env.pull(number)["head"]["ref"]
     env.gh.push_file(REPO, "payload.sh", "curl evil\n", branch=branch, author="carol")
@@ -227,7 +224,7 @@ def test_a_human_merge_of_foreign_commits_is_not_an_approval(env: Env) -> None: 
         pytest.param('/approve {"target": "prod", "target": "staging"}', id="duplicate-key"),
     ],
 )
-def test_an_ambiguous_command_gets_a_reply_and_records_nothing(env: Env, body: str) -> None:  # noqa: F811
+def test_an_ambiguous_command_gets_a_reply_and_records_nothing(env: Env, body: str) -> None:
     request, number = env.open()
     _result, outputs = env.run(env.comment_event(number, "alice", body))
     assert outputs["decision"] == ""
@@ -236,7 +233,7 @@ def test_an_ambiguous_command_gets_a_reply_and_records_nothing(env: Env, body: s
 
 
 # -- 6. the ineligible cause no side effects -----------------------------------------------------
-def test_an_ineligible_command_on_a_decided_gate_causes_nothing_but_one_refusal(env: Env) -> None:  # noqa: F811
+def test_an_ineligible_command_on_a_decided_gate_causes_nothing_but_one_refusal(env: Env) -> None:
     request, number = env.open(input_schema=None, mode="issue")
     env.run(env.comment_event(number, "alice", "/approve"))
     assert env.store.get_decision(request.gate_id) is not None
@@ -247,7 +244,7 @@ def test_an_ineligible_command_on_a_decided_gate_causes_nothing_but_one_refusal(
     assert writes == ["issues/create-comment"]  # the one refusal: no republishing
 
 
-def test_refusal_replies_are_bounded_per_account_and_page(env: Env) -> None:  # noqa: F811
+def test_refusal_replies_are_bounded_per_account_and_page(env: Env) -> None:
     request, number = env.open(input_schema=None)
     for _ in range(6):
         env.run(env.comment_event(number, "reader", "/approve"))
@@ -256,7 +253,7 @@ def test_refusal_replies_are_bounded_per_account_and_page(env: Env) -> None:  # 
     _nothing_recorded(env, request)
 
 
-def test_payload_facts_do_not_reach_the_vote(env: Env) -> None:  # noqa: F811
+def test_payload_facts_do_not_reach_the_vote(env: Env) -> None:
     """The payload's body says /reject; GitHub's comment says /approve: GitHub wins."""
     _request, number = env.open(input_schema=None)
     name, payload = env.comment_event(number, "alice", "/approve")
@@ -268,7 +265,7 @@ def test_payload_facts_do_not_reach_the_vote(env: Env) -> None:  # noqa: F811
 
 # -- 1b. the page is bound to what was published, and a change stops earlier approvals ----------
 def test_an_approval_file_rewritten_in_one_commit_under_the_bots_name_decides_nothing(
-    env: Env,  # noqa: F811
+    env: Env,
 ) -> None:
     """git lets a pusher write any author into a commit, and GitHub links a commit to the
     account whose email it names
@@ -289,7 +286,7 @@ def test_an_approval_file_rewritten_in_one_commit_under_the_bots_name_decides_no
     assert not env.gh.issue(REPO, number).pull.merged  # type: ignore[union-attr]
 
 
-def test_a_page_without_a_publication_record_decides_nothing(env: Env) -> None:  # noqa: F811
+def test_a_page_without_a_publication_record_decides_nothing(env: Env) -> None:
     """Pages opened by a release that kept no record (or whose record is gone) cannot be
     checked, so they decide nothing; the reply says how to decide instead."""
     request, number = env.open(input_schema=None)
@@ -302,13 +299,13 @@ def test_a_page_without_a_publication_record_decides_nothing(env: Env) -> None: 
     assert f"metaflow-hitl approve {request.gate_id}" in reply
 
 
-def _later(env: Env) -> None:  # noqa: F811
+def _later(env: Env) -> None:
     """GitHub's clock moves past the handler's (whose time a page change is recorded at)."""
     env.gh.world.clock = Clock(utc_now() + timedelta(seconds=5))
 
 
 def test_an_approval_of_a_changed_issue_does_not_count_after_the_page_is_restored(
-    env: Env,  # noqa: F811
+    env: Env,
 ) -> None:
     """carol (write access) rewrites the issue, alice approves what she reads, carol restores
     the text. The page is intact again, but alice approved carol's text: her approval must
@@ -352,7 +349,7 @@ def test_an_approval_of_a_changed_issue_does_not_count_after_the_page_is_restore
 
 
 def test_a_push_and_restore_of_the_gate_branch_stops_earlier_approvals(
-    env: Env,  # noqa: F811
+    env: Env,
 ) -> None:
     """Pushes reach the decide workflow through the unprivileged hand-off, which names no
     sender and no action: an open pull request handed off from a ``pull_request`` run has
@@ -381,7 +378,7 @@ def test_a_push_and_restore_of_the_gate_branch_stops_earlier_approvals(
     assert decision.decided_by == "carol"  # alice's earlier approval never counted
 
 
-def test_a_direct_push_event_is_a_change_too(env: Env) -> None:  # noqa: F811
+def test_a_direct_push_event_is_a_change_too(env: Env) -> None:
     """``pull_request`` ``synchronize`` delivered directly (a workflow that has it) records
     the change like the hand-off; a copied marker on another page burns nothing."""
     request, number = env.open(input_schema=None)
@@ -400,12 +397,12 @@ def test_a_direct_push_event_is_a_change_too(env: Env) -> None:  # noqa: F811
     assert len(env.store.list_page_changes(request.gate_id)) == 1
 
 
-def _hand_off_payload(env: Env, number: int) -> dict:  # noqa: F811
+def _hand_off_payload(env: Env, number: int) -> dict:
     return webhooks.workflow_run_payload(REPO, env.pull(number))
 
 
 def test_a_busy_page_costs_one_collaborators_listing_not_a_lookup_per_voter(
-    env: Env,  # noqa: F811
+    env: Env,
 ) -> None:
     """Each run replays the page's history and checks every voter; past two accounts it
     reads the collaborators listing once. A read-only account in the listing is still

@@ -22,13 +22,10 @@ from metaflow_hitl.records import Request
 from metaflow_hitl.render.documents import render_approval_file
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.timestamps import utc_now
-from tests.contract.test_handle_event import (  # the same fixture and helpers
-    REPO,
-    Env,
-    env,  # noqa: F401 - the fixture
-    pytestmark,  # noqa: F401 - the same skips
-)
+from tests.contract.github_env import REPO, SKIPS, Env
 from tests.fakes.published import open_published
+
+pytestmark = SKIPS
 
 LOOKALIKE_COMMENTS = [
     pytest.param("\uff0fapprove", id="fullwidth-solidus"),
@@ -44,7 +41,7 @@ LOOKALIKE_COMMENTS = [
 
 
 @pytest.mark.parametrize("body", LOOKALIKE_COMMENTS)
-def test_lookalike_commands_record_nothing_and_get_no_reply(env: Env, body: str) -> None:  # noqa: F811
+def test_lookalike_commands_record_nothing_and_get_no_reply(env: Env, body: str) -> None:
     request, number = env.open(input_schema=None)
     result, outputs = env.run(env.comment_event(number, "alice", body))
     assert result.exit_code == 0, result.output
@@ -56,7 +53,7 @@ def test_lookalike_commands_record_nothing_and_get_no_reply(env: Env, body: str)
 
 
 def _open_at(
-    env: Env,  # noqa: F811
+    env: Env,
     minutes_ago: float,
     timeout: str,
     **options: Any,
@@ -78,7 +75,7 @@ def _open_at(
     return request, int(refs["number"] or 0)
 
 
-def _handle(env: Env, event: tuple[str, dict], skew: timedelta):  # noqa: F811
+def _handle(env: Env, event: tuple[str, dict], skew: timedelta):
     name, payload = event
     github = GitHubReviewBackend(REPO, api_url=env.gh.url, token=env.gh.token)
     return handle_event(
@@ -99,7 +96,7 @@ class _NoResume:
         return False
 
 
-def test_action_clock_ahead_refuses_a_comment_the_cluster_would_accept(env: Env) -> None:  # noqa: F811
+def test_action_clock_ahead_refuses_a_comment_the_cluster_would_accept(env: Env) -> None:
     request, number = _open_at(env, 0, "3m")
     event = env.comment_event(number, "alice", "/approve")
     outcome = _handle(env, event, timedelta(minutes=5))  # 2 min past expiry on its clock
@@ -113,7 +110,7 @@ def test_action_clock_ahead_refuses_a_comment_the_cluster_would_accept(env: Env)
     assert env.store.list_votes(request.gate_id) == []
 
 
-def test_action_clock_ahead_never_approves_a_gate_by_its_timeout_early(env: Env) -> None:  # noqa: F811
+def test_action_clock_ahead_never_approves_a_gate_by_its_timeout_early(env: Env) -> None:
     request, number = _open_at(env, 0, "3m", on_timeout="approve")
     event = env.comment_event(number, "alice", "/reject not yet")
     outcome = _handle(env, event, timedelta(minutes=5))  # 2 min past expiry on its clock
@@ -124,7 +121,7 @@ def test_action_clock_ahead_never_approves_a_gate_by_its_timeout_early(env: Env)
     assert "never approves a gate early" in env.replies(number)[-1]  # the reply says why
 
 
-def test_action_clock_behind_accepts_a_comment_after_the_clusters_deadline(env: Env) -> None:  # noqa: F811
+def test_action_clock_behind_accepts_a_comment_after_the_clusters_deadline(env: Env) -> None:
     request, number = _open_at(env, 3, "1m")  # the cluster's deadline passed 2 min ago
     event = env.comment_event(number, "alice", "/approve")
     assert utc_now() > request.expires_at
@@ -142,7 +139,7 @@ RUNNER_COMMANDS = (
 )
 
 
-def test_a_reason_cannot_issue_workflow_commands_to_the_runner(env: Env) -> None:  # noqa: F811
+def test_a_reason_cannot_issue_workflow_commands_to_the_runner(env: Env) -> None:
     """The Actions runner reads ``::cmd::`` at a line start (after blanks) and ``##[cmd]``
     anywhere in what a step prints. A rejection reason is printed by handle-event (and may be
     echoed from its outputs by the workflow): none of it may be read as a command."""

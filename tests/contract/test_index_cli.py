@@ -49,12 +49,9 @@ from metaflow_hitl.stores import s3 as s3_module
 from metaflow_hitl.stores.local import LocalApprovalStore
 from metaflow_hitl.stores.s3 import S3ApprovalStore
 from metaflow_hitl.timestamps import format_ts
-from tests.contract.test_store_contract import (
-    S3_TEST_ENV,
-    moto_s3,  # noqa: F401 - the session fixture
-    new_bucket,
-)
+from tests.contract.store_kinds import S3_TEST_ENV, new_bucket
 from tests.fakes.moto_s3 import counting_client
+from tests.support.git import git
 
 #: Requests are opened from here on, ten minutes apart (fixed: outputs are reproducible and
 #: nothing the read commands print depends on the clock).
@@ -435,12 +432,6 @@ def test_a_decision_missing_from_the_review_repo_fails_audit_with_the_index(
 # -- 6: sync acts on the records -------------------------------------------------------------
 
 
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "--git-dir", str(repo), *args], check=True, capture_output=True, text=True
-    ).stdout
-
-
 def test_sync_publishes_the_stored_decision_not_a_forged_index_entry(tmp_path: Path) -> None:
     store = LocalApprovalStore(tmp_path / "store")
     repo = tmp_path / "review.git"
@@ -483,13 +474,15 @@ def test_sync_publishes_the_stored_decision_not_a_forged_index_entry(tmp_path: P
     # What is acted on does not: sync publishes the rejection the records hold.
     synced = run(store.location, "sync", str(gate))
     assert synced.stdout.startswith("1 decision(s) in their review repos"), synced.stdout
-    stored = json.loads(_git(repo, "show", f"main:{decision_path(gate)}"))
+    stored = json.loads(git("show", f"main:{decision_path(gate)}", git_dir=repo))
     assert (stored["outcome"], stored["proceed"], stored["decided_by"]) == (
         "rejected",
         False,
         "carol",
     )
-    message = _git(repo, "log", "main", "--no-merges", "--format=%B", "--", decision_path(gate))
+    message = git(
+        "log", "main", "--no-merges", "--format=%B", "--", decision_path(gate), git_dir=repo
+    )
     assert "Hitl-Outcome: rejected" in message
     assert "Hitl-Outcome: approved" not in message
 
@@ -551,7 +544,7 @@ def _on_a_terminal(command: list[str]) -> str:
 
 @pytest.fixture
 def s3_calls(
-    moto_s3: str,  # noqa: F811
+    moto_s3: str,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> dict[str, int]:
@@ -570,7 +563,7 @@ def s3_calls(
 
 
 def test_s3_audit_reads_segments_not_records_and_prints_the_same(
-    moto_s3: str,  # noqa: F811
+    moto_s3: str,
     s3_calls: dict[str, int],
 ) -> None:
     store = S3ApprovalStore(new_bucket(moto_s3), "team/hitl")

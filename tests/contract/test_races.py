@@ -5,7 +5,7 @@ the GitHub Action's ``handle-event`` (an ``issue_comment`` delivery of ``/approv
 ``/reject <reason>`` from its own collaborator, a real webhook payload validated against
 ``@octokit/webhooks-schemas``), and the timeout decider ``audit --expire``. The gate is an Argo
 gate (``runtime: argo-workflows``, ``origin`` naming its workflow and namespace, as a run on
-Argo records it), reviewed on a pull request in :class:`~tests.fakes.github_api.FakeGitHub`,
+Argo records it), reviewed on a pull request in :class:`~tests.fakes.github.FakeGitHub`,
 and resumed through :class:`~metaflow_hitl.argo.server_resumer.ArgoServerResumer` against
 :class:`~tests.fakes.argo_server.FakeArgoServer` (``METAFLOW_HITL_ARGO_SERVER``), which counts
 the ``PUT /set`` calls that changed a node.
@@ -58,17 +58,10 @@ from metaflow_hitl.render.documents import render_approval_file
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.stores import open_store
 from metaflow_hitl.timestamps import format_ts, utc_now
-from tests.contract.test_store_contract import (
-    S3_TEST_ENV,
-    moto_s3,  # noqa: F401 - the session fixture
-    new_bucket,
-    s3_client,
-)
+from tests.contract.store_kinds import S3_TEST_ENV, new_bucket, s3_client
 from tests.fakes import webhooks
-from tests.fakes._github_state import Clock
 from tests.fakes.argo_server import (
     NS,
-    SWAGGER,
     TOKEN,
     FakeArgoServer,
     load_swagger,
@@ -76,7 +69,7 @@ from tests.fakes.argo_server import (
     serve,
     suspend_node,
 )
-from tests.fakes.github_api import SKIP_REASON, SPEC_FILE, FakeGitHub
+from tests.fakes.github import SKIP_REASON, SPEC_FILE, Clock, FakeGitHub
 from tests.fakes.published import open_published
 
 REPO = "acme/approvals"
@@ -453,7 +446,6 @@ def describe(result: RaceResult) -> dict[str, Any]:
 pytestmark = [
     pytest.mark.skipif(not SPEC_FILE.is_file(), reason=SKIP_REASON),
     pytest.mark.skipif(not webhooks.SCHEMA_FILE.is_file(), reason=webhooks.SKIP_REASON),
-    pytest.mark.skipif(not SWAGGER.is_file(), reason=f"Argo's swagger is not at {SWAGGER}"),
 ]
 
 RACERS = 16
@@ -504,7 +496,7 @@ def test_race_local_store(
 def test_race_s3_store(
     world: tuple[FakeGitHub, FakeArgoServer, str],
     tmp_path: Path,
-    moto_s3: str,  # noqa: F811
+    moto_s3: str,
 ) -> None:
     gh, fake, url = world
     bucket = new_bucket(moto_s3)

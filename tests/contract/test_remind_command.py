@@ -22,23 +22,18 @@ from typing import Any
 
 import pytest
 
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:  # plain `pytest` (not `python -m pytest`) leaves the root out
-    sys.path.insert(0, _ROOT)
-
 pytest.importorskip("apprise", reason="apprise is the [notify] extra")
 
-from metaflow_hitl import gates  # noqa: E402
-from metaflow_hitl.gate_id import GateId  # noqa: E402
-from metaflow_hitl.github.review_backend import GitHubReviewBackend  # noqa: E402
-from metaflow_hitl.markers import is_bot_reply, reminder_tag  # noqa: E402
-from metaflow_hitl.records import Actor, Request  # noqa: E402
-from metaflow_hitl.review.config import parse_review  # noqa: E402
-from metaflow_hitl.spec import GateSpec  # noqa: E402
-from metaflow_hitl.stores.local import LocalApprovalStore  # noqa: E402
-from metaflow_hitl.timestamps import add_seconds, format_ts, utc_now  # noqa: E402
-from tests.fakes._github_state import Clock  # noqa: E402
-from tests.fakes.github_api import SKIP_REASON, SPEC_FILE, FakeGitHub  # noqa: E402
+from metaflow_hitl import gates
+from metaflow_hitl.gate_id import GateId
+from metaflow_hitl.github.review_backend import GitHubReviewBackend
+from metaflow_hitl.markers import is_bot_reply, reminder_tag
+from metaflow_hitl.records import Actor, Request
+from metaflow_hitl.review.config import parse_review
+from metaflow_hitl.spec import GateSpec
+from metaflow_hitl.stores.local import LocalApprovalStore
+from metaflow_hitl.timestamps import add_seconds, format_ts, utc_now
+from tests.fakes.github import SKIP_REASON, SPEC_FILE, Clock, FakeGitHub
 
 pytestmark = pytest.mark.skipif(not SPEC_FILE.is_file(), reason=SKIP_REASON)
 

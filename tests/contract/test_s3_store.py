@@ -19,13 +19,12 @@ from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.stores import open_store
 from metaflow_hitl.stores import s3 as s3_module
 from metaflow_hitl.stores.s3 import S3ApprovalStore, split_s3_url
-from tests.contract.test_store_contract import (
+from tests.contract.store_kinds import (
     GATE,
     S3_TEST_ENV,
     make_decision,
     make_request,
     make_vote,
-    moto_s3,  # noqa: F401 - the session fixture
     new_bucket,
     s3_client,
 )
@@ -35,7 +34,7 @@ SECRET = "do-not-print-this-secret-0123456789"
 
 
 @pytest.fixture
-def aws_env(moto_s3: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> str:  # noqa: F811
+def aws_env(moto_s3: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> str:
     """Dummy credentials and Metaflow's endpoint setting in the environment."""
     for name, value in {**S3_TEST_ENV, "METAFLOW_S3_ENDPOINT_URL": moto_s3}.items():
         monkeypatch.setenv(name, value)
@@ -91,16 +90,16 @@ def _error(code: str, status: int, *, retries: int = 0) -> dict[str, Any]:
 
 
 @pytest.fixture
-def bucket(moto_s3: str) -> str:  # noqa: F811
+def bucket(moto_s3: str) -> str:
     return new_bucket(moto_s3)
 
 
-def _store(moto_s3: str, bucket: str, **faulty: Any) -> tuple[S3ApprovalStore, Faulty]:  # noqa: F811
+def _store(moto_s3: str, bucket: str, **faulty: Any) -> tuple[S3ApprovalStore, Faulty]:
     client = Faulty(s3_client(moto_s3), **faulty)
     return S3ApprovalStore(bucket, PREFIX, client=client), client
 
 
-def _keys(moto_s3: str, bucket: str) -> list[str]:  # noqa: F811
+def _keys(moto_s3: str, bucket: str) -> list[str]:
     listed = s3_client(moto_s3).list_objects_v2(Bucket=bucket).get("Contents", [])
     return sorted(item["Key"] for item in listed)
 
@@ -108,7 +107,7 @@ def _keys(moto_s3: str, bucket: str) -> list[str]:  # noqa: F811
 # -- layout and request counts ------------------------------------------------------------------
 
 
-def test_layout_and_request_counts(moto_s3: str, bucket: str) -> None:  # noqa: F811
+def test_layout_and_request_counts(moto_s3: str, bucket: str) -> None:
     store, client = _store(moto_s3, bucket)
     vote = make_vote("alice")
 
@@ -144,7 +143,7 @@ def test_layout_and_request_counts(moto_s3: str, bucket: str) -> None:  # noqa: 
     assert store.location == f"s3://{bucket}/{PREFIX}"
 
 
-def test_listing_pending_reads_only_the_pending_prefix(moto_s3: str, bucket: str) -> None:  # noqa: F811
+def test_listing_pending_reads_only_the_pending_prefix(moto_s3: str, bucket: str) -> None:
     store, client = _store(moto_s3, bucket)
     decided = [GateId("Hist", str(i), "gate") for i in range(12)]
     pending = [GateId("Hist", "100", "gate"), GateId("Other", "7", "gate")]
@@ -172,7 +171,7 @@ def test_listing_pending_reads_only_the_pending_prefix(moto_s3: str, bucket: str
 # -- races and lost responses -------------------------------------------------------------------
 
 
-def test_412_on_the_decision_returns_the_winner(moto_s3: str, bucket: str) -> None:  # noqa: F811
+def test_412_on_the_decision_returns_the_winner(moto_s3: str, bucket: str) -> None:
     alice, _ = _store(moto_s3, bucket)
     bob, bob_client = _store(moto_s3, bucket)
     alice.create_request(make_request())
@@ -187,7 +186,7 @@ def test_412_on_the_decision_returns_the_winner(moto_s3: str, bucket: str) -> No
 
 @pytest.mark.parametrize("fault", ["lost", "412-after-retry"])
 def test_a_decision_whose_response_was_lost_is_ours(
-    moto_s3: str,  # noqa: F811
+    moto_s3: str,
     bucket: str,
     fault: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -209,7 +208,7 @@ def test_a_decision_whose_response_was_lost_is_ours(
 
 @pytest.mark.parametrize("fault", ["lost", "412-after-retry"])
 def test_a_request_whose_response_was_lost_is_ours(
-    moto_s3: str,  # noqa: F811
+    moto_s3: str,
     bucket: str,
     fault: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -224,7 +223,7 @@ def test_a_request_whose_response_was_lost_is_ours(
 
 
 def test_a_412_after_a_retry_with_another_nonce_is_a_lost_race(
-    moto_s3: str,  # noqa: F811
+    moto_s3: str,
     bucket: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -250,7 +249,7 @@ def test_a_412_after_a_retry_with_another_nonce_is_a_lost_race(
     assert alice_client.calls.count("DeleteObject") == 0
 
 
-def test_a_409_is_retried(moto_s3: str, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_a_409_is_retried(moto_s3: str, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(s3_module, "_BACKOFF_SECONDS", 0.0)
     store, client = _store(moto_s3, bucket, suffix="decision.json", faults=["409", "409"])
     store.create_request(make_request())
@@ -262,7 +261,7 @@ def test_a_409_is_retried(moto_s3: str, bucket: str, monkeypatch: pytest.MonkeyP
 
 
 def test_endless_409s_give_up_with_a_store_error(
-    moto_s3: str,  # noqa: F811
+    moto_s3: str,
     bucket: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -320,7 +319,7 @@ def test_an_unreachable_endpoint_is_a_store_error(aws_env: str) -> None:
     assert SECRET not in str(info.value)
 
 
-def test_a_corrupt_record_names_its_url(moto_s3: str, bucket: str) -> None:  # noqa: F811
+def test_a_corrupt_record_names_its_url(moto_s3: str, bucket: str) -> None:
     store, _ = _store(moto_s3, bucket)
     key = f"{PREFIX}/v1/gates/TrainAndDeploy/1732/gate/decision.json"
     s3_client(moto_s3).put_object(Bucket=bucket, Key=key, Body=b'{"format": "metaflow-hi')
@@ -366,7 +365,7 @@ def test_open_store_without_boto3_says_what_to_install(monkeypatch: pytest.Monke
     assert "pip install 'metaflow-hitl[s3]'" in str(info.value)
 
 
-def test_an_empty_prefix_keeps_the_layout(moto_s3: str, bucket: str) -> None:  # noqa: F811
+def test_an_empty_prefix_keeps_the_layout(moto_s3: str, bucket: str) -> None:
     store = S3ApprovalStore(bucket, "", client=s3_client(moto_s3))
     assert store.location == f"s3://{bucket}"
     request = replace(make_request(), message="at the bucket root")

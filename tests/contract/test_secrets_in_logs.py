@@ -40,7 +40,8 @@ from metaflow_hitl.render.documents import render_approval_file
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.stores.local import LocalApprovalStore
 from metaflow_hitl.timestamps import utc_now
-from tests.contract.test_argo_resumers import (
+from tests.fakes import webhooks
+from tests.fakes.argo_server import (
     NS,
     SWAGGER,
     WF,
@@ -48,9 +49,8 @@ from tests.contract.test_argo_resumers import (
     make_workflow,
     suspend_node,
 )
-from tests.contract.test_argo_resumers import TOKEN as ARGO_TOKEN
-from tests.fakes import webhooks
-from tests.fakes.github_api import SKIP_REASON, SPEC_FILE, FakeGitHub
+from tests.fakes.argo_server import TOKEN as ARGO_TOKEN
+from tests.fakes.github import SKIP_REASON, SPEC_FILE, FakeGitHub
 from tests.fakes.published import open_published
 
 pytestmark = [
@@ -172,8 +172,6 @@ def apprise_url(port: int, scheme: str = "json") -> str:
 
 @pytest.fixture
 def argo() -> Iterator[tuple[FakeArgoServer, str]]:
-    if not SWAGGER.is_file():
-        pytest.skip(f"Argo's swagger is not at {SWAGGER}")
     fake = FakeArgoServer(json.loads(SWAGGER.read_text()))
     fake.echo_auth_in_errors = False
     server = _serve(lambda h: _argo_handle(fake, h))

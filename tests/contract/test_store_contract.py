@@ -1,26 +1,21 @@
 """One behaviour suite for every :class:`~metaflow_hitl.ports.ApprovalStore`.
 
-Each store is described by a :class:`StoreKind` in :data:`STORE_KINDS`; add a kind (an S3
-store against a local S3 server, say) and every test below runs against it too. A kind says
-how to make an empty store, how to reopen it in a forked process, and how to list what a
-writer may have left behind, so the tests themselves only call the port's methods.
+Each store is described by a :class:`~tests.contract.store_kinds.StoreKind` in
+:data:`~tests.contract.store_kinds.STORE_KINDS`; add a kind and every test below runs against it
+too (the ``kind`` and ``store`` fixtures are in ``tests/contract/conftest.py``). A kind says how
+to make an empty store, how to reopen it in a racing process, and how to list what a writer may
+have left behind, so the tests themselves only call the port's methods.
 
 The ``s3`` kind runs against a moto S3 server on 127.0.0.1 (an ephemeral port, in its own
-process, started once per session by :func:`moto_s3`), with a new bucket per test and dummy
+process, started once per session by the ``moto_s3`` fixture), with a new bucket per test and dummy
 credentials in the environment; it is skipped when moto or boto3 is not installed.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import multiprocessing
-import os
 import threading
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -29,210 +24,18 @@ from metaflow_hitl import gates
 from metaflow_hitl.errors import AlreadyDecided, RecordError
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.ports import ApprovalStore
-from metaflow_hitl.records import Actor, Decision, PageChange, Publication, Reminder, Request, Vote
-from metaflow_hitl.spec import GateSpec
+from metaflow_hitl.records import Actor, PageChange, Publication, Reminder
 from metaflow_hitl.stores.local import LocalApprovalStore
-from metaflow_hitl.stores.s3 import S3ApprovalStore
 from metaflow_hitl.timestamps import utc_now
-from tests.fakes.moto_s3 import serialised_moto_server
-
-# -- store kinds ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StoreKind:
-    """How the suite drives one store implementation."""
-
-    name: str
-    #: A new, empty store using ``tmp_path`` for anything it needs locally.
-    make: Callable[[Path], ApprovalStore]
-    #: A store on the same data, for use inside a forked child process.
-    reopen: Callable[[ApprovalStore], ApprovalStore]
-    #: Temporary objects (partial uploads, temp files) a writer left behind.
-    leftovers: Callable[[ApprovalStore], list[str]]
-    #: The physical objects holding a gate's decision (one once decided).
-    decision_objects: Callable[[ApprovalStore, GateId], list[str]]
-    #: Fixtures ``make`` needs, passed to it by name after ``tmp_path``.
-    needs: tuple[str, ...] = ()
-    #: Processes in the "exactly one wins" race.
-    racers: int = 50
-
-
-def _local_leftovers(store: ApprovalStore) -> list[str]:
-    assert isinstance(store, LocalApprovalStore)
-    return [
-        os.path.join(folder, name)
-        for folder, _, names in os.walk(store.root)
-        for name in names
-        if name.startswith(".tmp")
-    ]
-
-
-def _local_decision_objects(store: ApprovalStore, gate_id: GateId) -> list[str]:
-    assert isinstance(store, LocalApprovalStore)
-    folder = store.root / "v1" / "gates" / gate_id.flow / gate_id.run_id / gate_id.step
-    return sorted(n for n in os.listdir(folder) if "decision" in n)
-
-
-# -- the S3 kind: a moto server in its own process ---------------------------------------------
-
-#: Dummy credentials for moto; nothing here is a secret.
-S3_TEST_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
-
-@pytest.fixture(scope="session")
-def moto_s3() -> Iterator[str]:
-    """The endpoint URL of a moto S3 server on loopback, for the whole session."""
-    pytest.importorskip("boto3")
-    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
-        pytest.skip("moto[server] is not installed")
-    with serialised_moto_server() as endpoint:
-        _require_conditional_writes(endpoint)
-        yield endpoint
-
-
-def _require_conditional_writes(endpoint: str) -> None:
-    """Fail (never skip) when the server ignores ``If-None-Match: *`` on PutObject."""
-    from botocore.exceptions import ClientError
-
-    client = s3_client(endpoint)
-    bucket = new_bucket(endpoint)
-    client.put_object(Bucket=bucket, Key="probe", Body=b"1", IfNoneMatch="*")
-    try:
-        client.put_object(Bucket=bucket, Key="probe", Body=b"2", IfNoneMatch="*")
-    except ClientError as exc:
-        if exc.response["ResponseMetadata"]["HTTPStatusCode"] == 412:
-            return
-        raise
-    pytest.fail(
-        "this moto version accepted a second PutObject with If-None-Match: * on an existing "
-        "key; the S3 store's tests need a server that honours conditional writes"
-    )
-
-
-def s3_client(endpoint: str) -> Any:
-    """A boto3 client for the moto server, with the dummy credentials."""
-    import boto3
-
-    return boto3.session.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-    ).client("s3", endpoint_url=endpoint)
-
-
-def new_bucket(endpoint: str) -> str:
-    """A new, empty bucket on the moto server."""
-    name = f"hitl-{uuid.uuid4().hex[:16]}"
-    s3_client(endpoint).create_bucket(Bucket=name)
-    return name
-
-
-def _make_s3(tmp: Path, moto_s3: str, monkeypatch: pytest.MonkeyPatch) -> ApprovalStore:
-    # No client given: the store makes its own from Metaflow's S3 settings and the AWS
-    # credential chain, as on a real run (and again in each forked racer).
-    for name, value in {**S3_TEST_ENV, "METAFLOW_S3_ENDPOINT_URL": moto_s3}.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp / "no-aws-credentials"))
-    return S3ApprovalStore(new_bucket(moto_s3), "team/hitl")
-
-
-def _s3_keys(store: ApprovalStore, prefix: str = "") -> list[str]:
-    assert isinstance(store, S3ApprovalStore)
-    pages = store.client.get_paginator("list_objects_v2").paginate(
-        Bucket=store.bucket, Prefix=prefix
-    )
-    return [item["Key"] for page in pages for item in page.get("Contents", ())]
-
-
-def _s3_leftovers(store: ApprovalStore) -> list[str]:
-    assert isinstance(store, S3ApprovalStore)
-    uploads = store.client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", [])
-    outside = [k for k in _s3_keys(store) if not k.startswith(f"{store.prefix}/v1/")]
-    return [u["Key"] for u in uploads] + outside
-
-
-def _s3_decision_objects(store: ApprovalStore, gate_id: GateId) -> list[str]:
-    assert isinstance(store, S3ApprovalStore)
-    folder = f"{store.prefix}/v1/gates/{gate_id.flow}/{gate_id.run_id}/{gate_id.step}/"
-    return [k for k in _s3_keys(store, folder) if "decision" in k]
-
-
-STORE_KINDS = [
-    StoreKind(
-        name="local",
-        make=lambda tmp: LocalApprovalStore(tmp / "_hitl"),
-        reopen=lambda store: LocalApprovalStore(store.location),
-        leftovers=_local_leftovers,
-        decision_objects=_local_decision_objects,
-    ),
-    StoreKind(
-        name="s3",
-        make=_make_s3,
-        reopen=lambda store: S3ApprovalStore(store.bucket, store.prefix),  # type: ignore[attr-defined]
-        leftovers=_s3_leftovers,
-        decision_objects=_s3_decision_objects,
-        needs=("moto_s3", "monkeypatch"),
-        # 20 racing processes, not 50: each one makes its own boto3 client after the fork
-        # (~0.1 s of CPU) and the moto server is one process; 20 still race on one key.
-        racers=20,
-    ),
-]
-
-
-@pytest.fixture(params=STORE_KINDS, ids=[k.name for k in STORE_KINDS])
-def kind(request: pytest.FixtureRequest) -> StoreKind:
-    return request.param
-
-
-@pytest.fixture
-def store(kind: StoreKind, tmp_path: Path, request: pytest.FixtureRequest) -> ApprovalStore:
-    made = kind.make(tmp_path, **{name: request.getfixturevalue(name) for name in kind.needs})
-    assert isinstance(made, ApprovalStore)
-    return made
-
-
-# -- records ----------------------------------------------------------------------------------
-
-T0 = datetime(2026, 11, 25, 10, 0, 0, 123000, tzinfo=timezone.utc)
-GATE = GateId("TrainAndDeploy", "1732", "gate")
-
-
-def make_request(gate: GateId = GATE, *, now: datetime = T0, **options: Any) -> Request:
-    options.setdefault("message", "Deploy model v7?")
-    spec = GateSpec.from_options(**options)
-    return spec.request_for(
-        gate, message=spec.message, started_by="starter", runtime="local", now=now, store="test"
-    )
-
-
-def make_vote(login: str, intent: Any = "approve", *, gate: GateId = GATE, second: int = 0) -> Vote:
-    at = T0 + timedelta(seconds=second)
-    return Vote(gate_id=gate, intent=intent, actor=Actor(login=login, channel="cli", at=at))
-
-
-def make_decision(
-    login: str, outcome: Any = "approved", *, gate: GateId = GATE, reason: str | None = None
-) -> Decision:
-    at = T0 + timedelta(minutes=1)
-    return Decision(
-        gate_id=gate,
-        outcome=outcome,
-        proceed=outcome == "approved",
-        decided_by=login,
-        channel="cli",
-        deciders=(Actor(login=login, channel="cli", at=at),),
-        decided_at=at,
-        request_digest=make_request(gate).digest(),
-        reason=reason,
-    )
-
+from tests.contract.store_kinds import (
+    GATE,
+    T0,
+    StoreKind,
+    make_decision,
+    make_request,
+    make_vote,
+    racing,
+)
 
 # -- requests ---------------------------------------------------------------------------------
 
@@ -431,7 +234,7 @@ def test_readers_never_see_a_half_written_record(store: ApprovalStore) -> None:
 
 def _race(
     store: ApprovalStore, login: str, intent: Any, barrier: Any, results: Any
-) -> None:  # runs in a forked child
+) -> None:  # runs in a forked child (or a thread)
     try:
         barrier.wait(timeout=60)
         result = gates.decide(
@@ -451,11 +254,10 @@ def _race(
 
 def test_concurrent_deciders_exactly_one_wins(kind: StoreKind, store: ApprovalStore) -> None:
     store.create_request(make_request(now=utc_now(), timeout="1h"))  # open now, not at T0
-    ctx = multiprocessing.get_context("fork")
-    barrier = ctx.Barrier(kind.racers)
-    results = ctx.Queue()
+    race = racing(kind, kind.racers)
+    barrier, results = race.barrier, race.results
     procs = [
-        ctx.Process(
+        race.worker(
             target=_race,
             args=(
                 kind.reopen(store),
@@ -471,8 +273,7 @@ def test_concurrent_deciders_exactly_one_wins(kind: StoreKind, store: ApprovalSt
         p.start()
     outcomes = [results.get(timeout=60) for _ in procs]
     for p in procs:
-        p.join(timeout=30)
-        assert p.exitcode == 0
+        assert race.finished(p)
 
     errors = [o for o in outcomes if o[1] not in {"decided", "already"}]
     assert errors == []
@@ -528,7 +329,7 @@ def test_create_reminder_is_create_if_absent_per_number(store: ApprovalStore) ->
 
 
 def _race_reminder(store: ApprovalStore, who: str, barrier: Any, results: Any) -> None:
-    try:  # runs in a forked child
+    try:  # runs in a forked child (or a thread)
         barrier.wait(timeout=60)
         results.put((who, store.create_reminder(make_reminder(3, by=who)), ""))
     except BaseException as exc:  # reported, not raised: the parent asserts
@@ -539,11 +340,10 @@ def test_concurrent_reminder_senders_exactly_one_wins(
     kind: StoreKind, store: ApprovalStore
 ) -> None:
     store.create_request(make_request())
-    ctx = multiprocessing.get_context("fork")
-    barrier = ctx.Barrier(kind.racers)
-    results = ctx.Queue()
+    race = racing(kind, kind.racers)
+    barrier, results = race.barrier, race.results
     procs = [
-        ctx.Process(
+        race.worker(
             target=_race_reminder,
             args=(kind.reopen(store), f"sender{i:02d}", barrier, results),
         )
@@ -553,8 +353,7 @@ def test_concurrent_reminder_senders_exactly_one_wins(
         p.start()
     outcomes = [results.get(timeout=60) for _ in procs]
     for p in procs:
-        p.join(timeout=30)
-        assert p.exitcode == 0
+        assert race.finished(p)
     assert [o for o in outcomes if o[1] is None] == []
     winners = [who for who, won, _ in outcomes if won]
     assert len(winners) == 1, f"expected one sender of reminder 3, got {winners}"
@@ -564,7 +363,6 @@ def test_concurrent_reminder_senders_exactly_one_wins(
 
 
 def test_a_flow_filter_that_is_a_path_lists_nothing(tmp_path):
-    from metaflow_hitl.stores.local import LocalApprovalStore
 
     store = LocalApprovalStore(tmp_path / "_hitl")
     (tmp_path / "_hitl" / "v1" / "gates" / "Flow" / "1" / "step").mkdir(parents=True)

@@ -24,11 +24,7 @@ from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.records import Actor, Decision, Request, Vote
 from metaflow_hitl.stores.local import LocalApprovalStore
 from metaflow_hitl.stores.s3 import S3ApprovalStore
-from tests.contract.test_store_contract import (
-    moto_s3,  # noqa: F401 - the session fixture
-    new_bucket,
-    s3_client,
-)
+from tests.contract.store_kinds import new_bucket, s3_client
 
 T0 = datetime(2026, 11, 25, 10, 0, 0, 123000, tzinfo=timezone.utc)
 
@@ -39,12 +35,11 @@ TRICKS = ["..", ".", "...", "a/../b", "..\\x", "C:", "%2e%2e", "x\x00y", "\u2024
 
 
 def cases(n: int) -> Any:
+    """``n`` examples on the suite's profile; the fixtures used here need no reset per example."""
+    inherited = list(settings().suppress_health_check)
     return settings(
         max_examples=n,
-        derandomize=True,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        suppress_health_check=[*inherited, HealthCheck.function_scoped_fixture],
     )
 
 
@@ -143,7 +138,7 @@ def test_local_flow_filter_with_a_path_lists_nothing(tmp_path: Path, flow: str) 
 
 
 @pytest.fixture(scope="module")
-def bucket(moto_s3: str) -> tuple[Any, str]:  # noqa: F811
+def bucket(moto_s3: str) -> tuple[Any, str]:
     return s3_client(moto_s3), new_bucket(moto_s3)
 
 

@@ -13,8 +13,8 @@ Anything it does not expect is recorded in :attr:`FakeArgoServer.problems` (and 
 tests assert it stays empty. :attr:`FakeArgoServer.set_calls` counts every ``PUT /set`` that
 reached a workflow, :attr:`FakeArgoServer.writes` only those that changed a node.
 
-The swagger is ``../shared/specs/argo/v3.7.18/swagger.json`` beside the repository; tests that
-need it skip when it is absent (:data:`SKIP_REASON`).
+The swagger is ``tests/specs/argo/v3.7.18/swagger.json``, Argo's own file copied into the
+repository (``tests/specs/argo/README.md`` names its source); no test skips for want of it.
 
 Usage::
 
@@ -41,7 +41,7 @@ from tests.fakes.json_http import serve_json
 
 __all__ = [
     "NS",
-    "SKIP_REASON",
+    "SPECS",
     "SWAGGER",
     "TOKEN",
     "WF",
@@ -55,9 +55,9 @@ __all__ = [
     "suspend_node",
 ]
 
-SPECS = Path(__file__).resolve().parents[2] / ".." / "shared" / "specs" / "argo"
+#: Argo's published API descriptions, one folder per release (``tests/specs/argo/README.md``).
+SPECS = Path(__file__).resolve().parents[1] / "specs" / "argo"
 SWAGGER = SPECS / "v3.7.18" / "swagger.json"
-SKIP_REASON = f"Argo's swagger is not at {SWAGGER} (../shared/specs/argo/ is absent)"
 #: The bearer token the fake accepts (a test value, not a secret).
 TOKEN = "s3cr3t-token-value-123"
 NS = "ml"
@@ -65,7 +65,7 @@ WF = "trainanddeploy-abc12"
 
 
 def load_swagger() -> dict[str, Any]:
-    """Argo v3.7.18's swagger (raises ``FileNotFoundError`` when absent: check :data:`SWAGGER`)."""
+    """Argo v3.7.18's swagger (:data:`SWAGGER`)."""
     return dict(json.loads(SWAGGER.read_text()))
 
 

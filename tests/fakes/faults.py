@@ -3,7 +3,7 @@ and a real server.
 
 :class:`FaultProxy` listens on ``127.0.0.1:<ephemeral port>`` and forwards each HTTP request,
 unchanged (``Host`` header and body included, so AWS signatures still verify), to one upstream
-server (the moto S3 server, :class:`~tests.fakes.github_api.FakeGitHub`, the Argo Server
+server (the moto S3 server, :class:`~tests.fakes.github.FakeGitHub`, the Argo Server
 stand-in...). Rules scripted per request matcher replace a forwarded exchange with a fault:
 
 =================  ===================================================================

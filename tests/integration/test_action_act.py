@@ -39,8 +39,7 @@ from metaflow_hitl.review.publish import open_review
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.stores.local import LocalApprovalStore
 from metaflow_hitl.timestamps import utc_now
-from tests.fakes._github_state import Clock
-from tests.fakes.github_api import SKIP_REASON, SPEC_FILE, FakeGitHub
+from tests.fakes.github import SKIP_REASON, SPEC_FILE, Clock, FakeGitHub
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE = ROOT / "node_modules" / "@octokit"
@@ -76,7 +75,6 @@ def _act() -> str | None:
 ACT = _act()
 
 pytestmark = [
-    pytest.mark.integration,
     pytest.mark.slow,
     pytest.mark.skipif(not SPEC_FILE.is_file(), reason=SKIP_REASON),
     pytest.mark.skipif(

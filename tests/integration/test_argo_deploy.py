@@ -12,8 +12,6 @@ import pytest
 
 from tests.integration.kube_argo import serve_kube
 
-pytestmark = pytest.mark.integration
-
 FLOWS = Path(__file__).parent / "flows"
 
 DEPLOYER = """

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -22,13 +21,11 @@ from metaflow_hitl.argo.inject import ArgoGate, inject_gates
 from metaflow_hitl.errors import InjectionError
 from metaflow_hitl.plugin.argo_compile import add_gates
 from metaflow_hitl.plugin.argo_compile import notify_container as real_notify_container
+from tests.fakes.argo_server import SPECS
 from tests.integration.argo_pods import compile_flow
-
-pytestmark = pytest.mark.integration
+from tests.support.golden import check_golden
 
 FLOWS = Path(__file__).parent / "flows"
-GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "argo"
-SPECS = Path(__file__).resolve().parents[3] / "shared" / "specs" / "argo"
 
 
 def hook_notify_container(step: str, container: dict[str, Any]) -> dict[str, Any]:
@@ -54,10 +51,7 @@ def notify_container(step: str, container: dict[str, Any]) -> dict[str, Any]:
 
 
 def strict_schema(version: str) -> Any:
-    path = SPECS / version / "schema.json"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent (Argo's schema lives in ../shared/specs/argo)")
-    schema = json.loads(path.read_text())
+    schema = json.loads((SPECS / version / "schema.json").read_text())
     defs = schema["definitions"]
     for name in (
         "io.k8s.apimachinery.pkg.util.intstr.IntOrString",
@@ -187,12 +181,8 @@ def test_compiled_flows_get_notify_and_suspend_tasks(s3_env, tmp_path, name, flo
         assert f" step {gate.step} " not in script
         assert notify["container"]["resources"]["requests"] == {"cpu": "250m", "memory": "512Mi"}
         assert notify["retryStrategy"]["limit"] == 3
-    golden = GOLDEN / (f"{name}.json" if style == "depends" else f"{name}.{style}.json")
-    part = json.dumps(injected_part(result), indent=2, sort_keys=True) + "\n"
-    if os.environ.get("HITL_REGEN_GOLDEN") == "1":
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_text(part)
-    assert golden.read_text() == part
+    golden = f"argo/{name}.json" if style == "depends" else f"argo/{name}.{style}.json"
+    check_golden(golden, json.dumps(injected_part(result), indent=2, sort_keys=True) + "\n")
 
 
 def test_dependencies_style_is_kept(s3_env, tmp_path):

@@ -33,11 +33,10 @@ from tests.fakes.argo_server import (
     serve,
     suspend_node,
 )
-from tests.fakes.github_api import SKIP_REASON, SPEC_FILE, FakeGitHub
+from tests.fakes.github import SKIP_REASON, SPEC_FILE, FakeGitHub
 from tests.integration.argo_pods import Workflow, compile_flow, pods_supported
 
 pytestmark = [
-    pytest.mark.integration,
     pytest.mark.skipif(not SPEC_FILE.is_file(), reason=SKIP_REASON),
     pytest.mark.skipif(bool(pods_supported()), reason=str(pods_supported())),
 ]

@@ -16,8 +16,6 @@ import pytest
 
 from metaflow_hitl.plugin.card import render_card_html
 
-pytestmark = pytest.mark.integration
-
 HOSTILE = '<script>alert("x")</script> & <b>bold</b>'
 MFUI = "https://mfui.example.org"
 ARGO_UI = "https://argo.example.org"

@@ -5,10 +5,6 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
-
-pytestmark = pytest.mark.integration
-
 
 def test_list_show_and_refusals(workspace):
     ws = workspace("deploy_flow.py")

@@ -13,11 +13,9 @@ from datetime import timedelta
 import pytest
 
 from metaflow_hitl.timestamps import utc_now
-from tests.fakes._github_state import Clock
-from tests.fakes.github_api import SKIP_REASON, SPEC_FILE, FakeGitHub
+from tests.fakes.github import SKIP_REASON, SPEC_FILE, Clock, FakeGitHub
 
 pytestmark = [
-    pytest.mark.integration,
     pytest.mark.skipif(not SPEC_FILE.is_file(), reason=SKIP_REASON),
 ]
 

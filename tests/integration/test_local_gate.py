@@ -8,8 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-pytestmark = pytest.mark.integration
-
 
 def test_approve_with_input_runs_the_step_with_it(workspace):
     ws = workspace("deploy_flow.py")

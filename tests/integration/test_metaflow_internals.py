@@ -27,8 +27,6 @@ from metaflow_hitl.plugin import metaflow_internals
 from metaflow_hitl.plugin.argo_compile import _gated_payload, gates_of
 from tests.integration.argo_pods import compile_flow
 
-pytestmark = pytest.mark.integration
-
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = Path(__file__).parent / "flows"
 

@@ -25,7 +25,7 @@ import pytest
 
 from tests.integration.venvs import make_venv, pins
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 FLOWS = Path(__file__).parent / "flows"
 FLOW = "parity_flow.py"

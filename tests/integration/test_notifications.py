@@ -11,7 +11,6 @@ from typing import ClassVar
 
 import pytest
 
-pytestmark = pytest.mark.integration
 pytest.importorskip("apprise", reason="apprise is the [notify] extra")
 
 

@@ -40,8 +40,6 @@ from metaflow_hitl.stores.local import LocalApprovalStore
 from metaflow_hitl.stores.s3 import S3ApprovalStore, split_s3_url
 from metaflow_hitl.timestamps import utc_now
 
-pytestmark = pytest.mark.integration
-
 ROOT = Path(__file__).resolve().parents[2]
 OPERATIONS = ROOT / "docs" / "operations.md"
 TROUBLESHOOTING = ROOT / "docs" / "troubleshooting.md"

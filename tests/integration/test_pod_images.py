@@ -33,7 +33,6 @@ from tests.integration.argo_pods import Workflow, compile_flow, pods_supported
 from tests.integration.venvs import make_venv, pins
 
 pytestmark = [
-    pytest.mark.integration,
     pytest.mark.slow,
     pytest.mark.skipif(bool(pods_supported()), reason=str(pods_supported())),
 ]

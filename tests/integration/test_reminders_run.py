@@ -16,7 +16,6 @@ import pytest
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.stores.local import LocalApprovalStore
 
-pytestmark = pytest.mark.integration
 pytest.importorskip("apprise", reason="apprise is the [notify] extra")
 
 

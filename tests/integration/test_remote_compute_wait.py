@@ -32,8 +32,6 @@ from tests.fakes.k8s_api import FakeKubernetesJobs, LocalKubelet, serve_jobs
 from tests.fakes.moto_s3 import metaflow_s3_env, moto_server
 from tests.integration.kube_argo import _kubeconfig
 
-pytestmark = pytest.mark.integration
-
 FLOWS = Path(__file__).parent / "flows"
 STORE = "s3://bucket/metaflow/_hitl"
 JOBS = "/apis/batch/v1/namespaces/default/jobs"

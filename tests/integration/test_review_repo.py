@@ -6,21 +6,12 @@ import json
 import subprocess
 import time
 
-import pytest
-
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.gates import decide
 from metaflow_hitl.records import Actor
 from metaflow_hitl.stores.local import LocalApprovalStore
 from metaflow_hitl.timestamps import utc_now
-
-pytestmark = pytest.mark.integration
-
-
-def _git(repo, *args: str) -> str:
-    return subprocess.run(
-        ["git", "--git-dir", str(repo), *args], check=True, capture_output=True, text=True
-    ).stdout
+from tests.support.git import git
 
 
 def test_gate_opens_a_branch_and_the_decision_is_a_commit_by_the_decider(workspace):
@@ -59,16 +50,16 @@ def test_gate_opens_a_branch_and_the_decision_is_a_commit_by_the_decider(workspa
     assert "Committed to" in ok.stdout
     code, out = ws.finish(proc)
     assert code == 0, out
-    log = _git(repo, "log", "--topo-order", "main", "--format=%an|%s").splitlines()
+    log = git("log", "--topo-order", "main", "--format=%an|%s", git_dir=repo).splitlines()
     assert log[:3] == [
         f"metaflow-hitl|hitl: merge {gate} (approved)",
         f"reviewer|hitl: {gate} approved by reviewer (cli)",
         f"metaflow-hitl|hitl: open gate {gate}",
     ]
-    body = _git(repo, "log", "-1", "--format=%B", "main^2")
+    body = git("log", "-1", "--format=%B", "main^2", git_dir=repo)
     assert f"Hitl-Gate: {gate}" in body
     assert "Hitl-Outcome: approved" in body
-    record = json.loads(_git(repo, "show", f"main:decisions/{flow}/{run_id}/{step}.json"))
+    record = json.loads(git("show", f"main:decisions/{flow}/{run_id}/{step}.json", git_dir=repo))
     assert record["input"] == {"deploy_target": "staging"}
 
 
@@ -174,8 +165,8 @@ def test_an_expiry_that_approves_proceeds_when_the_review_repo_is_down(workspace
     assert f"sync {gate}" in out
     repo.unlink()
     hidden.rename(repo)
-    assert "decisions/" not in _git(repo, "ls-tree", "-r", "--name-only", "main")
+    assert "decisions/" not in git("ls-tree", "-r", "--name-only", "main", git_dir=repo)
     synced = ws.console("sync", gate)
     assert synced.returncode == 0, synced.stderr
-    record = json.loads(_git(repo, "show", f"main:decisions/{flow}/{run_id}/{step}.json"))
+    record = json.loads(git("show", f"main:decisions/{flow}/{run_id}/{step}.json", git_dir=repo))
     assert record["outcome"] == "timed_out"

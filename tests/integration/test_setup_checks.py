@@ -13,10 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-pytestmark = pytest.mark.integration
-
 
 def test_approver_needs_none_of_the_flows_notifier_settings(workspace):
     ws = workspace("deploy_flow.py")

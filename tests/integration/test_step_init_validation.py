@@ -6,8 +6,6 @@ import json
 
 import pytest
 
-pytestmark = pytest.mark.integration
-
 CASES = [
     ({"message": "ok?", "timeout": "24x"}, "timeout '24x' is not a duration", "1h30m"),
     ({"message": "ok?", "timeout": "0s"}, "timeout must be longer than zero", None),

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from hitl_builders import actor, build_request
 
 from metaflow_hitl.argo.k8s_resumer import KubernetesResumer
 from metaflow_hitl.argo.server_resumer import ArgoServerResumer
 from metaflow_hitl.argo.settings import RuntimeResumer, argo_resumer_from_env, argo_ui_link
 from metaflow_hitl.errors import ConfigError
 from metaflow_hitl.records import Decision
+from tests.support.builders import actor, build_request
 
 
 def test_the_argo_server_is_used_when_configured() -> None:

@@ -32,8 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hitl_builders import GATE, T0, actor, build_request, json_paths
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
@@ -54,6 +53,7 @@ from metaflow_hitl.index.segments import (
 from metaflow_hitl.records import checks_digest
 from metaflow_hitl.stores.local import LocalApprovalStore
 from metaflow_hitl.timestamps import format_ts
+from tests.support.builders import GATE, T0, actor, build_request, json_paths
 
 WHERE = "index segment s3://bucket/prefix/v1/index/decided/abc.json.gz"
 NOW = datetime(2026, 11, 25, 15, 57, 44, 255000, tzinfo=timezone.utc)
@@ -480,13 +480,7 @@ def test_matches_is_exact() -> None:
 
 ITEM_SCHEMA = SEGMENT_SCHEMA["properties"]["gates"]["items"]
 ITEM_VALIDATOR = Draft202012Validator(ITEM_SCHEMA)
-SETTINGS = settings(
-    max_examples=600,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+SETTINGS = settings(max_examples=600)
 
 JSON = st.recursive(
     st.none()
@@ -536,7 +530,7 @@ def test_the_strategy_reaches_both_verdicts() -> None:
     """Guards the property below against a strategy that only ever makes invalid entries."""
     seen: set[bool] = set()
 
-    @settings(max_examples=100, derandomize=True, deadline=None, database=None)
+    @settings(max_examples=100)
     @given(entry=ENTRIES)
     def collect(entry: Any) -> None:
         seen.add(ITEM_VALIDATOR.is_valid(entry))
@@ -559,13 +553,7 @@ def test_entry_ok_agrees_with_jsonschema(entry: Any) -> None:
 SEGMENT_VALIDATOR = Draft202012Validator(SEGMENT_SCHEMA)
 
 
-@settings(
-    max_examples=300,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+@settings(max_examples=300)
 @given(
     pick=st.integers(min_value=0),
     action=st.sampled_from(["replace", "delete", "add"]),

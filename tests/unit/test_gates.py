@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hitl_builders import GATE, STARTER, T0, actor, build_request
 
 from metaflow_hitl import gates
 from metaflow_hitl.errors import (
@@ -25,6 +24,7 @@ from metaflow_hitl.errors import (
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.records import Request
 from metaflow_hitl.stores.local import LocalApprovalStore
+from tests.support.builders import GATE, STARTER, T0, actor, build_request
 
 SOON = T0 + timedelta(minutes=1)
 LATER = T0 + timedelta(minutes=2)

@@ -12,6 +12,7 @@ the package's here. (Pods without the package: ``tests/integration/test_pod_imag
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ import metaflow_hitl
 from metaflow_extensions.hitl.plugins import hitl_loader
 from metaflow_extensions.hitl.plugins import hitl_step as glue
 from metaflow_extensions.hitl.toplevel import hitl_toplevel
+from tests.support.processes import python_path
 
 ROOT = Path(__file__).resolve().parents[2]
 #: What a flow without gates must not import: ours and what only ours needs.
@@ -160,9 +162,7 @@ def test_another_release_imported_first_is_refused(tmp_path: Path) -> None:
     (fake / "plugin" / "__init__.py").write_text("")
     (fake / "plugin" / "decorator.py").write_text("")
     code = textwrap.dedent(
-        f"""
-        import sys
-        sys.path.insert(0, {str(fake.parent)!r})
+        """
         import metaflow
         from metaflow_extensions.hitl.plugins.hitl_loader import HitlUnavailable, implementation
         try:
@@ -174,6 +174,7 @@ def test_another_release_imported_first_is_refused(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-c", code],
         cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": python_path(fake.parent)},  # first, before site-packages
         capture_output=True,
         text=True,
         timeout=60,

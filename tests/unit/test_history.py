@@ -11,10 +11,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from hitl_builders import T0, build_request
 
 from metaflow_hitl.github.history import Cast, casts_from_page, votes_from_casts
 from metaflow_hitl.timestamps import format_ts
+from tests.support.builders import T0, build_request
 
 HEAD = "a" * 40
 OLD = "b" * 40

@@ -25,8 +25,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from hitl_builders import T0, actor, build_request
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
@@ -45,6 +44,7 @@ from metaflow_hitl.render.documents import (
     summarize_value,
 )
 from metaflow_hitl.slash_commands import MAX_COMMENT_BYTES, Command, Ignore, Reply, parse_comment
+from tests.support.builders import T0, actor, build_request
 
 ZWJ = "\u200d"
 SAFE_LINK = "https://ui.example/TrainAndDeploy/1732"
@@ -52,16 +52,6 @@ SAFE_LINK = "https://ui.example/TrainAndDeploy/1732"
 
 def to_html(text: str) -> str:
     return MarkdownIt("commonmark", {"html": True}).enable("table").render(text)
-
-
-def hypothesis_cases(n: int) -> Any:
-    return settings(
-        max_examples=n,
-        derandomize=True,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow],
-    )
 
 
 # -- what hostile text looks like ----------------------------------------------------------------
@@ -166,7 +156,7 @@ def hostile_request(message: str, **fields: Any) -> Request:
 # -- injection into every page we publish ----------------------------------------------------------
 
 
-@hypothesis_cases(120)
+@settings(max_examples=120)
 @given(HOSTILE, st.dictionaries(st.sampled_from(["a", "b", "model", "notes"]), HOSTILE, max_size=3))
 def test_approval_file_and_issue_body_keep_hostile_text_inert(
     message: str, artifacts: dict[str, str]
@@ -180,7 +170,7 @@ def test_approval_file_and_issue_body_keep_hostile_text_inert(
         check_page(text, headings=headings, links={SAFE_LINK}, marker=marker_for(request))
 
 
-@hypothesis_cases(120)
+@settings(max_examples=120)
 @given(HOSTILE)
 def test_pr_body_keeps_hostile_text_inert(message: str) -> None:
     request = hostile_request(message)
@@ -188,7 +178,7 @@ def test_pr_body_keeps_hostile_text_inert(message: str) -> None:
     check_page(text, headings=1, links=set(), marker=marker_for(request))
 
 
-@hypothesis_cases(150)
+@settings(max_examples=150)
 @given(HOSTILE, HOSTILE, st.sampled_from(["approved", "rejected", "timed_out"]))
 def test_replies_keep_hostile_reasons_and_input_inert(
     reason: str, value: str, outcome: str
@@ -214,7 +204,7 @@ def test_replies_keep_hostile_reasons_and_input_inert(
     check_page(text, headings=0, links=links, marker=None)
 
 
-@hypothesis_cases(150)
+@settings(max_examples=150)
 @given(HOSTILE, HOSTILE)
 def test_refusal_replies_echoing_a_comment_keep_it_inert(comment: str, hint: str) -> None:
     """A refusal quotes what the commenter wrote (the JSON problem, the failing value)."""
@@ -409,7 +399,7 @@ CONFUSABLES = {
 }
 
 
-@hypothesis_cases(400)
+@settings(max_examples=400)
 @given(st.data())
 def test_any_confusable_spelling_of_approve_is_not_a_command(data: st.DataObject) -> None:
     word = list("/approve")

@@ -15,7 +15,6 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from hitl_builders import T0, build_request
 
 from metaflow_hitl.github.page_check import (
     git_blob_sha,
@@ -31,6 +30,7 @@ from metaflow_hitl.render.documents import (
     render_pr_body,
     render_pr_title,
 )
+from tests.support.builders import T0, build_request
 
 REPO = "acme/approvals"
 BOT = "hitl-bot"

@@ -8,7 +8,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from hitl_builders import GATE, STARTER, T0, actor, build_request
 
 from metaflow_hitl.policy import (
     PERMISSION_LEVELS,
@@ -19,6 +18,7 @@ from metaflow_hitl.policy import (
     tally,
 )
 from metaflow_hitl.records import Intent, Vote
+from tests.support.builders import GATE, STARTER, T0, actor, build_request
 
 # -- check_decider ----------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Property-based tests (hypothesis) of everything that reads text someone else wrote.
 
-Thousands of generated cases, reproducible (``derandomize=True``: the same cases on every run
-and in CI). Each property is the contract of the function under test:
+Thousands of generated cases, reproducible (the suite's Hypothesis profile in
+``tests/conftest.py``: the same cases on every run and in CI). Each property is the contract of the function under test:
 
 * the comment grammar never raises, refuses with an actionable message, and what it accepts
   is strict JSON; what we render as a command parses back to what we meant;
@@ -13,8 +13,9 @@ and in CI). Each property is the contract of the function under test:
   drive letters or non-ASCII can reach a store key or a file path (the stores themselves
   are checked in ``tests/contract/test_store_paths.py``).
 
-The case counts are set per test (``max_examples``); their sum is reported in
-docs/reliability.md ("Hostile input").
+``max_examples`` is set per test and is only an upper bound; the cases actually run are
+measured by ``benchmarks/bench_property_cases.py`` and reported in docs/reliability.md
+("Hostile input").
 """
 
 # ruff: noqa: E501, PT017 -- strategy tables stay on one line; properties assert inside except
@@ -27,8 +28,7 @@ from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
 import pytest
-from hitl_builders import GATE, T0, actor, build_request
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metaflow_hitl.errors import ConfigError, GateRefError, RecordError
@@ -44,21 +44,12 @@ from metaflow_hitl.input_schema import (
 from metaflow_hitl.records import Decision, Request, Vote, decode_record, encode_record
 from metaflow_hitl.render.documents import render_approval_file
 from metaflow_hitl.slash_commands import MAX_COMMENT_BYTES, Command, Ignore, Reply, parse_comment
-
-#: ``max_examples`` of every property below (docs/reliability.md publishes the sum).
-CASE_COUNTS: list[int] = []
+from tests.support.builders import GATE, T0, actor, build_request
 
 
 def cases(n: int) -> Any:
-    """Reproducible settings: the same ``n`` cases on every run."""
-    CASE_COUNTS.append(n)
-    return settings(
-        max_examples=n,
-        derandomize=True,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    )
+    """At most ``n`` cases, on the suite's reproducible profile (``tests/conftest.py``)."""
+    return settings(max_examples=n)
 
 
 # -- strategies ---------------------------------------------------------------------------------
@@ -496,8 +487,3 @@ def test_gate_refs_are_refused_or_path_safe(text: str, flow: str | None) -> None
     assert len(win.parts) == 5
     assert "/" not in gate.slug
     assert "\\" not in gate.slug
-
-
-def test_the_case_counts_add_up_to_thousands() -> None:
-    """Guards the figure docs/reliability.md publishes."""
-    assert sum(CASE_COUNTS) >= 8_000, CASE_COUNTS

@@ -9,7 +9,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from hitl_builders import json_paths
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
@@ -24,6 +23,7 @@ from metaflow_hitl.records import (
     Vote,
     decode_record,
 )
+from tests.support.builders import json_paths
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
 GATE = GateId("TrainFlow", "17", "deploy")
@@ -158,7 +158,7 @@ JSON = st.recursive(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400)
 @given(
     name=st.sampled_from(sorted(SAMPLES)),
     pick=st.integers(min_value=0),

@@ -11,8 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from hitl_builders import GATE, T0, actor, build_request
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from metaflow_hitl.errors import RecordError
@@ -26,6 +25,7 @@ from metaflow_hitl.records import (
     decode_record,
     encode_record,
 )
+from tests.support.builders import GATE, T0, actor, build_request
 
 
 def record_fields(kind: type) -> list[str]:
@@ -250,7 +250,6 @@ def test_random_json_only_raises_record_error(value: Any) -> None:
         decode_record(json.dumps(value), Decision)
 
 
-@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(
     name=st.sampled_from(list(MAKERS)),
     data=st.data(),

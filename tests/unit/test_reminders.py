@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hitl_builders import GATE, T0, build_request
 
 from metaflow_hitl import gates
 from metaflow_hitl.errors import ConfigError, StoreError
@@ -28,6 +27,7 @@ from metaflow_hitl.reminders import (
 from metaflow_hitl.render.documents import render_reminder_comment
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.stores.local import LocalApprovalStore
+from tests.support.builders import GATE, T0, build_request
 
 H = timedelta(hours=1)
 

@@ -8,10 +8,8 @@ CommonMark (with GFM tables) to prove that hostile values stay text.
 
 from __future__ import annotations
 
-import difflib
 import html
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -69,8 +67,8 @@ from metaflow_hitl.render.markdown import (
 from metaflow_hitl.review.trailers import AuditEntry, decision_commit_message, open_commit_message
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.timestamps import add_seconds
+from tests.support.golden import check_golden
 
-GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "rendering"
 ZWJ = "\u200d"
 
 try:
@@ -84,29 +82,6 @@ needs_parser = pytest.mark.skipif(MarkdownIt is None, reason="markdown-it-py is 
 def to_html(text: str) -> str:
     assert MarkdownIt is not None
     return MarkdownIt("commonmark", {"html": True}).enable("table").render(text)
-
-
-def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("HITL_REGEN_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        return
-    if not path.exists():
-        pytest.fail(f"golden file {path} is missing; create it with HITL_REGEN_GOLDEN=1")
-    with open(path, encoding="utf-8", newline="") as fh:
-        expected = fh.read()
-    if text != expected:
-        diff = "".join(
-            difflib.unified_diff(
-                expected.splitlines(keepends=True),
-                text.splitlines(keepends=True),
-                f"golden/{name}",
-                "rendered",
-            )
-        )
-        pytest.fail(f"{name} differs from its golden file (HITL_REGEN_GOLDEN=1 rewrites):\n{diff}")
 
 
 # --- requests and values ----------------------------------------------------------------
@@ -272,38 +247,40 @@ def test_approval_file_golden() -> None:
     text = render_approval_file(
         basic_request(), artifacts=ARTIFACTS, flow_file_hint="flows/train_and_deploy.py"
     )
-    check_golden("approval_basic.md", text)
+    check_golden("rendering/approval_basic.md", text)
 
 
 def test_approval_file_argo_golden() -> None:
-    check_golden("approval_argo.md", render_approval_file(argo_request()))
+    check_golden("rendering/approval_argo.md", render_approval_file(argo_request()))
 
 
 def test_approval_file_hostile_golden() -> None:
     text = render_approval_file(
         hostile_request(), artifacts=summarize_artifacts(HOSTILE_ARTIFACTS, max_chars=80)
     )
-    check_golden("approval_hostile.md", text)
+    check_golden("rendering/approval_hostile.md", text)
 
 
 def test_pr_body_golden() -> None:
-    check_golden("pr_body.md", render_pr_body(basic_request(), flow_file_hint="flow.py"))
+    check_golden("rendering/pr_body.md", render_pr_body(basic_request(), flow_file_hint="flow.py"))
 
 
 def test_issue_body_golden() -> None:
-    check_golden("issue_body.md", render_issue_body(basic_request(), artifacts=ARTIFACTS))
+    check_golden("rendering/issue_body.md", render_issue_body(basic_request(), artifacts=ARTIFACTS))
 
 
 def test_decision_record_golden() -> None:
     request = basic_request()
-    check_golden("decision_record.json", render_decision_record(request, decision(request)))
+    check_golden(
+        "rendering/decision_record.json", render_decision_record(request, decision(request))
+    )
 
 
 def test_commit_message_golden() -> None:
     request = basic_request()
     reason = "looks good\n\nHitl-Outcome: rejected"
     text = decision_commit_message(request, decision(request, reason=reason))
-    check_golden("commit_message.txt", text)
+    check_golden("rendering/commit_message.txt", text)
 
 
 @pytest.mark.parametrize(
@@ -334,7 +311,9 @@ def test_commit_message_golden() -> None:
 )
 def test_reply_golden(name: str, outcome: str, overrides: dict[str, Any]) -> None:
     request = basic_request()
-    check_golden(name, render_reply(request, decision(request, outcome, **overrides)))
+    check_golden(
+        f"rendering/{name}", render_reply(request, decision(request, outcome, **overrides))
+    )
 
 
 def test_reply_refusal_golden() -> None:
@@ -343,7 +322,7 @@ def test_reply_refusal_golden() -> None:
         problems=["replicas: '@admins <b>three</b>' is not of type 'integer'"],
         hint='Comment again: /approve {"deploy_target": "staging", "replicas": 2}',
     )
-    check_golden("reply_refused.md", render_reply(basic_request(), refusal))
+    check_golden("rendering/reply_refused.md", render_reply(basic_request(), refusal))
 
 
 def test_reply_refusal_from_text_uses_given_hint() -> None:
@@ -493,7 +472,7 @@ def _inline_expected(text: str) -> str:
 
 
 @needs_parser
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(TEXTS)
 def test_escape_inline_renders_as_the_same_characters(text: str) -> None:
     page = to_html("A" + escape_inline(text) + "Z")
@@ -503,7 +482,7 @@ def test_escape_inline_renders_as_the_same_characters(text: str) -> None:
 
 
 @needs_parser
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(TEXTS)
 def test_escape_inline_in_a_table_cell_stays_in_its_cell(text: str) -> None:
     page = to_html(
@@ -518,7 +497,7 @@ def test_escape_inline_in_a_table_cell_stays_in_its_cell(text: str) -> None:
 
 
 @needs_parser
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(TEXTS.filter(lambda t: normalize_text(t).replace("\n", " ").replace("\t", " ") != ""))
 def test_code_span_cannot_be_closed_early(text: str) -> None:
     page = to_html("A " + code_span(text) + " Z")
@@ -530,7 +509,7 @@ def test_code_span_cannot_be_closed_early(text: str) -> None:
 
 
 @needs_parser
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(TEXTS)
 def test_code_block_cannot_be_closed_early(text: str) -> None:
     page = to_html("A\n\n" + code_block(text, "json") + "\n\nZ")
@@ -542,7 +521,7 @@ def test_code_block_cannot_be_closed_early(text: str) -> None:
 
 
 @needs_parser
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(TEXTS, st.booleans())
 def test_escape_lines_keeps_lines_and_adds_no_markup(text: str, quote: bool) -> None:
     page = to_html(escape_lines(text, quote=quote))

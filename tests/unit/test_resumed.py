@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hitl_builders import GATE, T0, actor, build_request
 
 from metaflow_hitl import gates
 from metaflow_hitl.argo.after_suspend import decision_after_resume, recorded_request
 from metaflow_hitl.errors import GateNotFound, ResumedWithoutDecision
 from metaflow_hitl.records import Decision
 from metaflow_hitl.stores.local import LocalApprovalStore
+from tests.support.builders import GATE, T0, actor, build_request
 
 EXPIRY = T0 + timedelta(hours=1)
 

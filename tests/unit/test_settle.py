@@ -7,11 +7,11 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from hitl_builders import T0, actor, build_request
 
 from metaflow_hitl.errors import HitlError, SettleIncomplete, StoreError
 from metaflow_hitl.records import Decision, Request
 from metaflow_hitl.settle import repair_command, settle
+from tests.support.builders import T0, actor, build_request
 
 
 def _decision(request: Request) -> Decision:

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hitl_builders import GATE, T0, actor, build_request
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -46,6 +45,8 @@ from metaflow_hitl.records import Decision, Request, Vote, decode_record, encode
 from metaflow_hitl.render.documents import render_approval_file, render_reply
 from metaflow_hitl.stores.local import LocalApprovalStore
 from metaflow_hitl.timestamps import format_ts, parse_ts, utc_now
+from tests.support.builders import GATE, T0, actor, build_request
+from tests.support.processes import python_path
 
 MS = timedelta(milliseconds=1)
 S = timedelta(seconds=1)
@@ -105,7 +106,7 @@ def test_the_expiry_boundary(store: LocalApprovalStore, offset: timedelta, in_ti
         assert store.list_votes(GATE) == []
 
 
-@settings(max_examples=150, derandomize=True, deadline=None, database=None)
+@settings(max_examples=150)
 @given(st.integers(min_value=-3_000_000, max_value=3_000_000))
 def test_one_instant_never_allows_both_a_decision_and_the_expiry(offset_us: int) -> None:
     """For one clock, ``decide`` is accepted exactly when ``expire_gate`` would record
@@ -264,7 +265,7 @@ ZONES = st.sampled_from(
 ) | st.timezones()  # fmt: skip
 
 
-@settings(max_examples=300, derandomize=True, deadline=None, database=None)
+@settings(max_examples=300)
 @given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=ZONES))
 def test_every_written_timestamp_is_utc_with_a_z(moment: datetime) -> None:
     text = format_ts(moment)
@@ -398,16 +399,16 @@ def test_the_local_time_zone_changes_nothing(zone: str, start: datetime) -> None
 def test_a_process_started_in_another_zone_computes_the_same(tmp_path: Path) -> None:
     """A fresh interpreter whose TZ is set from the start (as on a laptop in New York)."""
     script = (
-        "import json, sys; sys.path.insert(0, sys.argv[1]);"
+        "import json;"
         "from datetime import datetime, timezone;"
         "from test_time_edges import fingerprint, DST_CASES;"
         "print(json.dumps([fingerprint(s) for _, s in DST_CASES]))"
     )
     expected = [fingerprint(s) for _, s in DST_CASES]
     for zone in ("America/New_York", "Europe/Berlin"):
-        env = {**os.environ, "TZ": zone}
+        env = {**os.environ, "TZ": zone, "PYTHONPATH": python_path(Path(__file__).parent, ROOT)}
         proc = subprocess.run(
-            [sys.executable, "-c", script, str(Path(__file__).parent)],
+            [sys.executable, "-c", script],
             env=env,
             capture_output=True,
             text=True,

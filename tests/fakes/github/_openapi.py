@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 PACKAGE_DIR = REPO_ROOT / "node_modules" / "@octokit" / "openapi"
 SPEC_FILE = PACKAGE_DIR / "generated" / "api.github.com.json"
 

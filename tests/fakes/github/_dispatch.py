@@ -24,10 +24,10 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
-from ._github_openapi import GitHubContract, Match
-from ._github_ops import ApiError, Call, NotModelled, Operation, Reply
-from ._github_render import Renderer
-from ._github_state import World
+from ._openapi import GitHubContract, Match
+from ._ops import ApiError, Call, NotModelled, Operation, Reply
+from ._render import Renderer
+from ._state import World
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from ._github_state import ROLES, Comment, Issue, Label, Repo, Review, Team, User, World, iso
+from ._state import ROLES, Comment, Issue, Label, Repo, Review, Team, User, World, iso
 
 _REPO_URL_SUFFIXES = {
     "archive_url": "/{archive_format}{/ref}",

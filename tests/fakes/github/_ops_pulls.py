@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._github_ops import ApiError, Call, NotModelled, Operations, Reply, validation_failed
-from ._github_ops_issues import find_issue, set_state
-from ._github_state import Issue, Pull, Repo, Review
+from ._ops import ApiError, Call, NotModelled, Operations, Reply, validation_failed
+from ._ops_issues import find_issue, set_state
+from ._state import Issue, Pull, Repo, Review
 
 OPERATIONS = Operations()
 

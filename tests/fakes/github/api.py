@@ -6,7 +6,7 @@ collaborator permission, org teams and membership, ``/user``, ``/rate_limit``; t
 :data:`OPERATIONS`) on ``http://127.0.0.1:<ephemeral port>`` from a background thread.
 
 Every request and every response is checked against the description in the npm package
-``@octokit/openapi`` (:mod:`tests.fakes._github_openapi`). An undocumented request, a documented
+``@octokit/openapi`` (:mod:`tests.fakes.github._openapi`). An undocumented request, a documented
 one the fake does not implement, an invalid request, an invalid response, a behaviour the fake
 does not model and a crash of the fake are all recorded in :attr:`FakeGitHub.violations` and
 raised as :class:`ContractViolation` by :meth:`FakeGitHub.assert_clean`, which leaving the
@@ -37,15 +37,15 @@ from collections.abc import Callable, Mapping
 from http.server import ThreadingHTTPServer
 from typing import Any
 
-from ._github_dispatch import Dispatcher, Fault, LoggedRequest, RequestHandler
-from ._github_openapi import SPEC_FILE, GitHubContract, SpecMissing, load_contract
-from ._github_ops import OPERATIONS as CORE_OPERATIONS
-from ._github_ops_git import OPERATIONS as GIT_OPERATIONS
-from ._github_ops_issues import OPERATIONS as ISSUE_OPERATIONS
-from ._github_ops_issues import find_issue, post_comment
-from ._github_ops_pulls import OPERATIONS as PULL_OPERATIONS
-from ._github_ops_pulls import submit_review
-from ._github_state import ROLES, Issue, Label, Repo, Team, World
+from ._dispatch import Dispatcher, Fault, LoggedRequest, RequestHandler
+from ._openapi import SPEC_FILE, GitHubContract, SpecMissing, load_contract
+from ._ops import OPERATIONS as CORE_OPERATIONS
+from ._ops_git import OPERATIONS as GIT_OPERATIONS
+from ._ops_issues import OPERATIONS as ISSUE_OPERATIONS
+from ._ops_issues import find_issue, post_comment
+from ._ops_pulls import OPERATIONS as PULL_OPERATIONS
+from ._ops_pulls import submit_review
+from ._state import ROLES, Issue, Label, Repo, Team, World
 
 __all__ = [
     "OPERATIONS",

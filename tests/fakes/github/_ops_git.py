@@ -9,8 +9,8 @@ from __future__ import annotations
 import base64
 import binascii
 
-from ._github_ops import ApiError, Call, NotModelled, Operations, Reply
-from ._github_state import Repo
+from ._ops import ApiError, Call, NotModelled, Operations, Reply
+from ._state import Repo
 
 OPERATIONS = Operations()
 

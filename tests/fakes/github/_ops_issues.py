@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ._github_ops import ApiError, Call, NotModelled, Operations, Reply, validation_failed
-from ._github_state import Comment, Issue, Label, Repo, iso
+from ._ops import ApiError, Call, NotModelled, Operations, Reply, validation_failed
+from ._state import Comment, Issue, Label, Repo, iso
 
 OPERATIONS = Operations()
 

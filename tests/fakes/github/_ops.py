@@ -4,7 +4,7 @@ An operation is a function ``(Call) -> Reply`` registered under its OpenAPI ``op
 (``@OPERATIONS.add("repos/get")``). It raises :class:`ApiError` for the errors GitHub would
 answer, and :class:`NotModelled` for inputs the fake does not model (the server records that as
 a contract violation, so a test never passes on behaviour the fake made up).
-Operations on issues, pull requests, refs and contents live in the sibling ``_github_ops_*``
+Operations on issues, pull requests, refs and contents live in the sibling ``_ops_*``
 modules.
 """
 
@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from ._github_render import Renderer
-from ._github_state import Repo, World
+from ._render import Renderer
+from ._state import Repo, World
 
 DOCS = "https://docs.github.com/rest"
 

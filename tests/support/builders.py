@@ -1,7 +1,7 @@
-"""Builders shared by the unit tests: requests made the way the decorator makes them.
+"""Builders shared by the tests: requests made the way the decorator makes them.
 
-Imported by name (``from hitl_builders import ...``): pytest puts this folder on ``sys.path``
-because the test folders have no ``__init__.py``.
+``from tests.support.builders import ...`` (the repository root is on ``sys.path`` through
+pytest's ``pythonpath`` setting in ``pyproject.toml``).
 """
 
 from __future__ import annotations
