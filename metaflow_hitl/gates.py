@@ -35,6 +35,7 @@ from metaflow_hitl.errors import (
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.input_schema import timeout_input, validate_input
 from metaflow_hitl.policy import Tally, check_decider, tally
+from metaflow_hitl.polling import PollSchedule
 from metaflow_hitl.ports import ApprovalStore
 from metaflow_hitl.records import Actor, Decision, Intent, Request, Vote
 from metaflow_hitl.timestamps import format_ts, utc_now
@@ -403,7 +404,7 @@ def wait_for_decision(
     store: ApprovalStore,
     gate_id: GateId,
     *,
-    poll_interval: float,
+    poll_interval: float | PollSchedule,
     clock: Clock = utc_now,
     sleep: Callable[[float], None] = time.sleep,
     on_poll: Callable[[datetime], None] | None = None,
@@ -413,7 +414,8 @@ def wait_for_decision(
     Parameters
     ----------
     poll_interval
-        Seconds between reads of the decision; the wait never overshoots the expiry.
+        Seconds between reads of the decision, or a :class:`~metaflow_hitl.polling.PollSchedule`
+        (fast while the gate is young, then backing off); the wait never overshoots the expiry.
     on_poll
         Called with the current time after each read that found no decision, before the
         gate's expiry (the waiting task sends reminders from it:
@@ -425,7 +427,7 @@ def wait_for_decision(
     Decision
         The gate's decision (possibly its timeout).
     """
-    if poll_interval <= 0:
+    if not isinstance(poll_interval, PollSchedule) and poll_interval <= 0:
         raise ConfigError(f"poll_interval must be positive, got {poll_interval!r}")
     request = require_request(store, gate_id)
     while True:
@@ -440,4 +442,8 @@ def wait_for_decision(
             return expired
         if on_poll is not None:
             on_poll(now)
-        sleep(min(poll_interval, remaining))
+        if isinstance(poll_interval, PollSchedule):
+            pause = poll_interval.interval((now - request.created_at).total_seconds())
+        else:
+            pause = poll_interval
+        sleep(min(pause, remaining))

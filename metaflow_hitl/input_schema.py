@@ -34,6 +34,7 @@ __all__ = [
     "loads_strict",
     "normalize_schema",
     "parse_input_json",
+    "placeholder",
     "timeout_input",
     "validate_input",
 ]
@@ -53,15 +54,6 @@ SHORT_TYPES: dict[str, str] = {
     "dict": "object",
 }
 
-_EXAMPLES: dict[str, Any] = {
-    "string": "...",
-    "integer": 1,
-    "number": 1.0,
-    "boolean": True,
-    "array": [],
-    "object": {},
-}
-
 
 def _is_full_schema(schema: Mapping[str, Any]) -> bool:
     return "$schema" in schema or "properties" in schema or schema.get("type") == "object"
@@ -78,8 +70,9 @@ def normalize_schema(schema: Mapping[str, Any] | None) -> dict[str, Any]:
     Returns
     -------
     dict
-        A draft 2020-12 JSON Schema of an object. ``None`` gives a schema that accepts only
-        ``{}`` — a gate without a schema takes no input.
+        A draft 2020-12 JSON Schema of an object. ``None`` gives ``{"type": "object"}``: a
+        gate without a schema accepts any JSON object as input (as the original
+        metaflow-hitl did), or none.
 
     Raises
     ------
@@ -87,7 +80,7 @@ def normalize_schema(schema: Mapping[str, Any] | None) -> dict[str, Any]:
         For an unknown short type, a bad field name, or an invalid JSON Schema.
     """
     if schema is None:
-        return {"type": "object", "properties": {}, "additionalProperties": False}
+        return {"type": "object"}
     if not isinstance(schema, Mapping):
         raise ConfigError(
             f"input_schema must be a dict, got {type(schema).__name__}: "
@@ -348,7 +341,11 @@ def validate_input(schema: Mapping[str, Any], value: Any) -> list[str]:
             "approval input can be checked against it.",
             hint="Fix input_schema in the flow and start a new run.",
         ) from None
-    problems = []
+    problems = [
+        f"{key}: {item!r} is the example's placeholder; put the value to approve with there"
+        for key, item in (value.items() if isinstance(value, dict) else ())
+        if item == placeholder(str(key))
+    ]
     for error in errors[:MAX_PROBLEMS]:
         where = ".".join(str(p) for p in error.path) or "input"
         line = f"{where}: {error.message}"
@@ -389,10 +386,14 @@ def example_input(schema: Mapping[str, Any]) -> dict[str, Any]:
             out[name] = prop["enum"][0]
         elif prop.get("examples"):
             out[name] = prop["examples"][0]
-        else:
-            kind = prop.get("type")
-            out[name] = _EXAMPLES.get(kind if isinstance(kind, str) else "string", "...")
+        else:  # a placeholder that fails validation if pasted as is (see validate_input)
+            out[name] = placeholder(name)
     return out
+
+
+def placeholder(name: str) -> str:
+    """The stand-in for field ``name`` in example commands: ``"<name>"``, refused as input."""
+    return f"<{name}>"
 
 
 def timeout_input(schema: Mapping[str, Any]) -> dict[str, Any]:

@@ -133,7 +133,7 @@ def check_decider(
     if require_permission and not has_permission(permission):
         return Refusal(
             "permission",
-            f"{login} has {permission or 'no'} permission on the review repository; "
+            f"{login} has {_permission_words(permission)} on the review repository; "
             "deciding needs write",
             "Ask a repository admin to grant write access, or ask someone who has it.",
         )
@@ -143,8 +143,10 @@ def check_decider(
         return Refusal(
             "self_approval",
             f"{login} started this run and cannot approve it (allow_self_approval=False)",
-            "Ask another approver to decide; set @hitl(allow_self_approval=True) to allow "
-            "self-approval, e.g. for local development.",
+            "Another person decides, as themselves: from their own shell, `python flow.py hitl "
+            "approve RUN/STEP` (their login comes from $USER, or pass --as THEIR_LOGIN), or "
+            "on the review page. To let the starter approve (local development), set "
+            "@hitl(allow_self_approval=True).",
         )
     if not request.approvers or (intent == "reject" and who in starters):
         return None
@@ -222,3 +224,9 @@ def tally(request: Request, votes: Iterable[Vote]) -> Tally:
     approvals = tuple(v for v in standing if v.intent == "approve")
     rejection = next((v for v in standing if v.intent == "reject"), None)
     return Tally(approvals=approvals, rejection=rejection, needed=request.min_approvals)
+
+
+def _permission_words(permission: str | None) -> str:
+    """``"read permission"``; ``"no permission"`` for none (GitHub's ``"none"`` included)."""
+    level = (permission or "").strip()
+    return "no permission" if level in ("", "none") else f"{level} permission"

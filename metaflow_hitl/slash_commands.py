@@ -7,9 +7,12 @@ Parsing never raises: :func:`parse_comment` returns a :class:`Command` to act on
 Grammar (the first non-blank line of the comment must start with the command)::
 
     comment  := blank* command
-    command  := "/approve" [ws (json | fence | note)] | "/reject" ws reason
+    command  := "/approve" [ws (json | fence | angle | pairs | note)] | "/reject" ws reason
     json     := a JSON object, possibly over several lines, and nothing after it
     fence    := "```json" newline JSON-object newline "```" and nothing after it
+    angle    := "<" JSON object members ">"   (the original design's form, v3)
+    pairs    := key "=" value (ws key "=" value)*, typed by the input schema (v3;
+                :mod:`metaflow_hitl.input_pairs`)
     note     := any other text: a free-form remark kept with the approval
     reason   := any non-blank text
 
@@ -21,10 +24,17 @@ Examples::
     ```json
     {"deploy_target": "staging", "replicas": 3}
     ```
+    /approve <"deploy_target": "staging", "replicas": 3>
+    /approve deploy_target=staging replicas=3
+    /approve note="two words" replicas=3
     /approve looks good to me
     /reject accuracy regressed on the holdout set
 
-One command per comment (grammar **v2**): a comment with a second line that starts with
+Grammar **v3** adds the ``angle`` and ``pairs`` forms; an ``angle`` that is not valid JSON
+members, or a ``pairs`` value not of its field's type, is answered, never taken as a note.
+A text with ``=`` in a word among other words (``/approve lgtm, x=1``) stays a note.
+
+One command per comment (since grammar **v2**): a comment with a second line that starts with
 ``/approve`` or ``/reject`` is answered with a request for one command and records nothing.
 A JSON object that gives a key twice is refused (RFC 8259 leaves its meaning undefined).
 
@@ -37,9 +47,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from metaflow_hitl.input_pairs import PAIRS, split_pairs, type_pairs
 from metaflow_hitl.input_schema import MAX_INPUT_BYTES, STRICT_JSON, json_problem
 
 __all__ = ["MAX_COMMENT_BYTES", "Command", "Ignore", "Reply", "parse_comment"]
@@ -51,6 +63,8 @@ _HEAD = re.compile(r"/(approve|reject)(?=\s|$)")
 _BLANK_LINES = re.compile(r"\A(?:[ \t]*\n)+")
 #: A line that starts a command (up to three spaces of indent, as Markdown allows).
 _COMMAND_LINE = re.compile(r"^[ \t]{0,3}/(?:approve|reject)(?=\s|$)", re.MULTILINE)
+#: The original design's ``<"key": value, ...>``: JSON object members between angle brackets.
+_ANGLE = re.compile(r"<\s*(?:\"[\s\S]*)?>")
 _FENCE = re.compile(r"```(?:json)?[ \t]*\n(?P<body>.*?)\n[ \t]*```", re.DOTALL)
 
 
@@ -99,13 +113,17 @@ def _json_object(text: str) -> dict[str, Any] | Reply:
     return value
 
 
-def parse_comment(body: str | None) -> Command | Reply | Ignore:
+def parse_comment(
+    body: str | None, schema: Mapping[str, Any] | None = None
+) -> Command | Reply | Ignore:
     """Parse a comment body.
 
     Parameters
     ----------
     body
         The comment text exactly as GitHub delivered it.
+    schema
+        The gate's input schema, which types ``key=value`` input (strings without one).
 
     Returns
     -------
@@ -151,6 +169,27 @@ def parse_comment(body: str | None) -> Command | Reply | Ignore:
         parsed = _json_object(fence.group("body"))
     elif rest.startswith("{"):
         parsed = _json_object(rest)
+    elif rest.startswith('<"') or _ANGLE.fullmatch(rest):
+        if not rest.endswith(">"):
+            return Reply(
+                'The input after /approve opens with <" but does not end with >; write it as '
+                '/approve <"deploy_target": "staging">.'
+            )
+        parsed = _json_object("{" + rest[1:-1] + "}")
+        if isinstance(parsed, Reply):
+            return Reply(
+                f"The input between < and > after /approve is not valid JSON members: "
+                f'{parsed.message} Write it as /approve <"deploy_target": "staging">.'
+            )
+    elif PAIRS.fullmatch(rest):
+        typed = type_pairs(split_pairs(rest), schema)
+        if isinstance(typed, list):
+            return Reply(
+                "The key=value input after /approve was not used: "
+                + "; ".join(typed)
+                + ". Nothing was recorded."
+            )
+        parsed = typed
     else:
         return Command("approve", reason=rest)
     if isinstance(parsed, Reply):

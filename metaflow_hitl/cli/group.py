@@ -35,7 +35,7 @@ from metaflow_hitl.plugin.metaflow_internals import click
 from metaflow_hitl.policy import check_decider, tally
 from metaflow_hitl.ports import ApprovalStore, Resumer
 from metaflow_hitl.records import Actor, Decision, Request
-from metaflow_hitl.render.tables import ago, render_table, truncate
+from metaflow_hitl.render.tables import ago, render_table, state_text, truncate
 from metaflow_hitl.review.config import backend_for_request, backend_for_review
 from metaflow_hitl.review.publish import publish_decision
 from metaflow_hitl.settle import Settled, settle
@@ -78,9 +78,65 @@ class CliContext:
         return self._store  # type: ignore[return-value]
 
 
+def _columns() -> int | None:
+    """The terminal's width for tables when stdout is a terminal (``$COLUMNS`` first, as
+    :func:`shutil.get_terminal_size` reads it); ``None`` (no cutting) into a pipe or file,
+    like ``gh``."""
+    import shutil
+
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
+def _color() -> bool | None:
+    """``False`` when ``$NO_COLOR`` is set (https://no-color.org); else click decides (colour
+    on a terminal only)."""
+    import os
+
+    return False if os.environ.get("NO_COLOR") else None
+
+
+def _identity(decision: Decision) -> str:
+    """``asserted, unverified (...)`` when any decider's identity is only asserted (the CLI),
+    else how the first decider's is established."""
+    notes = [identity_note(a.channel, a.source) for a in decision.deciders] or ["unknown"]
+    return next((n for n in notes if n.startswith("asserted")), notes[0])
+
+
+def _store_row(d: Decision) -> dict[str, Any]:
+    """An ``audit`` row from the store's decision record."""
+    return {
+        "gate_id": str(d.gate_id),
+        "outcome": d.outcome,
+        "proceed": d.proceed,
+        "decided_by": d.decided_by,
+        "deciders": [a.login for a in d.deciders],
+        "channel": d.channel,
+        "decided_at": format_ts(d.decided_at),
+        "evidence": d.evidence_url,
+        "input": d.input,
+        "reason": d.reason,
+        "source": "store",
+        "identity": _identity(d),
+    }
+
+
 def fail(error: HitlError) -> NoReturn:
-    """Print a refusal (headline, message, next command) to stderr and exit 1."""
-    click.secho(f"Error ({error.headline}): {error.message}", fg="red", err=True)
+    """Print a refusal (headline, message, next command) to stderr and exit 1.
+
+    Under ``--json`` the refusal is one JSON object on stderr too: ``{"error": {"type",
+    "headline", "message", "hint"}}``.
+    """
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.params.get("as_json"):
+        error_json = {
+            "type": type(error).__name__,
+            "headline": error.headline,
+            "message": error.message,
+            "hint": error.hint,
+        }
+        click.echo(json.dumps({"error": error_json}, sort_keys=True), err=True)
+        sys.exit(1)
+    click.secho(f"Error ({error.headline}): {error.message}", fg="red", err=True, color=_color())
     if error.hint:
         click.echo(error.hint, err=True)
     sys.exit(1)
@@ -130,6 +186,7 @@ def _status_json(status: GateStatus) -> dict[str, Any]:
     return {
         "gate_id": str(status.request.gate_id),
         "state": status.state,
+        "proceed": status.decision.proceed if status.decision else None,
         "request": status.request.to_dict(),
         "decision": status.decision.to_dict() if status.decision else None,
         "votes": [v.to_dict() for v in status.votes],
@@ -196,7 +253,7 @@ def _read_gates(
         parallel=ctx.store.is_remote,
     )
     for warning in reading.warnings:
-        click.secho(f"Warning: {warning}", fg="yellow", err=True)
+        click.secho(f"Warning: {warning}", fg="yellow", err=True, color=_color())
     return reading.gates
 
 
@@ -221,8 +278,8 @@ def _warn_unsettled(settled: Settled) -> None:
     """Report an incomplete settle on stderr (when another error is the command's outcome)."""
     if not settled.complete:
         exc = settled.error()
-        click.secho(f"Warning: {exc.message}", fg="yellow", err=True)
-        click.secho(str(exc.hint), fg="yellow", err=True)
+        click.secho(f"Warning: {exc.message}", fg="yellow", err=True, color=_color())
+        click.secho(str(exc.hint), fg="yellow", err=True, color=_color())
 
 
 def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
@@ -293,31 +350,29 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
             _emit_json([_status_json(s) for s in statuses])
             return
         if not statuses:
-            click.echo("No pending gates." if not show_all else "No gates.")
+            where = f" in {ctx.store.location}" + (
+                f" for flow {scoped.flow}" if scoped.flow else ""
+            )
+            click.echo(f"No pending gates{where}." if not show_all else f"No gates{where}.")
             return
-        now = utc_now()
+        now, width = utc_now(), _columns()
         rows = []
         for s in statuses:
             r = s.request
             rows.append(
                 [
                     str(r.gate_id) if not ctx.flow else r.gate_id.short,
-                    s.state
+                    state_text(s.state, s.decision.proceed)
                     if s.decision
                     else f"pending {len(s.tally.approvals)}/{r.min_approvals}",
                     ago(r.created_at, now),
                     format_ts(r.expires_at)[:16] + "Z",
                     ", ".join(r.approvers) or "-",
-                    truncate(r.message, 48),
+                    r.message if width else truncate(r.message, 48),
                 ]
             )
-        click.echo(render_table(["GATE", "STATE", "AGE", "EXPIRES", "APPROVERS", "MESSAGE"], rows))
-
-    def _identity(decision: Decision) -> str:
-        """``asserted, unverified (...)`` when any decider's identity is only asserted (the
-        CLI), else how the first decider's is established."""
-        notes = [identity_note(a.channel, a.source) for a in decision.deciders] or ["unknown"]
-        return next((n for n in notes if n.startswith("asserted")), notes[0])
+        headers = ["GATE", "STATE", "AGE", "EXPIRES", "APPROVERS", "MESSAGE"]
+        click.echo(render_table(headers, rows, width=width))
 
     @hitl.command(name="show", help="Show one gate: its request, votes and decision.")
     @click.argument("gate", required=False)
@@ -518,26 +573,12 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
         rows: list[dict[str, Any]] = []
         problems: list[str] = []
         if source == "store":
-            rows = [
-                {
-                    "gate_id": str(d.gate_id),
-                    "outcome": d.outcome,
-                    "decided_by": d.decided_by,
-                    "deciders": [a.login for a in d.deciders],
-                    "channel": d.channel,
-                    "decided_at": format_ts(d.decided_at),
-                    "evidence": d.evidence_url,
-                    "input": d.input,
-                    "reason": d.reason,
-                    "source": "store",
-                    "identity": _identity(d),
-                }
-                for _, d in pairs
-            ]
+            rows = [_store_row(d) for _, d in pairs]
         else:
             reviewed: dict[str, Decision] = {}  # gate -> decision, for gates with a review
             by_review: dict[str, Any] = {}  # a request's review settings -> its backend
             seen: dict[str, dict[str, Any]] = {}
+            unreviewed: list[dict[str, Any]] = []
             # Each repo's history is read (a git subprocess, or GitHub) in a thread from the
             # moment its first gate names it, while the other gates are looked at.
             with ThreadPoolExecutor(max_workers=4) as pool:
@@ -552,6 +593,8 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
                         if backend.location not in histories:
                             histories[backend.location] = pool.submit(backend.audit)
                         reviewed[str(stored.gate_id)] = d
+                    else:  # no review repo (review=none; the S3 default): the store's record
+                        unreviewed.append(_store_row(d))
                 for location, history in histories.items():
                     for entry in history.result():
                         if ctx.flow and not entry.gate_id.startswith(ctx.flow + "/"):
@@ -577,15 +620,19 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
                         reason=d.reason,
                         deciders=[a.login for a in d.deciders],
                         identity=_identity(d),
+                        proceed=d.proceed,
                     )
             for gate in seen:
                 if gate not in by_gate:
                     problems.append(f"{gate}: in the review repo but not in the store")
-            rows = sorted(seen.values(), key=lambda r: (r["decided_at"], r["gate_id"]))
+            rows = sorted(
+                [*seen.values(), *unreviewed], key=lambda r: (r["decided_at"], r["gate_id"])
+            )
         if as_json:
             _emit_json(rows)
         elif not rows:
-            click.echo("No decisions yet.")
+            where = f" in {ctx.store.location}" + (f" for flow {ctx.flow}" if ctx.flow else "")
+            click.echo(f"No decisions yet{where}.")
         else:
             table = [
                 [
@@ -603,9 +650,10 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
                 for r in rows
             ]
             headers = ["GATE", "OUTCOME", "BY", "CHANNEL", "WHEN", "INPUT/REASON"]
-            click.echo(render_table(headers + (["COMMIT"] if source == "review" else []), table))
+            headers += ["COMMIT"] if source == "review" else []
+            click.echo(render_table(headers, table, width=_columns()))
         for problem in problems:
-            click.secho(f"Mismatch: {problem}", fg="red", err=True)
+            click.secho(f"Mismatch: {problem}", fg="red", err=True, color=_color())
         for settled in unsettled:  # expiries recorded by --expire that did not settle
             _warn_unsettled(settled)
         if problems or unsettled:
@@ -694,7 +742,7 @@ def build_hitl_group(make_context: Callable[[Any], CliContext]) -> click.Group:
             f"{published} decision(s) in their review repos; {resumed} Argo gate(s) resumed."
         )
         for failure in failures:
-            click.secho(f"Failed: {failure}", fg="red", err=True)
+            click.secho(f"Failed: {failure}", fg="red", err=True, color=_color())
         if failures:
             sys.exit(1)
 

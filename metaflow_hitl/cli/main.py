@@ -22,6 +22,14 @@ __all__ = ["main"]
 
 def _default_store() -> str:
     configured = os.environ.get("METAFLOW_HITL_STORE")
+    if configured is not None and not configured.strip():
+        # The Action passes its `store` input here; empty must not mean "look around".
+        raise ConfigError(
+            "METAFLOW_HITL_STORE is set but empty (the Action's `store` input is empty), so "
+            "there is no store to record in; refusing to guess one.",
+            hint="Set the Action's `store` input (or METAFLOW_HITL_STORE) to the gates' store, "
+            "e.g. s3://bucket/metaflow/_hitl, or pass --store PATH.",
+        )
     if configured:
         return configured
     # Metaflow's own search: METAFLOW_DATASTORE_SYSROOT_LOCAL, else the nearest .metaflow above.

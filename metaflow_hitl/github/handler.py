@@ -177,6 +177,11 @@ class _Handler:
         log.info("ignored %s: %s", self.event.event_key, reason)
         return Outcome(gate_id=self.gate_id, ignored_reason=reason, message=f"ignored: {reason}")
 
+    def _parse(self, body: str | None) -> Command | Reply | Ignore:
+        """A comment, with ``key=value`` input typed by the gate's schema."""
+        schema = self.request.input_schema if self.request is not None else None
+        return parse_comment(body, schema)
+
     def reply(self, text: str, key_suffix: str = "", *, key: str | None = None) -> bool:
         key = (key or self.event.event_key) + key_suffix
         tag = reply_event_tag(self.gate_id or "", key)
@@ -189,6 +194,7 @@ class _Handler:
         *,
         actor: str | None = None,
         key: str | None = None,
+        show_fields: bool = False,
     ) -> Outcome:
         """Refuse with one reply (per comment or review, or per ``key``), unless ``actor``
         already got :data:`MAX_REFUSALS_PER_HOUR` refusals on this page in the last hour."""
@@ -202,7 +208,7 @@ class _Handler:
             )
             return outcome
         if self.request is not None:
-            text = render_reply(self.request, f"{who}{reason}", hint=hint)
+            text = render_reply(self.request, f"{who}{reason}", hint=hint, show_fields=show_fields)
         else:
             text = f"**metaflow-hitl** did not act on this event: {who}{reason}"
             text += f"\n\n{hint}" if hint else ""
@@ -448,7 +454,7 @@ class _Handler:
                 "Review the current head commit and approve again.",
             )
         body = str(review.get("body") or "")
-        parsed = parse_comment(body) if body.strip() else Ignore("")
+        parsed = self._parse(body) if body.strip() else Ignore("")
         if isinstance(parsed, Reply):
             return self.refuse(parsed.message)
         value = parsed.input if isinstance(parsed, Command) and parsed.intent == "approve" else {}
@@ -519,7 +525,7 @@ class _Handler:
                     "an edit by someone else never speaks for the author"
                 )
             at = _ts(comment.get("updated_at"), now)
-        parsed = parse_comment(comment.get("body"))
+        parsed = self._parse(comment.get("body"))
         if isinstance(parsed, Ignore):
             return self.ignore(f"the comment as GitHub holds it now: {parsed.reason}")
         if isinstance(parsed, Reply):
@@ -590,6 +596,7 @@ class _Handler:
             now=self.clock(),
             skip_review=e.review_id,
             skip_comment=e.comment_id,
+            schema=self.request.input_schema,
         )
         return votes_from_casts(
             self.request,
@@ -762,8 +769,8 @@ def handle_event(
                 f"{act.intent} came after them and was not counted"
             )
         return h.already(exc.decision, why, publish, resumer)
-    except InvalidInput as exc:
-        return h.refuse(exc.message, exc.hint)
+    except InvalidInput as exc:  # its hint names the CLI; the reply shows the fields instead
+        return h.refuse(exc.message, "Fix the input and comment again.", show_fields=True)
     except DecisionRefused as exc:
         return h.refuse(exc.message, exc.hint)
     if result.decision is None:

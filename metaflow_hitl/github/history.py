@@ -65,7 +65,12 @@ def _login(item: Mapping[str, Any]) -> str:
 
 
 def _review_casts(
-    reviews: Iterable[Mapping[str, Any]], *, head_sha: str | None, skip: Any, now: datetime
+    reviews: Iterable[Mapping[str, Any]],
+    *,
+    head_sha: str | None,
+    skip: Any,
+    now: datetime,
+    schema: Mapping[str, Any] | None,
 ) -> list[Cast]:
     out: list[Cast] = []
     for r in reviews:
@@ -76,14 +81,19 @@ def _review_casts(
         if state in ("CHANGES_REQUESTED", "DISMISSED"):
             out.append(Cast(login, "withdraw", "github-review", at, evidence_url=url))
         elif state == "APPROVED" and head_sha and r.get("commit_id") == head_sha:
-            parsed = parse_comment(r.get("body"))
+            parsed = parse_comment(r.get("body"), schema)
             value = dict(parsed.input) if isinstance(parsed, Command) else {}
             out.append(Cast(login, "approve", "github-review", at, value, evidence_url=url))
     return out
 
 
 def _comment_casts(
-    comments: Iterable[Mapping[str, Any]], *, me: str | None, skip: Any, now: datetime
+    comments: Iterable[Mapping[str, Any]],
+    *,
+    me: str | None,
+    skip: Any,
+    now: datetime,
+    schema: Mapping[str, Any] | None,
 ) -> list[Cast]:
     out: list[Cast] = []
     for c in comments:
@@ -94,7 +104,7 @@ def _comment_casts(
             continue
         if c.get("updated_at") != c.get("created_at"):
             continue  # the REST API cannot say who edited it: an edit never speaks for anyone
-        parsed = parse_comment(c.get("body"))
+        parsed = parse_comment(c.get("body"), schema)
         if isinstance(parsed, Command):
             out.append(
                 Cast(
@@ -119,6 +129,7 @@ def casts_from_page(
     now: datetime,
     skip_review: Any = None,
     skip_comment: Any = None,
+    schema: Mapping[str, Any] | None = None,
 ) -> list[Cast]:
     """Every opinion the page's reviews and comments state (step 1 of the module docstring).
 
@@ -134,10 +145,12 @@ def casts_from_page(
         Stands in for a missing or unreadable timestamp.
     skip_review, skip_comment
         The id of the event's own review or comment (the caller counts it itself).
+    schema
+        The gate's input schema, which types ``key=value`` input (grammar v3).
     """
-    return _review_casts(reviews, head_sha=head_sha, skip=skip_review, now=now) + (
-        _comment_casts(comments, me=me, skip=skip_comment, now=now)
-    )
+    return _review_casts(
+        reviews, head_sha=head_sha, skip=skip_review, now=now, schema=schema
+    ) + _comment_casts(comments, me=me, skip=skip_comment, now=now, schema=schema)
 
 
 def votes_from_casts(

@@ -98,6 +98,7 @@ def check_same_workflow(request: Any, where: str) -> None:
 
 @click.command(
     name="notify",
+    hidden=True,  # internal: the hitl-notify-STEP task of Argo runs it
     help="Run by the hitl-notify-STEP task on Argo: record the gate's request, open its "
     "review and announce it. Takes Metaflow's `step` options.",
 )

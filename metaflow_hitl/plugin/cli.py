@@ -13,6 +13,7 @@ from metaflow_hitl.cli.group import CliContext, build_hitl_group
 from metaflow_hitl.errors import ConfigError
 from metaflow_hitl.plugin.argo_notify import notify_command
 from metaflow_hitl.plugin.metaflow_internals import click
+from metaflow_hitl.plugin.runtime_wait import await_gate_command
 from metaflow_hitl.stores import store_for_datastore_root
 
 __all__ = ["FlowCliContext", "cli", "hitl_group"]
@@ -44,4 +45,5 @@ def cli() -> None:
 #: defers to it.
 hitl_group = build_hitl_group(FlowCliContext)
 hitl_group.add_command(notify_command)
+hitl_group.add_command(await_gate_command)
 cli.add_command(hitl_group)

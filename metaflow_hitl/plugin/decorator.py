@@ -2,7 +2,8 @@
 
 Validation happens in ``step_init`` (before any task runs, also for ``hitl ...`` commands and
 ``argo-workflows create``); the gate opens and waits in ``task_pre_step``, before the step's
-code, so a rejected gate never runs it.
+code, so a rejected gate never runs it; a step on remote compute waits before it is launched
+(:mod:`metaflow_hitl.plugin.runtime_wait`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ from metaflow_hitl.message import render_message
 from metaflow_hitl.plugin.artifacts import ArtifactView, InputsView
 from metaflow_hitl.plugin.content_digest import content_of
 from metaflow_hitl.plugin.metaflow_internals import inside_foreach, origin_run_id
+from metaflow_hitl.plugin.setup_checks import (
+    approver_command,
+    check_review_setup,
+    flow_command,
+    unreachable_store_warning,
+)
 from metaflow_hitl.plugin.trust_check import enforce_trusted_channels
+from metaflow_hitl.polling import DEFAULT_SCHEDULE, PollSchedule
 from metaflow_hitl.ports import ApprovalStore
 from metaflow_hitl.records import Decision, Request
 from metaflow_hitl.render.waiting import (
@@ -42,8 +50,9 @@ from metaflow_hitl.timestamps import utc_now
 
 __all__ = ["HitlDecorator", "HitlException", "HitlRejected"]
 
-#: Default seconds between reads of the local store while a task waits.
-LOCAL_POLL_INTERVAL = 0.1
+#: Default reads of the store while a task waits: fast, then backing off (``poll_interval=``
+#: replaces it with a fixed interval).
+LOCAL_POLL_INTERVAL = DEFAULT_SCHEDULE
 #: Artifacts larger than this (serialized) are listed in the approval file without a value.
 ARTIFACT_PREVIEW_BYTES = 64 * 1024
 
@@ -144,12 +153,17 @@ class HitlDecorator(DeclaredHitl):
         try:
             # Checked here (URLs, apprise installed) so a bad setting fails before any task;
             # on Argo the pods check it (their secrets hold the URLs, not the deploying machine).
-            self._notifier = None if deploying else _notifier(self.spec.notifier)
+            # An approver's `hitl list/approve` needs none of the flow's notifier or token.
+            approver = approver_command()
+            self._notifier = None if deploying or approver else _notifier(self.spec.notifier)
             self._identity_map = parse_identity_map(_configured("HITL_IDENTITY_MAP"))
             self._review = parse_review(
                 self.spec.review or _configured_review(),
                 local_store=_local_store(flow_datastore),
             )
+            if not (deploying or approver):
+                check_review_setup(self._review)
+                _warn_unreachable_store(self._review, flow_datastore, step_name)
         except HitlError as exc:
             raise HitlException.from_error(exc, where) from None
 
@@ -161,6 +175,14 @@ class HitlDecorator(DeclaredHitl):
         the pods' image — see the README's Argo section.
         """
         yield from package_files()
+
+    def runtime_step_cli(
+        self, cli_args: Any, retry_count: int, max_user_code_retries: int, ubf_context: Any
+    ) -> None:
+        """On remote compute (``@kubernetes``, ``@batch``) wait before launching, not in it."""
+        from metaflow_hitl.plugin.runtime_wait import wait_before_remote_launch
+
+        wait_before_remote_launch(cli_args)
 
     # -- the gate, in the task, before the step's code -----------------------------------
     def task_pre_step(
@@ -290,7 +312,15 @@ class HitlDecorator(DeclaredHitl):
         graph: Any,
         inputs: Any,
         retry_count: int,
+        *,
+        origin_run: str | None = None,
+        started_by: str | None = None,
     ) -> tuple[Request, Decision]:
+        """Open (or rejoin) the gate of a local run and wait for its decision.
+
+        ``origin_run`` (the resumed run) and ``started_by`` default to the task's (``current``); the
+        launcher of a remote step (:mod:`metaflow_hitl.plugin.runtime_wait`) passes them.
+        """
         from metaflow import current
 
         message = self._render(flow, graph, step_name, inputs)
@@ -299,7 +329,7 @@ class HitlDecorator(DeclaredHitl):
         reuse = reuse_origin_gate(  # only for the same content: see metaflow_hitl.content
             store,
             GateId(flow.name, str(run_id), step_name),
-            origin_run_id(current),
+            origin_run or origin_run_id(current),
             content,
         )
         gate_id = reuse.gate_id
@@ -310,8 +340,10 @@ class HitlDecorator(DeclaredHitl):
             graph=graph,
             inputs=inputs,
             runtime="local",
-            started_by=getattr(current, "username", None) or "unknown",
-            starter=starter_record(getattr(current, "username", None), self._identity_map),
+            started_by=started_by or getattr(current, "username", None) or "unknown",
+            starter=starter_record(
+                started_by or getattr(current, "username", None), self._identity_map
+            ),
             origin={
                 "task": f"{flow.name}/{run_id}/{step_name}/{task_id}",
                 "flow_file": os.path.abspath(sys.argv[0]),
@@ -326,7 +358,7 @@ class HitlDecorator(DeclaredHitl):
             print_waiting(request, flow_file=sys.argv[0], review=refs)
         elif decided is None:
             print_rejoined(request, run_id=run_id, retry_count=retry_count)
-        interval = self.spec.poll_interval or LOCAL_POLL_INTERVAL
+        interval: float | PollSchedule = self.spec.poll_interval or LOCAL_POLL_INTERVAL
         if decided is None:
             from metaflow_hitl.reminders import reminders_while_waiting
             from metaflow_hitl.review.config import backend_for_request
@@ -439,6 +471,16 @@ def _configured(name: str) -> str | None:
     from metaflow import metaflow_config
 
     return getattr(metaflow_config, name, None)
+
+
+def _warn_unreachable_store(review: Any, flow_datastore: Any, step_name: str) -> None:
+    """At the start of a run (not in each task): a GitHub review the Action cannot decide."""
+    if flow_command()[:1] not in (["run"], ["resume"]):
+        return
+    location = _local_store(flow_datastore) or f"{flow_datastore.TYPE}://"
+    warning = unreachable_store_warning(review, location)
+    if warning:
+        print(f"[@hitl] Warning (step {step_name!r}): {warning}", file=sys.stderr, flush=True)
 
 
 def _local_store(flow_datastore: Any) -> str | None:

@@ -8,7 +8,11 @@ Besides the Argo compile hook's internals (below), the package uses:
   command encodes ``--input-paths`` (the Argo notify task reads them the same way);
 - ``node.is_inside_foreach`` (:func:`inside_foreach`), with ``split_parents`` and the parents'
   ``type`` as the fallback of older Metaflow;
-- ``current.origin_run_id`` (:func:`origin_run_id`): the run a ``resume`` cloned from.
+- ``current.origin_run_id`` (:func:`origin_run_id`): the run a ``resume`` cloned from;
+- the local runtime's ``CLIArgs`` (``commands``, ``command_args``, ``command_options``,
+  ``get_args``, ``task.step``) and ``ctx.saved_args`` of Metaflow's ``start`` group: used by
+  :mod:`metaflow_hitl.plugin.runtime_wait` (wait before a remote launch) and
+  :mod:`metaflow_hitl.plugin.setup_checks` (which command is running).
 
 (``metaflow_extensions/hitl`` imports ``metaflow._vendor.click`` directly: those registration
 modules must import nothing of ``metaflow_hitl``.)

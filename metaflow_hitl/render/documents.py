@@ -39,7 +39,7 @@ from urllib.parse import quote, urlsplit
 import jinja2
 
 from metaflow_hitl.durations import format_duration
-from metaflow_hitl.errors import ConfigError, DecisionRefused, GateRefError
+from metaflow_hitl.errors import ConfigError, DecisionRefused, GateRefError, InvalidInput
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.input_schema import example_input
 from metaflow_hitl.markers import reminder_tag, render_marker, render_reply_marker
@@ -371,6 +371,7 @@ def _commands(request: Request, flow_file_hint: str | None) -> dict[str, Any]:
     commands = {
         "example_json": example_json,
         "approve_comment": "/approve" + (f" {example_json}" if example_json else ""),
+        "approve_pairs": _pairs_command(example),
         "reject_comment": "/reject <reason>",
         "cli_approve": shlex.join(approve),
         "cli_reject": shlex.join([*cli, "reject", str(request.gate_id), "--reason", "<reason>"]),
@@ -386,6 +387,22 @@ def _commands(request: Request, flow_file_hint: str | None) -> dict[str, Any]:
         commands["flow_approve"] = shlex.join(flow_approve)
         commands["flow_reject"] = shlex.join([*flow, "reject", short, "--reason", "<reason>"])
     return commands
+
+
+def _pairs_command(example: Mapping[str, Any]) -> str | None:
+    """``/approve k=v ...`` for the example input (grammar v3), or ``None`` when a value has
+    no bare form (a list or object holding white space)."""
+    parts = []
+    for key, value in example.items():
+        if isinstance(value, str):
+            bare = value and not any(c.isspace() or c == '"' for c in value)
+            text = value if bare else json.dumps(value, ensure_ascii=False)
+        else:
+            text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+            if any(c.isspace() for c in text):
+                return None
+        parts.append(f"{key}={text}")
+    return "/approve " + " ".join(parts) if parts else None
 
 
 def _timeout_input_json(request: Request) -> str | None:
@@ -430,6 +447,9 @@ def _gate_context(
         "cli_only": (request.review or {}).get("backend") in ("git", "none"),
         "content": _content(request),
         "supersedes": _supersedes(request),
+        # a GitHub page whose store only the run's machine sees: the Action cannot decide it
+        "store_unreachable": (request.review or {}).get("backend") == "github"
+        and "://" not in (request.store or ""),
     }
 
 
@@ -626,6 +646,7 @@ def render_reply(
     *,
     hint: str | None = None,
     templates_dir: str | os.PathLike[str] | None = None,
+    show_fields: bool | None = None,
 ) -> str:
     """The bot's reply comment (``reply.md.j2``), starting with its reply marker.
 
@@ -643,9 +664,15 @@ def render_reply(
         How to change the outcome (default: the refusal's own hint).
     templates_dir
         A folder of template overrides.
+    show_fields
+        List the gate's input fields and an ``/approve`` example (default: when ``result``
+        is an :class:`~metaflow_hitl.errors.InvalidInput`).
     """
     decision = result if isinstance(result, Decision) else None
     refusal = None
+    # A reviewer on GitHub cannot run the CLI: an input refusal shows the schema's fields.
+    if show_fields is None:
+        show_fields = isinstance(result, InvalidInput)
     if isinstance(result, DecisionRefused):
         refusal, hint = result.message, hint if hint is not None else result.hint
     elif isinstance(result, str):
@@ -679,6 +706,9 @@ def render_reply(
             "refusal": _cut(refusal, keep, where),
             "hint": _cut(hint, keep, where),
             "commands": _commands(request, None),
+            "show_fields": show_fields,
+            "fields": _schema_fields(request.input_schema),
+            "schema_closed": request.input_schema.get("additionalProperties") is False,
         }
         return marker + _render("reply.md.j2", ctx, templates_dir)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-__all__ = ["ago", "render_table", "truncate"]
+__all__ = ["ago", "render_table", "state_text", "truncate"]
 
 
 def truncate(text: str, width: int) -> str:
@@ -25,12 +25,34 @@ def ago(then: datetime, now: datetime) -> str:
     return f"{sign}{seconds}s"
 
 
-def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned columns separated by two spaces, with a header line."""
+def render_table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], *, width: int | None = None
+) -> str:
+    """Left-aligned columns separated by two spaces, with a header line.
+
+    With ``width`` (the terminal's columns), the widest columns are cut, widest first, with
+    an ellipsis, until each line fits (no column below its header or 8 characters).
+    """
+    cells = [[" ".join(str(c).split()) for c in row] for row in rows]
     widths = [len(h) for h in headers]
-    for row in rows:
-        widths = [max(w, len(str(c))) for w, c in zip(widths, row, strict=True)]
+    for row in cells:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    if width is not None:
+        floor = [max(len(h), 8) for h in headers]
+        while sum(widths) + 2 * (len(widths) - 1) > width:
+            wide = max(range(len(widths)), key=lambda i: widths[i] - floor[i])
+            if widths[wide] <= floor[wide]:
+                break
+            widths[wide] -= 1
+        cells = [[truncate(c, w) for c, w in zip(row, widths, strict=True)] for row in cells]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    for row in rows:
-        lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    for row in cells:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     return "\n".join(lines)
+
+
+def state_text(state: str, proceed: bool | None) -> str:
+    """A gate's state for a table: ``timed_out`` says what the timeout did."""
+    if state == "timed_out" and proceed is not None:
+        return f"timed_out ({'approved' if proceed else 'rejected'})"
+    return state

@@ -182,7 +182,7 @@ def test_require_merge_single_approval_by_merge(env: Env) -> None:
 # -- the hostile suite --------------------------------------------------------------------------
 HOSTILE = [
     # id, who, body, expected ignored-reason fragment, replied
-    ("non-collaborator", "mallory", "/approve", "none permission", True),
+    ("non-collaborator", "mallory", "/approve", "has no permission", True),
     ("read-only-collaborator", "reader", "/approve", "read permission", True),
     ("author-self-approval", "dave", "/approve", "started this run", True),
     ("quoted-command", "alice", "> /approve", "does not start with", False),
@@ -493,3 +493,32 @@ def test_workflow_run_without_a_pull_request_is_ignored(env: Env) -> None:
     assert result.exit_code == 0, result.output
     assert "names no pull request" in outputs["ignored-reason"]
     assert decision_of(env) is None
+
+
+# -- grammar v3 and replies a reviewer can act on -------------------------------------------------
+@pytest.mark.parametrize(
+    "body",
+    ['/approve <"target": "staging">', "/approve target=staging"],
+    ids=["angle", "key-value"],
+)
+def test_grammar_v3_forms_approve_with_input(env: Env, body: str) -> None:
+    _, number = env.open()
+    result, outputs = env.run(env.comment_event(number, "bob", body))
+    assert result.exit_code == 0, result.output
+    decision = decision_of(env)
+    assert decision
+    assert decision.input == {"target": "staging"}
+    assert outputs["decision"] == "approved"
+
+
+def test_invalid_input_reply_shows_the_fields_not_a_cli_command(env: Env) -> None:
+    _, number = env.open()
+    pasted = '/approve {"target": "<target>"}'  # the page's example, pasted as is
+    result, _ = env.run(env.comment_event(number, "bob", pasted))
+    assert result.exit_code == 0, result.output
+    assert decision_of(env) is None
+    reply = env.replies(number)[-1]
+    assert "placeholder" in reply
+    assert "<code>target</code>" in reply  # the schema's fields, in the reply
+    assert "hitl show" not in reply
+    assert "Fix the input and comment again." in reply

@@ -132,7 +132,7 @@ def test_withdrawn_approval_does_not_count(store: LocalApprovalStore) -> None:
     [
         pytest.param({"input_schema": {"deploy_target": "str"}}, "alice", "approve", {"input": {}}, InvalidInput, "deploy_target", id="missing-required-input"),
         pytest.param({"input_schema": {"replicas": "int"}}, "alice", "approve", {"input": {"replicas": "3", "x": 1}}, InvalidInput, "replicas", id="wrong-type-and-unknown-field"),
-        pytest.param({}, "alice", "approve", {"input": {"anything": 1}}, InvalidInput, "anything", id="input-on-a-gate-without-schema"),
+        pytest.param({"input_schema": {}}, "alice", "approve", {"input": {"anything": 1}}, InvalidInput, "anything", id="input-on-a-gate-with-an-empty-schema"),
         pytest.param({}, "alice", "reject", {"input": {"a": 1}}, InvalidInput, "only approvals carry input", id="input-on-a-reject"),
         pytest.param({}, STARTER, "approve", {}, NotAllowed, "allow_self_approval", id="self-approval"),
         pytest.param({"approvers": ["alice"]}, "mallory", "approve", {}, NotAllowed, "alice", id="not-an-approver"),
@@ -525,3 +525,43 @@ def test_a_same_person_retry_with_other_words_is_told_the_earlier_vote_stands(
     assert "earlier" in str(info.value)
     assert "stands" in str(info.value)
     assert stands in str(info.value)
+
+
+def test_the_default_schedule_polls_fast_then_backs_off_to_its_ceiling(
+    store: LocalApprovalStore,
+) -> None:
+    from metaflow_hitl.polling import DEFAULT_SCHEDULE
+
+    request = open_gate(store, timeout="1h")
+    fake = FakeTime(request.created_at)
+    gates.wait_for_decision(
+        store, GATE, poll_interval=DEFAULT_SCHEDULE, clock=fake.clock, sleep=fake.sleep
+    )
+    # 0.1 s while younger than 30 s, 1 s until 5 min, then 5 s: bounded, never past expiry
+    assert set(fake.sleeps[:300]) == {0.1}
+    assert set(fake.sleeps[301:570]) == {1.0}
+    assert max(fake.sleeps) == 5.0
+    assert fake.now == request.expires_at
+    assert 1200 < len(fake.sleeps) < 1260  # reads in the first hour (0.1 s fixed: 36,000)
+
+
+def test_a_rejoined_old_gate_polls_gently_at_once(store: LocalApprovalStore) -> None:
+    from metaflow_hitl.polling import DEFAULT_SCHEDULE
+
+    request = open_gate(store, timeout="1h")
+    fake = FakeTime(request.created_at + timedelta(minutes=20))  # a retried task, 20 min on
+    fake.on_sleep = lambda count: count == 3 and decide(store, "alice", "approve", at=fake.now)
+    gates.wait_for_decision(
+        store, GATE, poll_interval=DEFAULT_SCHEDULE, clock=fake.clock, sleep=fake.sleep
+    )
+    assert fake.sleeps == [5.0, 5.0, 5.0]
+
+
+@pytest.mark.parametrize(
+    "phases", [((30.0, 0.0),), ((300.0, 1.0), (30.0, 0.1))], ids=["zero", "unsorted"]
+)
+def test_a_bad_schedule_is_refused(phases: Any) -> None:
+    from metaflow_hitl.polling import PollSchedule
+
+    with pytest.raises(ValueError, match="not a poll schedule"):
+        PollSchedule(phases=phases, ceiling=5.0)

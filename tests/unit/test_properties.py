@@ -27,6 +27,7 @@ import re
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -112,7 +113,32 @@ COMMENTS = st.one_of(
     st.builds(lambda h, v: h + json.dumps(v), HEADS, JSON_VALUES),
     st.builds(lambda h, t: h + t, HEADS, st.text(max_size=200)),
     st.builds(lambda ws, h, t: ws + h + t, st.sampled_from(SPACES), HEADS, st.text(max_size=20)),
+    # grammar v3: the original design's <"k": v> and key=value pairs, hostile inside
+    st.builds(lambda h, t: h + "<" + t + ">", HEADS, st.text(max_size=100)),
+    st.builds(lambda h, t: h + '<"' + t, HEADS, st.text(max_size=100)),
+    st.builds(
+        lambda h, kv: h + " ".join(f"{k}={v}" for k, v in kv),
+        HEADS,
+        st.lists(
+            st.tuples(
+                st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,5}", fullmatch=True),
+                st.one_of(st.text(max_size=20), TRICKY),
+            ),
+            max_size=4,
+        ),
+    ),
 )
+#: A valid value for each short-form type, to fill an example's placeholders with.
+_FILL = {"string": "s", "integer": 1, "number": 1.5, "boolean": True, "array": [], "object": {}}
+#: A schema typing key=value input: every kind of property, and keys it does not declare.
+PAIR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "a": {"type": "integer"}, "b": {"type": "number"}, "c": {"type": "boolean"},
+        "d": {"type": ["null", "string"]}, "e": {"type": "array"}, "f": {"type": "object"},
+        "s": {"type": "string"},
+    },
+}  # fmt: skip
 
 # Words a refusal may use to tell the author what to do next.
 ACTIONABLE = re.compile(r"/approve|/reject|shorten|JSON|KiB|code block|separate comment|reason")
@@ -125,10 +151,13 @@ def _strict_json(value: Any) -> str:
     return json.dumps(value, allow_nan=False)  # raises on NaN/inf: not JSON
 
 
+@pytest.mark.parametrize("schema", [None, PAIR_SCHEMA], ids=["no-schema", "typed"])
 @cases(2000)
-@given(COMMENTS)
-def test_grammar_never_raises_and_every_refusal_says_what_to_do(body: str) -> None:
-    result = parse_comment(body)
+@given(body=COMMENTS)
+def test_grammar_never_raises_and_every_refusal_says_what_to_do(
+    body: str, schema: dict[str, Any] | None
+) -> None:
+    result = parse_comment(body, schema)
     if isinstance(result, Reply):
         assert result.message.strip()
         assert ACTIONABLE.search(result.message), result.message
@@ -191,8 +220,50 @@ def test_the_rendered_approve_command_parses_back_to_valid_input(short: dict[str
     assert blocks, page
     result = parse_comment(blocks[0][1])
     assert isinstance(result, Command)
-    assert result.input == example_input(request.input_schema)
-    assert validate_input(request.input_schema, result.input) == []
+    example = example_input(request.input_schema)
+    assert result.input == example
+    # fields with no default get a placeholder, which fails validation if pasted as is
+    problems = validate_input(request.input_schema, result.input)
+    holes = [k for k, v in example.items() if v == f"<{k}>"]
+    assert bool(problems) == bool(holes), (example, problems)
+    for key in holes:
+        assert any(p.startswith(f"{key}: '<{key}>' is the example's placeholder") for p in problems)
+
+
+@cases(300)
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "a": st.integers(-(10**12), 10**12),
+            "b": st.floats(allow_nan=False, allow_infinity=False, width=32),
+            "c": st.booleans(),
+            "s": st.text(max_size=30),
+            "e": st.lists(st.integers(), max_size=3),
+            "zz": st.from_regex(r"[A-Za-z0-9_.:/-]{0,12}", fullmatch=True),
+        },
+    ).filter(bool)
+)
+def test_key_value_pairs_round_trip_typed_by_the_schema(value: dict[str, Any]) -> None:
+    """``/approve a=1 s="x y"``: each value read as the type the schema declares."""
+    parts = []
+    for key, item in value.items():
+        if key == "s":
+            parts.append(f"s={json.dumps(item)}")  # any string, quoted
+        elif key == "zz":
+            parts.append(f"zz={item}")  # undeclared: the text as a string
+        else:
+            parts.append(f"{key}={json.dumps(item, separators=(',', ':'))}")
+    result = parse_comment("/approve " + " ".join(parts), PAIR_SCHEMA)
+    assert result == Command("approve", input=value), parts
+
+
+@cases(300)
+@given(JSON_OBJECTS)
+def test_the_angle_form_round_trips_any_json_object(value: dict[str, Any]) -> None:
+    """The original design's ``/approve <"deploy_target": "staging">``."""
+    members = json.dumps(value)[1:-1]
+    assert parse_comment(f"/approve <{members}>") == Command("approve", input=value)
 
 
 # -- schemas ------------------------------------------------------------------------------------
@@ -242,9 +313,17 @@ def test_schema_normalisation_and_validation_never_crash(schema: Any, value: Any
 
 @cases(200)
 @given(st.dictionaries(st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,10}", fullmatch=True), st.sampled_from([*SHORT_TYPES, *(t + "?" for t in SHORT_TYPES)]), max_size=6))  # fmt: skip
-def test_short_form_example_input_is_valid_input(short: dict[str, str]) -> None:
+def test_short_form_example_input_is_valid_input_once_its_placeholders_are_filled(
+    short: dict[str, str],
+) -> None:
     schema = normalize_schema(short)
-    assert validate_input(schema, example_input(schema)) == []
+    example = example_input(schema)
+    holes = {k for k, v in example.items() if v == f"<{k}>"}
+    problems = validate_input(schema, example)
+    assert {p.split(":")[0] for p in problems if "placeholder" in p} == holes
+    filled = {k: (_FILL[schema["properties"][k]["type"]] if k in holes else v)
+              for k, v in example.items()}  # fmt: skip
+    assert validate_input(schema, filled) == []
     assert validate_input(schema, {"not_a_field_" + "x" * 20: 1})  # closed: unknown refused
 
 

@@ -979,9 +979,24 @@ def test_plain_git_review_repos_offer_only_the_cli(review: dict[str, Any], cli_o
     request = replace(basic_request(), review=review)
     text = render_approval_file(request)
     assert ("there is no pull request to review" in text) is cli_only
-    assert ("Approve this pull request" in text) is not cli_only
+    # the gate needs input: an approving review or a merge cannot approve it, a comment can
+    assert ("a merge without it cannot approve it" in text) is not cli_only
     assert ("/approve" in text) is not cli_only
     assert "metaflow-hitl --store" in text  # the CLI is always offered
+
+
+@pytest.mark.parametrize(
+    ("store", "warned"),
+    [("/home/alice/flows/.metaflow/_hitl", True), ("s3://bucket/metaflow/_hitl", False)],
+    ids=["local-store", "s3-store"],
+)
+def test_github_page_of_a_local_store_says_the_action_cannot_decide_it(store, warned) -> None:
+    github = {"backend": "github", "location": "github:acme/a", "repo": "acme/a", "mode": "pr"}
+    request = replace(basic_request(), review=github, store=store)
+    for page in (render_pr_body(request), render_issue_body(request)):
+        body = " ".join(page.replace("\n> ", "\n").split())
+        assert ("the GitHub Action cannot record a decision made here" in body) is warned
+        assert ("--datastore=s3" in body) is warned
 
 
 def test_trailers_read_back_what_was_written() -> None:

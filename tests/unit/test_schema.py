@@ -20,10 +20,14 @@ from metaflow_hitl.input_schema import (
 # -- normalize_schema: short form -------------------------------------------------------------
 
 
-def test_no_schema_accepts_only_an_empty_object() -> None:
+def test_no_schema_accepts_any_json_object_as_the_original_did() -> None:
+    """The original metaflow-hitl's quickstart approves a schema-less gate with
+    ``--input '{"deploy_target": "staging"}'`` (/work/shared/reference/original-readme.txt)."""
     schema = normalize_schema(None)
     assert validate_input(schema, {}) == []
-    assert validate_input(schema, {"anything": 1}) != []
+    assert validate_input(schema, {"deploy_target": "staging", "n": [1, {"a": None}]}) == []
+    assert validate_input(schema, [1]) != []  # still an object
+    assert validate_input(schema, "staging") != []
 
 
 def test_short_form_becomes_json_schema() -> None:
@@ -265,7 +269,7 @@ def test_input_just_under_the_limit_is_accepted() -> None:
 
 
 def test_example_input_fills_required_fields_only() -> None:
-    assert example_input(SHORT) == {"deploy_target": "...", "replicas": 1}
+    assert example_input(SHORT) == {"deploy_target": "<deploy_target>", "replicas": "<replicas>"}
 
 
 def test_example_input_prefers_default_enum_and_examples() -> None:
@@ -286,13 +290,18 @@ def test_example_input_prefers_default_enum_and_examples() -> None:
         "target": "staging",
         "replicas": 3,
         "owner": "alice",
-        "flag": True,
+        "flag": "<flag>",  # no default, enum or examples: a placeholder
     }
 
 
-def test_example_input_of_every_short_type_is_valid() -> None:
+def test_example_input_placeholders_fail_validation_when_pasted() -> None:
     schema = normalize_schema({name: name for name in SHORT_TYPES})
-    assert validate_input(schema, example_input(schema)) == []
+    problems = validate_input(schema, example_input(schema))
+    for name in SHORT_TYPES:
+        assert (
+            f"{name}: '<{name}>' is the example's placeholder; put the value to approve "
+            "with there" in problems
+        )
 
 
 @pytest.mark.parametrize(
