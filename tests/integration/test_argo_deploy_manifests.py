@@ -11,6 +11,7 @@ the real ``metaflow-hitl sync``.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -41,11 +42,14 @@ def _validator(kind_key: str) -> Draft7Validator:
 
 
 def test_the_schemas_are_current() -> None:
-    sys.path.insert(0, str(SCHEMAS.parent))
-    try:
-        from generate import generate  # type: ignore[import-not-found]
-    finally:
-        sys.path.pop(0)
+    spec = importlib.util.spec_from_file_location(
+        "k8s_schema_generate", SCHEMAS.parent / "generate.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    generate = module.generate
     assert json.loads(SCHEMAS.read_text()) == json.loads(json.dumps(generate()))
 
 
