@@ -274,7 +274,12 @@ def _check_audit(rows: list[dict[str, Any]], filled: Filled, source: str) -> Non
         assert row["proceed"] == d.proceed
         if source == "review" and row["gate_id"].startswith("Train/"):
             assert len(row["commit"]) == 40
-            assert row["author"] == d.decided_by  # the decider authored the commit
+            # The decider authored the commit, marked as asserted: CLI identities are not
+            # verified, so the commit must not pass for a GitHub account's.
+            marked = (
+                "(metaflow-hitl)" if d.outcome == "timed_out" else "(asserted, metaflow-hitl CLI)"
+            )
+            assert row["author"] == f"{d.decided_by} {marked}"
         else:
             assert row["source"] == "store"
     by_id = {row["gate_id"]: row for row in rows}
@@ -601,7 +606,7 @@ def test_sync_names_the_gate_whose_read_failed(
 ) -> None:
     """A gate whose records cannot be read is reported as itself: not as the gate synced
     before it, and not as an UnboundLocalError when it is the first one."""
-    from metaflow_hitl.cli import group as commands
+    from metaflow_hitl.cli import sync as commands
     from metaflow_hitl.errors import StoreError
 
     store = LocalApprovalStore(tmp_path / "store")
