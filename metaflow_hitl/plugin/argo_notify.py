@@ -121,11 +121,8 @@ def notify_command(ctx: Any, step_name: str, run_id: str, task_id: str, **option
         fail(exc)
 
 
-def _notify(ctx: Any, step_name: str, run_id: str, task_id: str, options: dict[str, Any]) -> None:
-    from metaflow_hitl.render.waiting import print_waiting
-
-    obj = ctx.obj
-    graph, flow = obj.graph, obj.flow
+def gate_decorator(graph: Any, flow: Any, step_name: str) -> Any:
+    """The ``@hitl`` decorator of ``step_name``, or a ConfigError saying what is missing."""
     try:
         node = graph[step_name]
     except (KeyError, TypeError):
@@ -133,6 +130,15 @@ def _notify(ctx: Any, step_name: str, run_id: str, task_id: str, options: dict[s
     deco = next((d for d in node.decorators if d.name == "hitl"), None)
     if deco is None:
         raise ConfigError(f"step {step_name!r} of flow {flow.name} has no @hitl gate")
+    return deco
+
+
+def _notify(ctx: Any, step_name: str, run_id: str, task_id: str, options: dict[str, Any]) -> None:
+    from metaflow_hitl.render.waiting import print_waiting
+
+    obj = ctx.obj
+    graph, flow = obj.graph, obj.flow
+    deco = gate_decorator(graph, flow, step_name)
     paths = read_input_paths(options.get("input_paths"), options.get("input_paths_filename"))
     inputs = _datastores(obj.flow_datastore, paths)
     gate_id = GateId(flow.name, run_id, step_name)
@@ -151,7 +157,7 @@ def _notify(ctx: Any, step_name: str, run_id: str, task_id: str, options: dict[s
         origin=argo_origin(flow.name, run_id, step_name, task_id),
         message=message,
         content=content_of(
-            inputs, join=node.type == "join", flow_file=sys.argv[0], message=message
+            inputs, join=graph[step_name].type == "join", flow_file=sys.argv[0], message=message
         ),
         # METAFLOW_OWNER is who deployed the workflow, not necessarily who triggered this run
         starter=starter_record(

@@ -152,18 +152,12 @@ def _await(
     """Open the gate and wait; whether the step should be launched."""
     from metaflow.util import get_username
 
-    from metaflow_hitl.plugin.argo_notify import _datastores, read_input_paths
+    from metaflow_hitl.plugin.argo_notify import _datastores, gate_decorator, read_input_paths
     from metaflow_hitl.plugin.decorator import HitlException, _rejection
 
     obj = ctx.obj
     graph, flow = obj.graph, obj.flow
-    try:
-        node = graph[step_name]
-    except (KeyError, TypeError):
-        raise ConfigError(f"flow {flow.name} has no step {step_name!r}") from None
-    deco = next((d for d in node.decorators if d.name == "hitl"), None)
-    if deco is None:
-        raise ConfigError(f"step {step_name!r} of flow {flow.name} has no @hitl gate")
+    deco = gate_decorator(graph, flow, step_name)
     inputs = _datastores(obj.flow_datastore, read_input_paths(input_paths, None))
     print(
         f"[@hitl] Step {step_name!r} runs on remote compute: it is launched only once the "
