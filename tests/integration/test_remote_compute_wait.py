@@ -193,7 +193,7 @@ def test_no_kubernetes_request_until_approved_then_the_job(run, kube, compute):
     assert pod_output.count("is waiting for approval") == 0
 
 
-def test_rejected_gate_creates_no_job_and_is_not_retried_and_resume_asks_again(
+def test_rejected_gate_creates_no_job_and_stays_rejected_until_the_content_changes(
     run, kube, monkeypatch
 ):
     fake, _ = kube
@@ -222,8 +222,18 @@ def test_rejected_gate_creates_no_job_and_is_not_retried_and_resume_asks_again(
     assert decision is not None
     assert decision.outcome == "rejected"
 
-    # `resume`: the rejected gate stays rejected, so the resumed run asks again, before launch
+    # `resume` with the same content: the rejection is bound to that content, so the
+    # resumed run stays rejected without asking and without creating a Job (issue 14)
     r.start(command="resume")
+    assert r.finish(timeout=300) != 0
+    out = r.output()
+    assert "This same content was rejected in run" in out, out
+    assert "is waiting for approval" not in out
+    assert fake.log == [], fake.log
+
+    # `resume start` with changed input: new content, so the gate asks again, before launch
+    r.env["ACCURACY"] = "0.951"
+    r.start("start", command="resume")
     r.wait_for("is waiting for approval")
     again = gate_of(r.output())
     assert again != gate

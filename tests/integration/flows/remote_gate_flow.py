@@ -13,7 +13,7 @@ def _on_kubernetes(func):
 class RemoteGateFlow(FlowSpec):
     @step
     def start(self):
-        self.accuracy = 0.943
+        self.accuracy = float(os.environ.get("ACCURACY", "0.943"))
         self.next(self.gate, self.side)
 
     @retry(times=1, minutes_between_retries=0)
