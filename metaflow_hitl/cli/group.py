@@ -136,12 +136,14 @@ def store_row(d: Decision) -> dict[str, Any]:
     }
 
 
-def fail(error: HitlError) -> NoReturn:
-    """Print a refusal (headline, message, next command) to stderr and exit 1.
+def fail(error: HitlError, *, exit_code: int | None = None) -> NoReturn:
+    """Print a refusal (headline, message, next command) to stderr and exit with the error
+    family's status (:attr:`~metaflow_hitl.errors.HitlError.exit_code`), or ``exit_code``.
 
     Under ``--json`` the refusal is one JSON object on stderr too: ``{"error": {"type",
-    "headline", "message", "hint"}}``.
+    "headline", "message", "hint", "exit_code"}}``.
     """
+    code = error.exit_code if exit_code is None else exit_code
     ctx = click.get_current_context(silent=True)
     if ctx is not None and ctx.params.get("as_json"):
         error_json = {
@@ -149,13 +151,14 @@ def fail(error: HitlError) -> NoReturn:
             "headline": error.headline,
             "message": error.message,
             "hint": error.hint,
+            "exit_code": code,
         }
         click.echo(json.dumps({"error": error_json}, sort_keys=True), err=True)
-        sys.exit(1)
+        sys.exit(code)
     click.secho(f"Error ({error.headline}): {error.message}", fg="red", err=True, color=color())
     if error.hint:
         click.echo(error.hint, err=True)
-    sys.exit(1)
+    sys.exit(code)
 
 
 def handled(func: Callable[..., Any]) -> Callable[..., Any]:

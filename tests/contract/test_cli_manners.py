@@ -46,9 +46,10 @@ def test_json_errors_are_json_on_stderr(tmp_path: Path) -> None:
     store = tmp_path / "store"
     LocalApprovalStore(store)
     done = cli(store, "show", "Flow/1/nope", "--json")
-    assert done.returncode == 1
+    assert done.returncode == 3  # not found (errors.py: exit statuses)
     error = json.loads(done.stderr)["error"]
     assert error["type"] == "GateNotFound"
+    assert error["exit_code"] == 3
     assert error["message"]
     assert done.stdout == ""
 
