@@ -30,13 +30,14 @@ from metaflow_hitl.gate_id import GateId, parse_gate_ref
 from metaflow_hitl.gates import GateStatus, gate_status
 from metaflow_hitl.index.parallel import read_all
 from metaflow_hitl.index.reader import StoredGate, read_gates
+from metaflow_hitl.liveness import read_waiter
 from metaflow_hitl.plugin.metaflow_internals import click
 from metaflow_hitl.policy import check_decider, tally
 from metaflow_hitl.ports import ApprovalStore, Resumer
 from metaflow_hitl.records import Decision, Request
 from metaflow_hitl.review.publish import publish_decision
 from metaflow_hitl.settle import Settled, settle
-from metaflow_hitl.timestamps import format_ts
+from metaflow_hitl.timestamps import format_ts, utc_now
 from metaflow_hitl.trust import identity_note
 
 __all__ = [
@@ -211,6 +212,8 @@ def status_json(status: GateStatus) -> dict[str, Any]:
         "votes": [v.to_dict() for v in status.votes],
         "approvals": len(status.tally.approvals),
         "needed": status.tally.needed,
+        "waiter": status.waiter.to_dict() if status.waiter else None,
+        "nobody_waiting": status.nobody_waiting,
     }
 
 
@@ -227,15 +230,27 @@ def gate_statuses(
             lambda gate_id: gate_status(ctx.store, gate_id), ids, parallel=ctx.store.is_remote
         )
     else:
+        gates = [
+            g
+            for g in read_stored_gates(ctx, use_index=use_index)
+            if not run_id or g.gate_id.run_id == run_id
+        ]
+        waiters = read_all(  # one read per pending local gate (decided ones have none)
+            lambda g: read_waiter(ctx.store, g.request, g.decision),
+            gates,
+            parallel=ctx.store.is_remote,
+        )
+        now = utc_now()
         out = [
             GateStatus(
                 request=g.request,
                 decision=g.decision,
                 votes=g.votes,
                 tally=tally(g.request, g.votes),
+                waiter=waiter,
+                read_at=now,
             )
-            for g in read_stored_gates(ctx, use_index=use_index)
-            if not run_id or g.gate_id.run_id == run_id
+            for g, waiter in zip(gates, waiters, strict=True)
         ]
     order = {"pending": 0}
     out.sort(key=lambda s: (order.get(s.state, 1), -s.request.created_at.timestamp()))
