@@ -12,7 +12,7 @@ from metaflow_hitl.cli.group import (
     settle_decision,
     store_decisions,
 )
-from metaflow_hitl.errors import ConfigError, HitlError
+from metaflow_hitl.errors import ConfigError, HitlError, SettleIncomplete
 from metaflow_hitl.gate_id import parse_gate_ref
 from metaflow_hitl.gates import require_request
 from metaflow_hitl.plugin.metaflow_internals import click
@@ -104,4 +104,4 @@ def _sync_once(ctx: CliContext, gate: str | None, since: str) -> None:
     for failure in failures:
         click.secho(f"Failed: {failure}", fg="red", err=True, color=color())
     if failures:
-        sys.exit(1)
+        sys.exit(SettleIncomplete.exit_code)  # decisions stand; their follow-up failed
