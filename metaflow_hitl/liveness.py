@@ -15,6 +15,7 @@ Argo (:class:`~metaflow_hitl.errors.RunEnded`), not judged from a heartbeat.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from datetime import datetime
@@ -24,7 +25,15 @@ from metaflow_hitl.polling import PollSchedule
 from metaflow_hitl.ports import ApprovalStore
 from metaflow_hitl.records import Decision, Request, Waiter
 
-__all__ = ["BEAT_SECONDS", "chain", "heartbeat", "lease_for", "nobody_waiting", "read_waiter"]
+__all__ = [
+    "BEAT_SECONDS",
+    "chain",
+    "heartbeat",
+    "lease_for",
+    "nobody_waiting",
+    "read_waiter",
+    "record_stop",
+]
 
 #: Seconds between heartbeats (on S3: 120 PUTs an hour of waiting, beside 720 polls).
 BEAT_SECONDS = 30.0
@@ -111,3 +120,24 @@ def read_waiter(store: ApprovalStore, request: Request, decision: Decision | Non
     if decision is not None or request.runtime != "local":
         return None
     return store.get_waiter(request.gate_id)
+
+
+def record_stop(
+    store: ApprovalStore, request: Request, *, host: str, pid: int, now: datetime, why: str
+) -> None:
+    """Record on the gate why its task stopped on its own (before it fails), so ``list`` and
+    ``show`` tell the people asked to decide. Best effort: a store that cannot be written
+    must not hide the original failure, so a write error is swallowed here (the task's own
+    error is what gets reported)."""
+    with contextlib.suppress(HitlError):
+        store.put_waiter(
+            Waiter(
+                gate_id=request.gate_id,
+                host=host,
+                pid=pid,
+                started_at=now,
+                beat_at=now,
+                lease_seconds=1,
+                stopped=why[:2000],
+            )
+        )

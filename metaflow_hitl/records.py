@@ -210,6 +210,7 @@ RECORD_SCHEMAS: dict[str, dict[str, Any]] = {
             "started_at": _TS,
             "beat_at": _TS,
             "lease_seconds": {"type": "integer", "minimum": 1, "maximum": 86_400},
+            "stopped": {"type": "string", "maxLength": 2000},
         },
         ["gate_id", "host", "pid", "started_at", "beat_at", "lease_seconds"],
     ),
@@ -688,6 +689,9 @@ class Waiter:
         Its latest heartbeat.
     lease_seconds
         How long after ``beat_at`` the waiter counts as alive.
+    stopped
+        Why the task stopped waiting on its own (it failed, e.g. the review page could not be
+        opened), or ``None``. Optional: written only when set.
     """
 
     gate_id: GateId
@@ -696,6 +700,7 @@ class Waiter:
     started_at: datetime
     beat_at: datetime
     lease_seconds: int
+    stopped: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -707,6 +712,7 @@ class Waiter:
             "started_at": format_ts(self.started_at),
             "beat_at": format_ts(self.beat_at),
             "lease_seconds": self.lease_seconds,
+            **({"stopped": self.stopped} if self.stopped is not None else {}),
         }
 
     @classmethod
@@ -718,11 +724,12 @@ class Waiter:
             started_at=parse_ts(data["started_at"]),
             beat_at=parse_ts(data["beat_at"]),
             lease_seconds=data["lease_seconds"],
+            stopped=data.get("stopped"),
         )
 
     def alive(self, now: datetime) -> bool:
-        """Whether the waiter beat within its lease at ``now``."""
-        return (now - self.beat_at).total_seconds() <= self.lease_seconds
+        """Whether the waiter beat within its lease at ``now`` and has not stopped."""
+        return self.stopped is None and (now - self.beat_at).total_seconds() <= self.lease_seconds
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -153,6 +153,12 @@ def _waiting_lines(status: GateStatus) -> list[str]:
     w = status.waiter
     if status.decision is not None or w is None:
         return []
+    if w.stopped is not None:
+        return [
+            f"Waiting:     nobody: the task ({w.host}, pid {w.pid}) stopped at "
+            f"{format_ts(w.beat_at)} because {w.stopped}. A retry of the task, or a `resume` "
+            "of the run, opens it again."
+        ]
     if status.nobody_waiting:
         return [
             f"Waiting:     nobody: the waiting task ({w.host}, pid {w.pid}) last beat at "

@@ -299,9 +299,24 @@ class HitlDecorator(DeclaredHitl):
         decision = store.get_decision(gate_id)
         if decision is not None:
             return OpenedGate(request, created, {}, decision)
-        refs = open_review(
-            request, self._approval_file(request, graph, step_name, inputs), store=store
-        )
+        try:
+            refs = open_review(
+                request, self._approval_file(request, graph, step_name, inputs), store=store
+            )
+        except HitlError as exc:  # the task fails; the gate says why to whoever looks at it
+            import socket
+
+            from metaflow_hitl.liveness import record_stop
+
+            record_stop(
+                store,
+                request,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                now=utc_now(),
+                why=f"its review page could not be opened: {exc.message}",
+            )
+            raise
         if created and self._notifier is not None:  # never fails the gate; reports failures
             self._notifier.gate_opened(replace(request, review={**request.review, **refs}))
         return OpenedGate(request, created, refs, None)
