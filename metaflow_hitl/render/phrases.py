@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from metaflow_hitl.records import Request
 
-__all__ = ["after_timeout"]
+__all__ = ["after_timeout", "run_ended_notice"]
 
 
 def after_timeout(request: Request) -> str:
@@ -16,3 +16,13 @@ def after_timeout(request: Request) -> str:
     if request.on_reject == "continue":
         return "it counts as rejected; the step continues without approval (on_reject=continue)"
     return "it counts as rejected, and the gated step fails"
+
+
+def run_ended_notice(why: str, summary: str) -> str:
+    """The line every front end (the CLI, ``sync``, ``sync --watch``, the Action) prints when a
+    decided gate's Argo run ended before it could be resumed: not a failure, nothing to retry.
+    ``why`` is the resumer's message (it names the gate and what the run came to)."""
+    return (
+        f"Not resumed: {why.rstrip('.')}. Its run ended, so nothing was resumed; the decision "
+        f"is recorded and stands ({summary}), and there is nothing to retry."
+    )
