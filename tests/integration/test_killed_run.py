@@ -27,7 +27,7 @@ def test_a_killed_runs_gate_shows_nobody_waiting_and_is_not_reminded(workspace):
     ws.env.update(
         METAFLOW_HITL_HEARTBEAT_SECONDS="2",
         GATE_POLL_INTERVAL="0.5",
-        GATE_REMIND_EVERY="20s",
+        GATE_REMIND_EVERY="15s",
     )
     proc = ws.start()
     gate = ws.wait_for_gate(proc)
@@ -52,7 +52,7 @@ def test_a_killed_runs_gate_shows_nobody_waiting_and_is_not_reminded(workspace):
     assert "its run was probably killed" in ws.console("show", gate).stdout
 
     opened = parse_ts(gone["request"]["created_at"])
-    time.sleep(max(0.0, (opened - utc_now()).total_seconds() + 20.5))  # reminder 1 is due
+    time.sleep(max(0.0, (opened - utc_now()).total_seconds() + 15.5))  # reminder 1 is due
     gate_dir = ws.store / "v1" / "gates" / gate
     assert not list(gate_dir.glob("reminders/*.json")), "the task sent it before it was killed"
     reminded = ws.console("remind", "--dry-run", "--json")
