@@ -12,7 +12,7 @@ from metaflow_hitl.cli.group import (
     settle_decision,
     store_decisions,
 )
-from metaflow_hitl.errors import ConfigError, HitlError, SettleIncomplete
+from metaflow_hitl.errors import ConfigError, HitlError, SettleIncomplete, StoreError
 from metaflow_hitl.gate_id import parse_gate_ref
 from metaflow_hitl.gates import require_request
 from metaflow_hitl.plugin.metaflow_internals import click
@@ -75,6 +75,7 @@ def _sync_once(ctx: CliContext, gate: str | None, since: str) -> None:
     now = utc_now()
     published = resumed = 0
     failures: list[str] = []
+    unreadable = False
     for stored, _ in store_decisions(ctx):
         if targets is not None and stored.gate_id not in targets:
             continue
@@ -86,6 +87,7 @@ def _sync_once(ctx: CliContext, gate: str | None, since: str) -> None:
             decision = ctx.store.get_decision(stored.gate_id)
         except HitlError as exc:  # named by the gate being synced, never the previous one
             failures.append(f"{stored.gate_id}: {exc.message}")
+            unreadable = True
             continue
         if decision is None:  # pragma: no cover - records are never deleted
             continue
@@ -103,5 +105,7 @@ def _sync_once(ctx: CliContext, gate: str | None, since: str) -> None:
     click.echo(f"{published} decision(s) in their review repos; {resumed} Argo gate(s) resumed.")
     for failure in failures:
         click.secho(f"Failed: {failure}", fg="red", err=True, color=color())
+    if unreadable:  # a gate could not even be read: the store's family
+        sys.exit(StoreError.exit_code)
     if failures:
         sys.exit(SettleIncomplete.exit_code)  # decisions stand; their follow-up failed

@@ -395,8 +395,8 @@ def check_race(result: RaceResult) -> list[str]:
             names = summary in r.stderr if human else "by its timeout" in r.stderr
             if not names and f"already decided: {summary}" not in r.stderr:
                 problems.append(f"a CLI loser does not name the winner: {where}")
-            if r.code != 1 or "Error (@hitl" not in r.stderr:
-                problems.append(f"a CLI loser did not exit 1 with an error: {where}")
+            if r.code != 4 or "Error (@hitl" not in r.stderr:  # 4: refused (errors.py)
+                problems.append(f"a CLI loser did not exit 4 (refused) with an error: {where}")
         elif r.kind.startswith("event-"):
             if r.code != 0 or f"({summary})" not in r.stdout:
                 problems.append(f"a handle-event loser does not name the winner: {where}")
