@@ -232,6 +232,19 @@ def test_a_hand_written_decision_is_refused_by_the_gated_step_on_argo(
         )
         assert refused.returncode != 0
         assert "trusts only decisions from github" in refused.stdout + refused.stderr
+        shown = subprocess.run(
+            [str(exe), "show", str(gate)],
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert (
+            "Starter:     scheduled: started by a schedule, no human starter (label "
+            f"{ARGO}cron-workflow=trustedflow-nightly; deployed by "
+        ) in shown.stdout
         assert store.get_decision(gate) is None
 
         forged = subprocess.run(
