@@ -32,6 +32,29 @@ transport errors (filesystem, HTTP, S3) into it; the Metaflow glue re-raises it 
         ├── DeciderNotEligible     a decider may not decide the gate now
         └── GitHubUnreachable      GitHub could not be asked
 
+Every error also names its *exit status* (:attr:`HitlError.exit_code`), one per family, so a
+script can tell "try again later" from "fix your command" without reading text:
+
+====  ================================================================================
+code  family
+====  ================================================================================
+0     success
+1     anything else: an internal or unexpected failure, or ``audit`` found a mismatch
+2     usage: a bad option, setting or gate reference (:class:`ConfigError`,
+      :class:`GateRefError`; click's own usage errors exit 2 too)
+3     not found: no such gate (:class:`GateNotFound`)
+4     refused: nothing was written (:class:`DecisionRefused` but invalid input;
+      :class:`DecisionUnverified` but an unreachable GitHub)
+5     invalid input: the approval input fails the gate's schema (:class:`InvalidInput`)
+6     store or network: the store, a record or GitHub could not be read or written
+      (:class:`StoreError`, :class:`RecordError`, :class:`GitHubUnreachable`)
+7     the decision is recorded and stands, its follow-up is not: run ``sync``
+      (:class:`SettleIncomplete`)
+====  ================================================================================
+
+``metaflow-hitl handle-event`` (what the Action runs) keeps its own two-value contract: 0 when
+the event was handled or deliberately ignored, 1 when it could not be recorded.
+
 ``tests/unit/test_errors.py`` checks this drawing against the classes: every ``HitlError``
 subclass in the package is drawn here, under its real parent, with a headline of its own.
 
@@ -84,9 +107,17 @@ class HitlError(Exception):
         What happened, naming the value involved.
     hint
         What to do next (often the exact command), or ``None``.
+
+    Attributes
+    ----------
+    headline
+        What a failed step or command shows first; one per class.
+    exit_code
+        The command-line exit status of the error's family (table in the module docstring).
     """
 
     headline = "@hitl error"
+    exit_code = 1
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -103,6 +134,7 @@ class ConfigError(HitlError):
     """A decorator option, setting or CLI argument is invalid."""
 
     headline = "@hitl: invalid configuration"
+    exit_code = 2
 
 
 class MessageRenderError(HitlError):
@@ -121,24 +153,28 @@ class GateNotFound(HitlError):
     """No request is recorded under the given gate id."""
 
     headline = "@hitl: no such gate"
+    exit_code = 3
 
 
 class GateRefError(HitlError):
     """A gate reference is malformed (bad id, unsafe path component)."""
 
     headline = "@hitl: bad gate reference"
+    exit_code = 2
 
 
 class RecordError(HitlError):
     """A stored record cannot be decoded (corrupt, unknown format version, invalid)."""
 
     headline = "@hitl: unreadable record"
+    exit_code = 6
 
 
 class StoreError(HitlError):
     """The approval store could not be read or written."""
 
     headline = "@hitl: store error"
+    exit_code = 6
 
 
 class ReviewConflict(HitlError):
@@ -172,6 +208,7 @@ class SettleIncomplete(HitlError):
     """
 
     headline = "@hitl: decision recorded, follow-up incomplete"
+    exit_code = 7
 
     def __init__(
         self,
@@ -196,6 +233,7 @@ class DecisionRefused(HitlError):
     """A decision attempt was refused and nothing was written."""
 
     headline = "@hitl: decision refused"
+    exit_code = 4
 
 
 class NotAllowed(DecisionRefused):
@@ -214,6 +252,7 @@ class InvalidInput(DecisionRefused):
     """
 
     headline = "@hitl: invalid approval input"
+    exit_code = 5
 
     def __init__(self, message: str, *, problems: list[str], hint: str | None = None) -> None:
         self.problems = list(problems)
@@ -259,6 +298,7 @@ class DecisionUnverified(HitlError):
     (``trusted_channels``): the step fails closed. Each subclass names one cause."""
 
     headline = "@hitl: decision not verified"
+    exit_code = 4
 
 
 class UntrustedChannel(DecisionUnverified):
@@ -284,6 +324,7 @@ class GitHubUnreachable(DecisionUnverified):
     """GitHub could not be asked, so the decision could not be verified."""
 
     headline = "@hitl: GitHub unreachable, decision not verified"
+    exit_code = 6
 
 
 class RunEnded(StoreError):

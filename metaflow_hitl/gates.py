@@ -34,10 +34,11 @@ from metaflow_hitl.errors import (
 )
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.input_schema import timeout_input, validate_input
+from metaflow_hitl.liveness import nobody_waiting, read_waiter
 from metaflow_hitl.policy import Tally, check_decider, tally
 from metaflow_hitl.polling import PollSchedule
 from metaflow_hitl.ports import ApprovalStore
-from metaflow_hitl.records import Actor, Decision, Intent, Request, Vote
+from metaflow_hitl.records import Actor, Decision, Intent, Request, Vote, Waiter
 from metaflow_hitl.timestamps import format_ts, utc_now
 
 __all__ = [
@@ -79,6 +80,16 @@ class GateStatus:
     decision: Decision | None
     votes: tuple[Vote, ...]
     tally: Tally
+    #: A pending local gate's latest heartbeat and when it was read (see liveness.py).
+    waiter: Waiter | None = None
+    read_at: datetime | None = None
+
+    @property
+    def nobody_waiting(self) -> bool:
+        """A pending local gate whose waiting task stopped beating (its run was killed)."""
+        if self.decision is not None or self.read_at is None:
+            return False
+        return nobody_waiting(self.request, self.waiter, self.read_at)
 
     @property
     def state(self) -> str:
@@ -392,11 +403,14 @@ def gate_status(store: ApprovalStore, gate_id: GateId) -> GateStatus:
     """Read a gate's request, decision and votes."""
     request = require_request(store, gate_id)
     votes = tuple(sorted(store.list_votes(gate_id), key=lambda v: (v.actor.at, v.nonce)))
+    decision = store.get_decision(gate_id)
     return GateStatus(
         request=request,
-        decision=store.get_decision(gate_id),
+        decision=decision,
         votes=votes,
         tally=tally(request, votes),
+        waiter=read_waiter(store, request, decision),
+        read_at=utc_now(),
     )
 
 

@@ -11,7 +11,15 @@ from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
 from metaflow_hitl.gate_id import GateId
-from metaflow_hitl.records import Decision, PageChange, Publication, Reminder, Request, Vote
+from metaflow_hitl.records import (
+    Decision,
+    PageChange,
+    Publication,
+    Reminder,
+    Request,
+    Vote,
+    Waiter,
+)
 
 __all__ = [
     "ApprovalStore",
@@ -121,6 +129,14 @@ class ApprovalStore(Protocol):
 
     def list_page_changes(self, gate_id: GateId) -> list[PageChange]:
         """The changes seen on the gate's page, oldest first."""
+        ...
+
+    def put_waiter(self, waiter: Waiter) -> None:
+        """Write the waiting task's heartbeat, replacing the previous one."""
+        ...
+
+    def get_waiter(self, gate_id: GateId) -> Waiter | None:
+        """The latest heartbeat of the gate's waiting task, or None (never written)."""
         ...
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "Reminder",
     "Request",
     "Vote",
+    "Waiter",
     "checks_digest",
     "decode_record",
     "encode_record",
@@ -199,6 +200,19 @@ RECORD_SCHEMAS: dict[str, dict[str, Any]] = {
             "nonce": _STR,
         },
         ["gate_id", "intent", "actor", "input", "reason", "nonce"],
+    ),
+    "waiter": _envelope(
+        "waiter",
+        {
+            "gate_id": _STR,
+            "host": {"type": "string", "maxLength": 255},
+            "pid": {"type": "integer", "minimum": 0},
+            "started_at": _TS,
+            "beat_at": _TS,
+            "lease_seconds": {"type": "integer", "minimum": 1, "maximum": 86_400},
+            "stopped": {"type": "string", "maxLength": 2000},
+        },
+        ["gate_id", "host", "pid", "started_at", "beat_at", "lease_seconds"],
     ),
     "reminder": _envelope(
         "reminder",
@@ -657,6 +671,68 @@ class Reminder:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Waiter:
+    """A local run's waiting task is alive: its heartbeat, rewritten while it waits.
+
+    Only local runs write it (an Argo gate waits in a suspend node, with no process to
+    beat). A pending gate whose waiter stopped beating for longer than its lease has nobody
+    waiting on it (the run was killed): ``list`` says so and reminders skip it. A gate with no
+    waiter record (opened by an older release, or on Argo) is not judged.
+
+    Parameters
+    ----------
+    host, pid
+        Where the waiting process runs (for the operator; never used to signal it).
+    started_at
+        When this process started waiting.
+    beat_at
+        Its latest heartbeat.
+    lease_seconds
+        How long after ``beat_at`` the waiter counts as alive.
+    stopped
+        Why the task stopped waiting on its own (it failed, e.g. the review page could not be
+        opened), or ``None``. Optional: written only when set.
+    """
+
+    gate_id: GateId
+    host: str
+    pid: int
+    started_at: datetime
+    beat_at: datetime
+    lease_seconds: int
+    stopped: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": "metaflow-hitl/waiter",
+            "version": FORMAT_VERSION,
+            "gate_id": str(self.gate_id),
+            "host": self.host,
+            "pid": self.pid,
+            "started_at": format_ts(self.started_at),
+            "beat_at": format_ts(self.beat_at),
+            "lease_seconds": self.lease_seconds,
+            **({"stopped": self.stopped} if self.stopped is not None else {}),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Waiter:
+        return cls(
+            gate_id=GateId.parse(data["gate_id"]),
+            host=data["host"],
+            pid=data["pid"],
+            started_at=parse_ts(data["started_at"]),
+            beat_at=parse_ts(data["beat_at"]),
+            lease_seconds=data["lease_seconds"],
+            stopped=data.get("stopped"),
+        )
+
+    def alive(self, now: datetime) -> bool:
+        """Whether the waiter beat within its lease at ``now`` and has not stopped."""
+        return self.stopped is None and (now - self.beat_at).total_seconds() <= self.lease_seconds
+
+
+@dataclass(frozen=True, kw_only=True)
 class Publication:
     """What metaflow-hitl published on GitHub for a gate: the page a vote may count on.
 
@@ -775,8 +851,8 @@ class PageChange:
         )
 
 
-Record = Request | Vote | Decision | Reminder | Publication | PageChange
-_R = TypeVar("_R", Request, Vote, Decision, Reminder, Publication, PageChange)
+Record = Request | Vote | Decision | Reminder | Publication | PageChange | Waiter
+_R = TypeVar("_R", Request, Vote, Decision, Reminder, Publication, PageChange, Waiter)
 _KINDS: dict[str, type[Record]] = {
     "request": Request,
     "vote": Vote,
@@ -784,6 +860,7 @@ _KINDS: dict[str, type[Record]] = {
     "reminder": Reminder,
     "publication": Publication,
     "page-change": PageChange,
+    "waiter": Waiter,
 }
 
 _NAMES = {kind: name for name, kind in _KINDS.items()}

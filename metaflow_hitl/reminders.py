@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from metaflow_hitl.errors import HitlError
 from metaflow_hitl.gate_id import GateId
+from metaflow_hitl.liveness import nobody_waiting, read_waiter
 from metaflow_hitl.ports import ApprovalStore, ReminderNotifier, ReminderReview
 from metaflow_hitl.records import Reminder, Request
 from metaflow_hitl.spec import ESCALATE_FROM
@@ -306,8 +307,9 @@ def remind_pending(
     """Send the due reminders of every pending gate (of ``flow``, if given).
 
     Reads only the pending gates (``list_gates(pending_only=True)``) and, for those with
-    ``remind_every``, their decision. A store error on one gate is reported and the others
-    go on.
+    ``remind_every``, their decision. A local gate whose waiting task stopped beating (its
+    run was killed, :func:`metaflow_hitl.liveness.nobody_waiting`) is never reminded. A store
+    error on one gate is reported and the others go on.
 
     Returns
     -------
@@ -321,6 +323,8 @@ def remind_pending(
             request = store.get_request(gate_id)
             if request is None or request.remind_every_seconds is None:
                 continue
+            if nobody_waiting(request, read_waiter(store, request, None), now):
+                continue  # its run was killed: nobody to remind about (liveness.py)
             result = send_reminder(
                 store,
                 request,

@@ -21,6 +21,7 @@ from metaflow_hitl.cli.group import (
     store_row,
     warn_unsettled,
 )
+from metaflow_hitl.errors import SettleIncomplete
 from metaflow_hitl.gates import expire_gate, require_request
 from metaflow_hitl.plugin.metaflow_internals import click
 from metaflow_hitl.records import Decision
@@ -173,5 +174,7 @@ def audit_cmd(ctx: CliContext, as_json: bool, source: str, expire: bool, no_inde
         click.secho(f"Mismatch: {problem}", fg="red", err=True, color=color())
     for settled in unsettled:  # expiries recorded by --expire that did not settle
         warn_unsettled(settled)
-    if problems or unsettled:
+    if problems:  # a finding, like diff(1)
         sys.exit(1)
+    if unsettled:
+        sys.exit(SettleIncomplete.exit_code)

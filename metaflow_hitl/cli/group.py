@@ -30,13 +30,14 @@ from metaflow_hitl.gate_id import GateId, parse_gate_ref
 from metaflow_hitl.gates import GateStatus, gate_status
 from metaflow_hitl.index.parallel import read_all
 from metaflow_hitl.index.reader import StoredGate, read_gates
+from metaflow_hitl.liveness import read_waiter
 from metaflow_hitl.plugin.metaflow_internals import click
 from metaflow_hitl.policy import check_decider, tally
 from metaflow_hitl.ports import ApprovalStore, Resumer
 from metaflow_hitl.records import Decision, Request
 from metaflow_hitl.review.publish import publish_decision
 from metaflow_hitl.settle import Settled, settle
-from metaflow_hitl.timestamps import format_ts
+from metaflow_hitl.timestamps import format_ts, utc_now
 from metaflow_hitl.trust import identity_note
 
 __all__ = [
@@ -136,12 +137,14 @@ def store_row(d: Decision) -> dict[str, Any]:
     }
 
 
-def fail(error: HitlError) -> NoReturn:
-    """Print a refusal (headline, message, next command) to stderr and exit 1.
+def fail(error: HitlError, *, exit_code: int | None = None) -> NoReturn:
+    """Print a refusal (headline, message, next command) to stderr and exit with the error
+    family's status (:attr:`~metaflow_hitl.errors.HitlError.exit_code`), or ``exit_code``.
 
     Under ``--json`` the refusal is one JSON object on stderr too: ``{"error": {"type",
-    "headline", "message", "hint"}}``.
+    "headline", "message", "hint", "exit_code"}}``.
     """
+    code = error.exit_code if exit_code is None else exit_code
     ctx = click.get_current_context(silent=True)
     if ctx is not None and ctx.params.get("as_json"):
         error_json = {
@@ -149,13 +152,14 @@ def fail(error: HitlError) -> NoReturn:
             "headline": error.headline,
             "message": error.message,
             "hint": error.hint,
+            "exit_code": code,
         }
         click.echo(json.dumps({"error": error_json}, sort_keys=True), err=True)
-        sys.exit(1)
+        sys.exit(code)
     click.secho(f"Error ({error.headline}): {error.message}", fg="red", err=True, color=color())
     if error.hint:
         click.echo(error.hint, err=True)
-    sys.exit(1)
+    sys.exit(code)
 
 
 def handled(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -208,6 +212,8 @@ def status_json(status: GateStatus) -> dict[str, Any]:
         "votes": [v.to_dict() for v in status.votes],
         "approvals": len(status.tally.approvals),
         "needed": status.tally.needed,
+        "waiter": status.waiter.to_dict() if status.waiter else None,
+        "nobody_waiting": status.nobody_waiting,
     }
 
 
@@ -224,15 +230,27 @@ def gate_statuses(
             lambda gate_id: gate_status(ctx.store, gate_id), ids, parallel=ctx.store.is_remote
         )
     else:
+        gates = [
+            g
+            for g in read_stored_gates(ctx, use_index=use_index)
+            if not run_id or g.gate_id.run_id == run_id
+        ]
+        waiters = read_all(  # one read per pending local gate (decided ones have none)
+            lambda g: read_waiter(ctx.store, g.request, g.decision),
+            gates,
+            parallel=ctx.store.is_remote,
+        )
+        now = utc_now()
         out = [
             GateStatus(
                 request=g.request,
                 decision=g.decision,
                 votes=g.votes,
                 tally=tally(g.request, g.votes),
+                waiter=waiter,
+                read_at=now,
             )
-            for g in read_stored_gates(ctx, use_index=use_index)
-            if not run_id or g.gate_id.run_id == run_id
+            for g, waiter in zip(gates, waiters, strict=True)
         ]
     order = {"pending": 0}
     out.sort(key=lambda s: (order.get(s.state, 1), -s.request.created_at.timestamp()))

@@ -149,7 +149,7 @@ def handle_event_command(obj: Any, event_name: str | None, event_path: str | Non
                 event, store=obj.store, github=github, resumer=RuntimeResumer(), settings=settings
             )
     except HitlError as exc:
-        fail(exc)
+        fail(exc, exit_code=1)  # the Action's contract: 0 handled or ignored, 1 not recorded
     if outcome is None:
         gate_id, decision, ignored = "", "", event.ignored or ""
         click.echo(inert_for_runner(f"ignored: {ignored}"))

@@ -19,7 +19,7 @@ from metaflow_hitl.cli.identity import resolve_actor_login
 from metaflow_hitl.errors import (
     ConfigError,
 )
-from metaflow_hitl.gates import gate_status
+from metaflow_hitl.gates import GateStatus, gate_status
 from metaflow_hitl.input_schema import example_input
 from metaflow_hitl.plugin.metaflow_internals import click
 from metaflow_hitl.render.phrases import starter_line
@@ -92,7 +92,8 @@ def list_cmd(
                 str(r.gate_id) if not ctx.flow else r.gate_id.short,
                 state_text(s.state, s.decision.proceed)
                 if s.decision
-                else f"pending {len(s.tally.approvals)}/{r.min_approvals}",
+                else f"pending {len(s.tally.approvals)}/{r.min_approvals}"
+                + (" (nobody waiting)" if s.nobody_waiting else ""),
                 ago(r.created_at, now),
                 format_ts(r.expires_at)[:16] + "Z",
                 ", ".join(r.approvers) or "-",
@@ -118,6 +119,7 @@ def show_cmd(ctx: CliContext, gate: str | None, latest: bool, as_json: bool) -> 
     lines = [
         f"Gate:        {r.gate_id}",
         f"State:       {status.state}",
+        *_waiting_lines(status),
         f"Message:     {r.message}",
         f"Started by:  {r.started_by}",
         *([f"Starter:     {starter_line(r.starter)}"] if r.starter else []),
@@ -146,3 +148,23 @@ def show_cmd(ctx: CliContext, gate: str | None, latest: bool, as_json: bool) -> 
         if d.input:
             lines.append(f"With input:  {json.dumps(d.input)}")
     click.echo("\n".join(lines))
+
+
+def _waiting_lines(status: GateStatus) -> list[str]:
+    """Who waits on a pending local gate, from its heartbeat (nothing when unknown)."""
+    w = status.waiter
+    if status.decision is not None or w is None:
+        return []
+    if w.stopped is not None:
+        return [
+            f"Waiting:     nobody: the task ({w.host}, pid {w.pid}) stopped at "
+            f"{format_ts(w.beat_at)} because {w.stopped}. A retry of the task, or a `resume` "
+            "of the run, opens it again."
+        ]
+    if status.nobody_waiting:
+        return [
+            f"Waiting:     nobody: the waiting task ({w.host}, pid {w.pid}) last beat at "
+            f"{format_ts(w.beat_at)}; its run was probably killed. Deciding the gate is still "
+            "recorded, and a `resume` of the run with the same content finds the decision."
+        ]
+    return [f"Waiting:     {w.host}, pid {w.pid}, since {format_ts(w.started_at)}"]

@@ -17,7 +17,7 @@ from metaflow_hitl.errors import ConfigError, HitlError
 from metaflow_hitl.plugin.metaflow_internals import click
 from metaflow_hitl.stores import STORE_DIRNAME, open_store
 
-__all__ = ["main"]
+__all__ = ["hoist_store", "main"]
 
 
 def _default_store() -> str:
@@ -49,7 +49,68 @@ def _context(location: str | None) -> CliContext:
     return CliContext(store=lambda: open_store(location or _default_store()), flow=None)
 
 
-@click.group(help="Human approval gates for Metaflow.")
+def hoist_store(args: list[str], takes_value: frozenset[str] = frozenset()) -> list[str]:
+    """Move ``--store PATH`` / ``--store=PATH`` given after the subcommand to the front, so
+    ``metaflow-hitl list --store S`` means ``metaflow-hitl --store S list`` (as ``gh -R`` and
+    ``argo -n`` work on either side).
+
+    Parameters
+    ----------
+    args
+        The command line after the program name.
+    takes_value
+        Option names whose next argument is their value (``--reason``, ``--input``...): that
+        argument is never read as ``--store``, so ``--reason --store`` keeps its reason.
+
+    Nothing after ``--`` is touched, and a second, different ``--store`` is refused rather
+    than one silently winning.
+    """
+    rest: list[str] = []
+    found: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest += args[i:]
+            break
+        if arg in takes_value and i + 1 < len(args):
+            rest += args[i : i + 2]
+            i += 2
+            continue
+        if arg == "--store":
+            if i + 1 == len(args):
+                raise click.UsageError(
+                    "--store needs a PATH, e.g. --store s3://bucket/metaflow/_hitl."
+                )
+            found.append(args[i + 1])
+            i += 2
+            continue
+        if arg.startswith("--store="):
+            found.append(arg.split("=", 1)[1])
+            i += 1
+            continue
+        rest.append(arg)
+        i += 1
+    if len(set(found)) > 1:
+        raise click.UsageError(f"--store given twice with different paths: {', '.join(found)}.")
+    return (["--store", found[0]] if found else []) + rest
+
+
+class _StoreAnywhere(click.Group):
+    """The console script's group: ``--store`` before or after the subcommand."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        takes_value = frozenset(
+            name
+            for command in self.commands.values()
+            for param in command.params
+            if isinstance(param, click.Option) and not param.is_flag and not param.count
+            for name in param.opts + param.secondary_opts
+        )
+        return super().parse_args(ctx, hoist_store(list(args), takes_value))
+
+
+@click.group(cls=_StoreAnywhere, help="Human approval gates for Metaflow.")
 @click.version_option(__version__, prog_name="metaflow-hitl")
 @click.option(
     "--store",

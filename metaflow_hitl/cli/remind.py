@@ -9,8 +9,8 @@ at once, sends nothing twice (:mod:`metaflow_hitl.reminders`).
 
 Notifications go to ``--notifier`` (as the decorator's ``notifier=``: ``apprise`` reads
 ``METAFLOW_HITL_APPRISE_URLS``); without it, to ``METAFLOW_HITL_APPRISE_URLS`` when that is
-set, else nowhere (said in the output). Exit status 1 when a reminder's comment or
-notification failed, or a gate could not be read: the reminder still counts as sent.
+set, else nowhere (said in the output). Exit status 6 (store or network) when a reminder's
+comment or notification failed, or a gate could not be read: the reminder still counts as sent.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import sys
 from typing import Any
 
 from metaflow_hitl.cli.group import CliContext, fail
-from metaflow_hitl.errors import ConfigError, HitlError
+from metaflow_hitl.errors import ConfigError, HitlError, StoreError
 from metaflow_hitl.notify import APPRISE_URLS_ENV
 from metaflow_hitl.plugin.metaflow_internals import click
 from metaflow_hitl.reminders import remind_pending
@@ -126,4 +126,4 @@ def remind_command(
         for problem in problems:
             click.secho(f"Failed: {problem}", fg="red", err=True)
     if problems:
-        sys.exit(1)
+        sys.exit(StoreError.exit_code)  # a comment or notification could not be sent

@@ -16,6 +16,7 @@ from metaflow_hitl.errors import (
     ConfigError,
     HitlError,
     RunEnded,
+    SettleIncomplete,
 )
 from metaflow_hitl.gate_id import parse_gate_ref
 from metaflow_hitl.gates import require_request
@@ -108,4 +109,4 @@ def _sync_once(ctx: CliContext, gate: str | None, since: str) -> None:
     for failure in failures:
         click.secho(f"Failed: {failure}", fg="red", err=True, color=color())
     if failures:
-        sys.exit(1)
+        sys.exit(SettleIncomplete.exit_code)  # decisions stand; their follow-up failed

@@ -110,6 +110,10 @@ class HitlDecorator(DeclaredHitl):
             self.spec = GateSpec.from_options(
                 **self.attributes, deployment_trusted_channels=_configured("HITL_TRUSTED_CHANNELS")
             )
+            from metaflow_hitl.durations import seconds_setting
+            from metaflow_hitl.liveness import BEAT_SECONDS
+
+            seconds_setting("METAFLOW_HITL_HEARTBEAT_SECONDS", BEAT_SECONDS)  # read at the wait
         except HitlError as exc:
             raise HitlException.from_error(exc, where) from None
         names = {d.name for d in decorators}
@@ -295,9 +299,24 @@ class HitlDecorator(DeclaredHitl):
         decision = store.get_decision(gate_id)
         if decision is not None:
             return OpenedGate(request, created, {}, decision)
-        refs = open_review(
-            request, self._approval_file(request, graph, step_name, inputs), store=store
-        )
+        try:
+            refs = open_review(
+                request, self._approval_file(request, graph, step_name, inputs), store=store
+            )
+        except HitlError as exc:  # the task fails; the gate says why to whoever looks at it
+            import socket
+
+            from metaflow_hitl.liveness import record_stop
+
+            record_stop(
+                store,
+                request,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                now=utc_now(),
+                why=f"its review page could not be opened: {exc.message}",
+            )
+            raise
         if created and self._notifier is not None:  # never fails the gate; reports failures
             self._notifier.gate_opened(replace(request, review={**request.review, **refs}))
         return OpenedGate(request, created, refs, None)
@@ -360,19 +379,36 @@ class HitlDecorator(DeclaredHitl):
             print_rejoined(request, run_id=run_id, retry_count=retry_count)
         interval: float | PollSchedule = self.spec.poll_interval or LOCAL_POLL_INTERVAL
         if decided is None:
+            import socket
+
+            from metaflow_hitl.durations import seconds_setting
+            from metaflow_hitl.liveness import BEAT_SECONDS, chain, heartbeat, lease_for
             from metaflow_hitl.reminders import reminders_while_waiting
+
+            beat = seconds_setting("METAFLOW_HITL_HEARTBEAT_SECONDS", BEAT_SECONDS)
             from metaflow_hitl.review.config import backend_for_request
 
             decided = wait_for_decision(
                 store,
                 gate_id,
                 poll_interval=interval,
-                on_poll=reminders_while_waiting(  # remind_every: this task sends reminders
-                    store,
-                    request,
-                    notifier=self._notifier,
-                    review_for=backend_for_request,
-                    echo=print,
+                on_poll=chain(
+                    heartbeat(  # so `list` can tell a killed run's gate from a waiting one
+                        store,
+                        request,
+                        host=socket.gethostname(),
+                        pid=os.getpid(),
+                        lease_seconds=lease_for(interval, beat),
+                        beat=beat,
+                        echo=print,
+                    ),
+                    reminders_while_waiting(  # remind_every: this task sends reminders
+                        store,
+                        request,
+                        notifier=self._notifier,
+                        review_for=backend_for_request,
+                        echo=print,
+                    ),
                 ),
             )
             if decided.outcome == "timed_out":  # this task recorded the expiry: publish it

@@ -8,10 +8,12 @@ Layout (``<root>`` is ``<datastore root>/_hitl``, e.g. ``./.metaflow/_hitl``)::
     <root>/v1/gates/<flow>/<run>/<step>/reminders/<number>.json
     <root>/v1/gates/<flow>/<run>/<step>/publication.json
     <root>/v1/gates/<flow>/<run>/<step>/page-changes/<time>-<nonce>.json
+    <root>/v1/gates/<flow>/<run>/<step>/waiter.json    a local waiting task's heartbeat
     <root>/v1/pending/<flow>/<run>/<step>          empty marker while undecided
     <root>/v1/index/decided/<sha256>.json.gz       index segments (metaflow_hitl.index.segments)
 
-Records are created, never rewritten: each is written to a temporary file in the same
+Records are created, never rewritten (but the heartbeat ``waiter.json``, replaced with
+``os.replace``, which is atomic too): each is written to a temporary file in the same
 directory, flushed to disk, then ``os.link``-ed to its final name. ``link`` fails if the name
 exists, so creation is atomic and exactly one of any number of racing writers wins, and a
 reader never sees a half-written file. Listing pending gates reads only the ``pending`` tree.
@@ -35,6 +37,7 @@ from metaflow_hitl.records import (
     Reminder,
     Request,
     Vote,
+    Waiter,
     decode_record,
     encode_record,
     new_nonce,
@@ -195,6 +198,22 @@ class LocalApprovalStore:
     def add_page_change(self, change: PageChange) -> None:
         name = f"{format_ts(change.seen_at)}-{change.nonce}.json".replace(":", "")
         self._create(self._gate_dir(change.gate_id) / "page-changes" / name, encode_record(change))
+
+    def put_waiter(self, waiter: Waiter) -> None:
+        path = self._gate_dir(waiter.gate_id) / "waiter.json"
+        tmp = path.parent / f".tmp-{path.name}-{new_nonce()}"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(encode_record(waiter))
+            os.replace(tmp, path)  # atomic: a reader sees the old beat or the new one
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"could not write {path}: {exc.strerror or exc}") from None
+
+    def get_waiter(self, gate_id: GateId) -> Waiter | None:
+        path = self._gate_dir(gate_id) / "waiter.json"
+        data = self._read(path)
+        return None if data is None else decode_record(data, Waiter, where=str(path))
 
     def list_page_changes(self, gate_id: GateId) -> list[PageChange]:
         folder = self._gate_dir(gate_id) / "page-changes"

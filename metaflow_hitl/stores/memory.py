@@ -32,6 +32,7 @@ from metaflow_hitl.records import (
     Reminder,
     Request,
     Vote,
+    Waiter,
     decode_record,
     encode_record,
 )
@@ -158,6 +159,19 @@ class MemoryApprovalStore:
         data = encode_record(change)
         with self._lock:
             self._create(change.gate_id, name, data)
+
+    def put_waiter(self, waiter: Waiter) -> None:
+        data = encode_record(waiter)
+        with self._lock:
+            self._gates.setdefault(waiter.gate_id, {})["waiter.json"] = (
+                str(next(self._tags)),
+                data,
+            )
+
+    def get_waiter(self, gate_id: GateId) -> Waiter | None:
+        data = self._read(gate_id, "waiter.json")
+        where = self._where(gate_id, "waiter.json")
+        return None if data is None else decode_record(data, Waiter, where=where)
 
     def list_page_changes(self, gate_id: GateId) -> list[PageChange]:
         changes = [

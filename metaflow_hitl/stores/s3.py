@@ -8,6 +8,7 @@ Layout under ``s3://<bucket>/<prefix>`` (the same as the local store's)::
     <prefix>/v1/gates/<flow>/<run>/<step>/reminders/<number>.json
     <prefix>/v1/gates/<flow>/<run>/<step>/publication.json
     <prefix>/v1/gates/<flow>/<run>/<step>/page-changes/<time>-<nonce>.json
+    <prefix>/v1/gates/<flow>/<run>/<step>/waiter.json   a local waiting task's heartbeat (replaced)
     <prefix>/v1/pending/<flow>/<run>/<step>          empty marker while undecided
     <prefix>/v1/index/decided/<sha256>.json.gz       index segments (metaflow_hitl.index.segments)
 
@@ -77,6 +78,7 @@ from metaflow_hitl.records import (
     Reminder,
     Request,
     Vote,
+    Waiter,
     decode_record,
     encode_record,
 )
@@ -101,6 +103,7 @@ _RETRY_HINT = (
 )
 
 _R = TypeVar("_R", Request, Vote, Decision, Reminder, Publication, PageChange)
+_Any = TypeVar("_Any", Request, Vote, Decision, Reminder, Publication, PageChange, Waiter)
 
 
 class _Created(NamedTuple):
@@ -262,7 +265,7 @@ class S3ApprovalStore:
         except BotoCoreError as exc:
             raise _transport_error("read", self._url(key), exc) from None
 
-    def _get(self, key: str, kind: type[_R]) -> _R | None:
+    def _get(self, key: str, kind: type[_Any]) -> _Any | None:
         data = self._get_bytes(key)
         return None if data is None else decode_record(data, kind, where=self._url(key))
 
@@ -405,6 +408,12 @@ class S3ApprovalStore:
             encode_record(change),
             ours=lambda _: True,
         )
+
+    def put_waiter(self, waiter: Waiter) -> None:
+        self._put_plain(self._gate_key(waiter.gate_id, "waiter.json"), encode_record(waiter))
+
+    def get_waiter(self, gate_id: GateId) -> Waiter | None:
+        return self._get(self._gate_key(gate_id, "waiter.json"), Waiter)
 
     def list_page_changes(self, gate_id: GateId) -> list[PageChange]:
         changes = []

@@ -46,9 +46,10 @@ def test_json_errors_are_json_on_stderr(tmp_path: Path) -> None:
     store = tmp_path / "store"
     LocalApprovalStore(store)
     done = cli(store, "show", "Flow/1/nope", "--json")
-    assert done.returncode == 1
+    assert done.returncode == 3  # not found (errors.py: exit statuses)
     error = json.loads(done.stderr)["error"]
     assert error["type"] == "GateNotFound"
+    assert error["exit_code"] == 3
     assert error["message"]
     assert done.stdout == ""
 
@@ -129,3 +130,54 @@ def test_tables_fit_the_terminal_with_an_ellipsis_and_no_color_is_honoured(
         env={**os.environ, "COLUMNS": "40"},
     )  # fmt: skip
     assert long[:40] in piped.stdout  # into a pipe: $COLUMNS ignored, cut at 48 as before
+
+
+def test_store_works_before_or_after_the_subcommand(tmp_path: Path) -> None:
+    """``--store`` is a group option; like ``gh -R`` it may also follow the subcommand."""
+    store = LocalApprovalStore(tmp_path / "store")
+    request = GateSpec.from_options(message="Ship?", timeout="1h").request_for(
+        GateId("Flow", "1", "gate"),
+        message="Ship?",
+        started_by="alice",
+        runtime="local",
+        now=utc_now(),
+        store=str(store.root),
+    )
+    open_gate(store, request)
+    before = cli(store.root, "list", "--json")
+    after = subprocess.run(
+        [str(EXE), "list", "--json", "--store", str(store.root)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert after.returncode == 0, after.stderr
+    assert json.loads(after.stdout) == json.loads(before.stdout) != []
+
+
+def test_a_value_that_looks_like_store_stays_a_value() -> None:
+    from metaflow_hitl.cli.main import hoist_store
+
+    takes = frozenset({"--reason"})
+    assert hoist_store(["reject", "G", "--reason", "--store", "--store=/s"], takes) == [
+        "--store",
+        "/s",
+        "reject",
+        "G",
+        "--reason",
+        "--store",
+    ]
+    assert hoist_store(["list", "--", "--store", "x"]) == ["list", "--", "--store", "x"]
+
+
+def test_two_different_stores_are_refused(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(EXE), "--store", str(tmp_path / "a"), "list", "--store", str(tmp_path / "b")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "--store given twice with different paths" in done.stderr

@@ -244,7 +244,7 @@ def test_s3_decide_succeeds_through_transient_faults(s3: S3Setup, fault: str) ->
     if fault != "lost-response":
         return
     again = s3.run("approve", str(S3_GATE), "--as", "bob", "--input", '{"target": "x"}')
-    assert again.returncode == 1
+    assert again.returncode == 4  # refused: already decided
     assert "already decided" in again.stderr
     assert "approved by alice" in again.stderr  # the same winner
 
@@ -256,7 +256,7 @@ def test_s3_decide_fails_loudly_then_a_retry_succeeds(s3: S3Setup) -> None:
 
     failed = s3.run(*ALICE_APPROVES)
 
-    assert failed.returncode == 1
+    assert failed.returncode == 6  # store error
     assert "S3 said SlowDown (HTTP 503)" in failed.stderr
     assert f"s3://{s3.bucket}/{PREFIX}/v1/gates/TrainFlow/1732/gate/decision.json" in failed.stderr
     assert "Run the same command again" in failed.stderr
@@ -283,7 +283,7 @@ def test_s3_retry_after_a_failed_decision_write_reports_success(s3: S3Setup) -> 
         *ALICE_APPROVES,
         AWS_MAX_ATTEMPTS="1",
     )
-    assert first.returncode == 1
+    assert first.returncode == 6  # store error
     s3.proxy.clear()
     retried = s3.run(*ALICE_APPROVES)
     assert retried.returncode == 0, retried.stderr
@@ -299,7 +299,7 @@ def test_s3_endless_drops_give_up_after_bounded_attempts(s3: S3Setup) -> None:
         AWS_MAX_ATTEMPTS="1",
     )
 
-    assert failed.returncode == 1
+    assert failed.returncode == 6  # store error
     assert time.monotonic() - started < 30
     assert "losing the response (5 attempts)" in failed.stderr
     assert "check the S3 endpoint" in failed.stderr
@@ -522,7 +522,7 @@ def test_argo_resume_failure_keeps_the_decision_and_sync_resumes_once(
         "approve", str(argo.request.gate_id), "--as", "alice", "--input", '{"target": "prod"}'
     )
 
-    assert done.returncode == 1, done.stdout
+    assert done.returncode == 7, done.stdout  # recorded, follow-up incomplete
     assert "is recorded and stands" in done.stderr
     assert f"metaflow-hitl --store {argo.store.location} sync {argo.request.gate_id}" in done.stderr
     assert TOKEN not in done.stderr

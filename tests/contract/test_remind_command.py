@@ -230,7 +230,7 @@ def test_a_failed_notification_is_reported_and_exits_1_but_the_comment_is_posted
     done = remind(
         store, env, add_seconds(opened, 4 * HOUR), "--notifier", f"json://127.0.0.1:{dead}/k3y"
     )
-    assert done.returncode == 1
+    assert done.returncode == 6  # store or network
     assert "Failed: TrainFlow/3/gate: notification to json://*** failed" in done.stderr
     assert "k3y" not in done.stdout + done.stderr
     assert len(gh.repo(REPO).issue_comments(int(pull["number"] or 0))) == 1

@@ -409,3 +409,22 @@ def test_page_changes_are_appended_and_listed_oldest_first(store: ApprovalStore)
     store.add_page_change(earlier)  # a retried write of the same record adds nothing
     assert store.list_page_changes(GATE) == [earlier, later]
     assert list(store.list_gates(pending_only=True)) == [GATE]
+
+
+def test_the_waiter_heartbeat_is_replaced_and_read_back(store: ApprovalStore) -> None:
+    """The one record that is rewritten: each beat replaces the last (liveness.py)."""
+    from metaflow_hitl.records import Waiter
+
+    store.create_request(make_request())
+    assert store.get_waiter(GATE) is None
+    first = Waiter(gate_id=GATE, host="laptop", pid=41, started_at=T0, beat_at=T0, lease_seconds=90)
+    later = replace(first, beat_at=T0 + timedelta(seconds=30))
+    store.put_waiter(first)
+    assert store.get_waiter(GATE) == first
+    store.put_waiter(later)
+    assert store.get_waiter(GATE) == later
+    assert store.get_waiter(GateId("TrainAndDeploy", "1733", "gate")) is None
+    # a heartbeat is not a decision, a vote or another gate, and the gate stays pending
+    assert store.get_decision(GATE) is None
+    assert list(store.list_gates(pending_only=True)) == [GATE]
+    assert store.list_votes(GATE) == []

@@ -27,33 +27,36 @@ def test_list_show_and_refusals(workspace):
     assert shown["request"]["message"] == "Accuracy 94.3%: deploy?"
 
     refusals = [
-        (ws.hitl("approve", "not/a/valid/ref", "--as", "r"), "is not a gate reference"),
-        (ws.hitl("approve", f"{run_id}/../x", "--as", "r"), "is not allowed in a gate id"),
-        (ws.hitl("approve", f"{run_id}/other", "--as", "r"), "no gate DeployFlow/"),
+        (ws.hitl("approve", "not/a/valid/ref", "--as", "r"), "is not a gate reference", 2),
+        (ws.hitl("approve", f"{run_id}/../x", "--as", "r"), "is not allowed in a gate id", 2),
+        (ws.hitl("approve", f"{run_id}/other", "--as", "r"), "no gate DeployFlow/", 3),
         (
             ws.hitl("approve", f"{run_id}/gate", "--as", "r", "--input", "{bad"),
             "approval input is not valid JSON",
+            5,
         ),
         (
             ws.hitl("approve", f"{run_id}/gate", "--as", "r", "--input", "[1]"),
             "must be a JSON object",
+            5,
         ),
-        (ws.hitl("approve", f"{run_id}/gate", "--latest", "--as", "r"), "name exactly one gate"),
+        (ws.hitl("approve", f"{run_id}/gate", "--latest", "--as", "r"), "name exactly one gate", 2),
         (
             ws.hitl("reject", f"{run_id}/gate", "--as", "r", "--reason", "  "),
             "--reason must not be empty",
+            2,
         ),
-        (ws.hitl("approve", f"{run_id}/gate", "--as", "bad login!"), "is not a valid login"),
+        (ws.hitl("approve", f"{run_id}/gate", "--as", "bad login!"), "is not a valid login", 2),
     ]
-    for done, expected in refusals:
-        assert done.returncode == 1, (expected, done.stdout, done.stderr)
+    for done, expected, code in refusals:  # usage 2, not found 3, invalid input 5
+        assert done.returncode == code, (expected, done.stdout, done.stderr)
         assert expected in done.stderr, (expected, done.stderr)
     assert not list((ws.store / "v1" / "gates").rglob("votes/*.json"))  # nothing written
     assert ws.hitl("reject", f"{run_id}/gate", "--as", "bob", "--reason", "x").returncode == 0
     assert json.loads(ws.hitl("list", "--json").stdout) == []
     assert len(json.loads(ws.hitl("list", "--all", "--json").stdout)) == 1
     none_left = ws.console("approve", "--latest", "--as", "r")
-    assert none_left.returncode == 1
+    assert none_left.returncode == 3  # not found
     assert "no pending gate" in none_left.stderr
     ws.finish(proc)
 
@@ -66,7 +69,7 @@ def test_a_decision_after_expiry_is_too_late_and_the_expiry_is_recorded(workspac
     ws.kill(proc)  # nobody is waiting any more: the expiry is recorded by the late decider
     time.sleep(3.2)
     late = ws.console("approve", gate, "--as", "reviewer", "--input", '{"deploy_target": "x"}')
-    assert late.returncode == 1
+    assert late.returncode == 4  # refused: too late
     assert "too late" in late.stderr
     assert "rejected by its timeout" in late.stderr
     decision = json.loads(ws.console("show", gate, "--json").stdout)["decision"]

@@ -23,7 +23,7 @@ def test_approve_with_input_runs_the_step_with_it(workspace):
         "--input",
         '{"deploy_target": 7, "replicas": 0, "extra": 1}',
     )
-    assert bad.returncode == 1
+    assert bad.returncode == 5  # invalid input
     # every schema problem reported at once, and nothing recorded
     assert "deploy_target: 7 is not of type 'string'" in bad.stderr
     assert "replicas: 0 is less than the minimum of 1" in bad.stderr
@@ -31,7 +31,7 @@ def test_approve_with_input_runs_the_step_with_it(workspace):
     assert not list((ws.store / "v1" / "gates").rglob("votes/*.json"))
 
     selfie = ws.hitl("approve", f"{run_id}/gate", "--input", '{"deploy_target": "prod"}')
-    assert selfie.returncode == 1
+    assert selfie.returncode == 4  # refused: not allowed
     assert "alice started this run and cannot approve it" in selfie.stderr
 
     ok = ws.hitl(
@@ -110,7 +110,7 @@ def test_timeout_applies_on_timeout(workspace, on_timeout, expect_ok):
         assert "@hitl: gate timed out, rejected" in out
         assert "GATE BODY RAN" not in out
     late = ws.console("approve", gate, "--as", "reviewer", "--input", '{"deploy_target": "x"}')
-    assert late.returncode == 1
+    assert late.returncode == 4  # refused: already decided
     assert "already decided" in late.stderr
 
 

@@ -81,6 +81,15 @@ def test_local_store_with_github_review_warns_at_start(workspace):
     assert out.count("[@hitl] Warning") == 1  # once, at start-up, not per task
     assert done.returncode != 0  # GitHub is unreachable: the task fails saying so
     assert "Traceback" not in out
+    # ... and the gate records why, for the people who look at it (issue 16, point 3)
+    rows = json.loads(ws.console("list", "--json").stdout)
+    assert [r["nobody_waiting"] for r in rows] == [True]
+    assert "its review page could not be opened" in rows[0]["waiter"]["stopped"]
+    assert "(nobody waiting)" in ws.console("list").stdout
+    shown = ws.console("show", rows[0]["gate_id"]).stdout
+    assert "stopped at" in shown
+    assert "127.0.0.1:9" in shown  # what could not be reached
+    assert "not-a-secret" not in json.dumps(rows) + shown
 
 
 def test_empty_store_setting_refuses_instead_of_guessing(workspace):

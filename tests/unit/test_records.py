@@ -22,6 +22,7 @@ from metaflow_hitl.records import (
     Decision,
     Request,
     Vote,
+    Waiter,
     decode_record,
     encode_record,
 )
@@ -69,8 +70,32 @@ def make_decision() -> Decision:
     )
 
 
-MAKERS = {"request": make_request, "vote": make_vote, "decision": make_decision}
-KINDS = {"request": Request, "vote": Vote, "decision": Decision}
+def make_waiter() -> Waiter:
+    return Waiter(
+        gate_id=GATE,
+        host="laptop.local",
+        pid=4242,
+        started_at=T0,
+        beat_at=T0 + timedelta(seconds=30),
+        lease_seconds=90,
+        stopped="its review page could not be opened: GitHub said 503",
+    )
+
+
+MAKERS = {
+    "request": make_request,
+    "vote": make_vote,
+    "decision": make_decision,
+    "waiter": make_waiter,
+}
+KINDS = {"request": Request, "vote": Vote, "decision": Decision, "waiter": Waiter}
+
+
+def test_a_waiter_without_stopped_omits_it_and_reads_back() -> None:
+    beat = dataclasses.replace(make_waiter(), stopped=None)
+    doc = json.loads(encode_record(beat))
+    assert "stopped" not in doc
+    assert decode_record(encode_record(beat), Waiter) == beat
 
 
 @pytest.mark.parametrize("name", list(MAKERS))

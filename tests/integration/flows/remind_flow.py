@@ -17,6 +17,7 @@ class RemindFlow(FlowSpec):
         escalate_to=["lead"],
         notifier=os.environ.get("GATE_NOTIFIER") or None,
         review="none",
+        poll_interval=float(os.environ.get("GATE_POLL_INTERVAL", "0")) or None,
     )
     @step
     def gate(self):
