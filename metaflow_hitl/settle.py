@@ -10,7 +10,14 @@ same wherever a decision is made (the CLI, the GitHub Action, the waiting task, 
 * **both steps are attempted** — a failed publish never keeps a run paused, a failed resume
   never keeps the review repo out of date;
 * **what failed is reported with the command that repairs it** — ``metaflow-hitl sync GATE``,
-  which runs :func:`settle` again (both steps are idempotent).
+  which runs :func:`settle` again (both steps are idempotent);
+* **a run that ended is an outcome, not a failure** — when the resumer reports
+  :class:`~metaflow_hitl.errors.RunEnded` (the Argo run was stopped, failed, deleted or
+  replaced before its gate was resumed), nothing can ever resume it and no repair exists: the
+  decision is still recorded, the gate's page is told (``announce``: one reply saying the run
+  ended and nothing was resumed) and :attr:`Settled.run_ended` holds it, so every front end
+  reports the same line (:meth:`Settled.notice`) and none exits non-zero for it. Only a failed
+  announcement is a failure (``sync GATE`` posts it again).
 
 Each front end then chooses only *how* to report an incomplete settle: the CLI and the Action
 exit non-zero (:meth:`Settled.raise_if_incomplete`), a waiting task prints a warning and goes
@@ -24,15 +31,19 @@ import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from metaflow_hitl.errors import HitlError, SettleIncomplete
+from metaflow_hitl.errors import HitlError, RunEnded, SettleIncomplete
 from metaflow_hitl.ports import Resumer
 from metaflow_hitl.records import Decision, Request
+from metaflow_hitl.render.phrases import run_ended_notice
 
-__all__ = ["Publish", "Settled", "repair_command", "settle"]
+__all__ = ["Announce", "Publish", "Settled", "repair_command", "settle"]
 
 #: Records a decision in the gate's review repo and returns what it wrote (``{}`` when the
 #: gate has no review repo). Idempotent.
 Publish = Callable[[Request, Decision], Mapping[str, str | None]]
+#: Tells the gate's page that its run ended before it was resumed (one reply, idempotent);
+#: returns what it posted (``{}``: the gate has no page).
+Announce = Callable[[Request, Decision, RunEnded], Mapping[str, str | None]]
 
 
 def repair_command(request: Request) -> str:
@@ -56,7 +67,11 @@ class Settled:
         Whether this call resumed the gate's paused run (False: nothing to resume, resumed
         already, or the resume failed).
     failures
-        ``(step, error)`` for each step that failed: ``"publish"`` or ``"resume"``.
+        ``(step, error)`` for each step that failed: ``"publish"``, ``"resume"`` or
+        ``"announce"`` (the page was not told that the run ended).
+    run_ended
+        The resumer's :class:`~metaflow_hitl.errors.RunEnded` when the gate's run ended before
+        it was resumed (not a failure: nothing can resume it), else None.
     """
 
     request: Request
@@ -64,6 +79,13 @@ class Settled:
     review: Mapping[str, str | None] = field(default_factory=dict)
     resumed: bool = False
     failures: tuple[tuple[str, HitlError], ...] = ()
+    run_ended: RunEnded | None = None
+
+    def notice(self) -> str | None:
+        """The one line every front end prints when the run ended (None otherwise)."""
+        if self.run_ended is None:
+            return None
+        return run_ended_notice(self.run_ended.message, self.decision.summary())
 
     @property
     def complete(self) -> bool:
@@ -75,6 +97,7 @@ class Settled:
         what = {
             "publish": "the review repo was not updated",
             "resume": "its paused run was not resumed",
+            "announce": "its page was not told that the run ended",
         }
         return [f"{what[step]}: {error.message}" for step, error in self.failures]
 
@@ -101,6 +124,7 @@ def settle(
     *,
     publish: Publish | None,
     resumer: Resumer | None,
+    announce: Announce | None = None,
 ) -> Settled:
     """Publish ``decision`` to the gate's review repo and resume its run; never raise for either.
 
@@ -116,6 +140,9 @@ def settle(
     resumer
         Resumes the paused run (``None``: nothing to resume, e.g. a local run whose waiting task
         reads the store itself).
+    announce
+        Tells the gate's page that the run ended, when the resumer says so (``None``: no
+        page to tell).
 
     Returns
     -------
@@ -126,20 +153,30 @@ def settle(
     failures: list[tuple[str, HitlError]] = []
     review: Mapping[str, str | None] = {}
     resumed = False
+    run_ended: RunEnded | None = None
     if publish is not None:
         try:
             review = dict(publish(request, decision))
         except HitlError as exc:
             failures.append(("publish", exc))
-    if resumer is not None:
+    # A gate closed because its run ended (Decision.run_ended) has nothing left to resume.
+    if resumer is not None and decision.run_ended is None:
         try:
             resumed = resumer.resume(request, decision)
+        except RunEnded as exc:  # an outcome: nothing can resume it, nothing to repair
+            run_ended = exc
         except HitlError as exc:
             failures.append(("resume", exc))
+    if run_ended is not None and announce is not None:
+        try:
+            announce(request, decision, run_ended)
+        except HitlError as exc:
+            failures.append(("announce", exc))
     return Settled(
         request=request,
         decision=decision,
         review=review,
         resumed=resumed,
         failures=tuple(failures),
+        run_ended=run_ended,
     )

@@ -26,6 +26,7 @@ the Metaflow glue.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +35,7 @@ from metaflow_hitl.argo.gate_paths import longest_gate_wait
 from metaflow_hitl.argo.notify_pod import NotifyPlacement, place_notify_pod
 from metaflow_hitl.errors import InjectionError
 
-__all__ = ["ArgoGate", "inject_gates", "task_name"]
+__all__ = ["ArgoGate", "check_step_name", "inject_gates", "task_name"]
 
 #: Output parameter default that tells a timed-out suspend from a human decision.
 TIMEOUT_DECISION = "timeout"
@@ -93,6 +94,44 @@ def task_name(step: str) -> str:
     return step.replace("_", "-")
 
 
+#: What a gated step's name may be. It is written into template and task names
+#: (``hitl-notify-<task>``), ``depends`` expressions (``hitl-suspend-<task>.Succeeded``), the
+#: ``hitl-gate`` parameter and the notify pod's command line, so it must be a name Argo
+#: accepts there and nothing any of those languages reads as syntax: an ASCII Python
+#: identifier (a Metaflow step is a method) whose task name matches Argo's
+#: ``workflowFieldNameFmt`` ``[a-zA-Z0-9][-a-zA-Z0-9]*`` (``workflow/validate/validate.go``,
+#: v3.5.0 l.1553, v4.1.2 l.1711; applied to templates and DAG tasks by
+#: ``validateWorkflowFieldNames``), at most ``workflowFieldMaxLength`` (128) characters with
+#: the longest prefix we add. No quote, space, brace, dot or operator can pass.
+_STEP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_FIELD_NAME_MAX = 128
+_LONGEST_PREFIX = "hitl-suspend-"
+_LITERAL_SAFE = re.compile(r"[a-z_]+")
+
+
+def check_step_name(step: str) -> None:
+    """Refuse a gated step name that is not safe by construction in the compiled template.
+
+    Raises
+    ------
+    InjectionError
+        The name has a character outside ``[A-Za-z0-9_]``, starts with neither letter, or is
+        too long for Argo once prefixed.
+    """
+    if not _STEP_NAME.fullmatch(step):
+        raise InjectionError(
+            f"cannot gate step {step!r} on Argo: a gated step's name must be ASCII letters, "
+            "digits and '_', starting with a letter (Argo's template and task names allow "
+            "only [a-zA-Z0-9-]). Rename the step."
+        )
+    if len(_LONGEST_PREFIX + task_name(step)) > _FIELD_NAME_MAX:
+        raise InjectionError(
+            f"cannot gate step {step[:40]!r}... on Argo: its name is {len(step)} characters; "
+            f"{_LONGEST_PREFIX}<name> must fit Argo's {_FIELD_NAME_MAX}-character limit on "
+            f"template names (at most {_FIELD_NAME_MAX - len(_LONGEST_PREFIX)}). Rename it."
+        )
+
+
 NotifyArgs = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 
@@ -147,12 +186,38 @@ def _after(style: str, task: dict[str, Any], upstream: str) -> None:
 
 def decision_retry_expression(on_timeout: str) -> str:
     """The ``retryStrategy.expression`` of a gated step: retry only a step whose gate let it
-    run. Argo substitutes ``{{inputs.parameters...}}`` into the template before it evaluates
-    the expression (``ProcessArgs`` then ``processNodeRetries(... woc.retryStrategy(
-    processedTmpl) ...)`` in ``workflow/controller/operator.go``)."""
-    ref = "'{{inputs.parameters." + DECISION_INPUT + "}}'"
+    run.
+
+    Argo substitutes the template's tags before it evaluates the expression (``ProcessArgs``
+    then ``processNodeRetries(... woc.retryStrategy(processedTmpl) ...)`` in
+    ``workflow/controller/operator.go``). The decision is never pasted into the expression as
+    text: a simple tag is replaced verbatim, escaped for JSON only (``strconv.Quote`` in
+    ``util/template/simple_template.go``, v3.5.0 l.36, v4.1.2 l.72), so a quote in the suspend
+    node's output (which anyone allowed to update the Workflow can set, e.g. ``argo node set``)
+    would end the string literal and rewrite the expression. Instead one expression tag
+    (``{{=...}}``) compares it: Argo evaluates it with the value as a *variable* of the
+    environment and writes back only the boolean result (``expressionReplace``, v3.5.0
+    ``util/template/expression_template.go`` l.23-65; ``expressionReplaceCore``, v4.1.2
+    l.205-279; hyphenated names by index: ``docs/variables.md``, *Expression*). The first,
+    global pass leaves it unresolved (``inputs`` is not in its environment yet); the second
+    resolves it (``SubstituteParams``, ``workflow/common/util.go``). What Argo evaluates last
+    is ``true`` or ``false``, whatever the node's output holds.
+
+    Expression tags are on unless the controller runs with ``EXPRESSION_TEMPLATES=false``
+    (``expression_template.go``, ``init``); there the tag stays unresolved, the expression
+    does not compile and the node errors without a retry (fail closed).
+    """
     proceed = ["approved"] + (["timed_out", TIMEOUT_DECISION] if on_timeout == "approve" else [])
-    return " || ".join(f"{ref} == '{value}'" for value in proceed)
+    values = ", ".join(f"'{_literal(value)}'" for value in proceed)
+    return "{{=inputs.parameters['" + DECISION_INPUT + "'] in [" + values + "]}}"
+
+
+def _literal(value: str) -> str:
+    """``value`` for an expr-lang single-quoted string literal: our own constants only, so
+    anything that would need escaping is refused rather than escaped."""
+    if not _LITERAL_SAFE.fullmatch(value):
+        raise InjectionError(f"{value!r} cannot be written in a retry expression")
+    return value
 
 
 def _final_when_not_approved(
@@ -224,6 +289,7 @@ def inject_gates(
                 "be killed while waiting. Raise --workflow-timeout or lower the gates' timeouts."
             )
     for gate in gates:
+        check_step_name(gate.step)
         name = task_name(gate.step)
         notify, suspend = f"hitl-notify-{name}", f"hitl-suspend-{name}"
         taken = {t.get("name") for t in spec.get("templates") or []}

@@ -113,6 +113,8 @@ def audit_cmd(ctx: CliContext, as_json: bool, source: str, expire: bool, no_inde
                 settled = settle_decision(ctx, require_request(ctx.store, gate_id), decision)
                 if not settled.complete:
                     unsettled.append(settled)
+                elif settled.run_ended is not None:  # not a failure (metaflow_hitl.settle)
+                    warn_unsettled(settled)
     pairs = store_decisions(ctx, use_index=not no_index)
     rows: list[dict[str, Any]] = []
     problems: list[str] = []

@@ -57,11 +57,14 @@ def _act(
         raise
     review: dict[str, Any] = {}
     resumed = False
+    notice: str | None = None
     if result.decision:
         settled = settle_decision(ctx, result.request, result.decision)
         settled.raise_if_incomplete()  # the decision stands; exit non-zero with the repair
-        review, resumed = dict(settled.review), settled.resumed
+        review, resumed, notice = dict(settled.review), settled.resumed, settled.notice()
     if as_json:
+        if notice:
+            click.echo(notice, err=True)
         emit_json(
             {
                 "gate_id": str(gate_id),
@@ -77,6 +80,8 @@ def _act(
         click.echo(f"Gate {gate_id}: {result.decision.summary()}.")
         if resumed:
             click.echo("Resumed the paused Argo workflow.")
+        if notice:  # the run ended: not a failure (metaflow_hitl.settle)
+            click.echo(notice)
         if review.get("commit"):
             click.echo(
                 f"Committed to {review['location']} ({review['path']}, "

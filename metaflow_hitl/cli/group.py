@@ -35,7 +35,7 @@ from metaflow_hitl.plugin.metaflow_internals import click
 from metaflow_hitl.policy import check_decider, tally
 from metaflow_hitl.ports import ApprovalStore, Resumer
 from metaflow_hitl.records import Decision, Request
-from metaflow_hitl.review.publish import publish_decision
+from metaflow_hitl.review.publish import announce_run_ended, publish_decision
 from metaflow_hitl.settle import Settled, settle
 from metaflow_hitl.timestamps import format_ts, utc_now
 from metaflow_hitl.trust import identity_note
@@ -300,16 +300,23 @@ def may_approve(request: Request, login: str) -> bool:
 
 
 def settle_decision(ctx: CliContext, request: Request, decision: Decision) -> Settled:
-    """Publish and resume a decision (:func:`metaflow_hitl.settle.settle`): never raises."""
+    """Publish and resume a decision (:func:`metaflow_hitl.settle.settle`): never raises. A
+    run that ended is told to the gate's page (print :meth:`Settled.notice` to say so here)."""
 
     def publish(request: Request, decision: Decision) -> dict[str, str | None]:
         return publish_decision(request, decision, store=ctx.store)
 
-    return settle(request, decision, publish=publish, resumer=ctx.resumer)
+    return settle(
+        request, decision, publish=publish, resumer=ctx.resumer, announce=announce_run_ended
+    )
 
 
 def warn_unsettled(settled: Settled) -> None:
-    """Report an incomplete settle on stderr (when another error is the command's outcome)."""
+    """Report an incomplete settle on stderr (when another error is the command's outcome),
+    and a run that ended (:meth:`Settled.notice`: not a failure)."""
+    notice = settled.notice()
+    if notice:
+        click.echo(notice, err=True)
     if not settled.complete:
         exc = settled.error()
         click.secho(f"Warning: {exc.message}", fg="yellow", err=True, color=color())

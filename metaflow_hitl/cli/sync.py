@@ -12,12 +12,7 @@ from metaflow_hitl.cli.group import (
     settle_decision,
     store_decisions,
 )
-from metaflow_hitl.errors import (
-    ConfigError,
-    HitlError,
-    RunEnded,
-    SettleIncomplete,
-)
+from metaflow_hitl.errors import ConfigError, HitlError, SettleIncomplete
 from metaflow_hitl.gate_id import parse_gate_ref
 from metaflow_hitl.gates import require_request
 from metaflow_hitl.plugin.metaflow_internals import click
@@ -95,10 +90,10 @@ def _sync_once(ctx: CliContext, gate: str | None, since: str) -> None:
         if decision is None:  # pragma: no cover - records are never deleted
             continue
         settled = settle_decision(ctx, request, decision)
+        notice = settled.notice()
+        if notice:  # a run that ended is not a failure (metaflow_hitl.settle)
+            click.echo(notice)
         for step, error in settled.failures:
-            if isinstance(error, RunEnded):  # nothing will ever resume it: not a failure
-                click.echo(f"Not resumed {stored.gate_id}: {error.message}")
-                continue
             failures.append(f"{stored.gate_id}: {step}: {error.message}")
         if backend_for_request(request) is not None and "publish" not in dict(settled.failures):
             published += 1

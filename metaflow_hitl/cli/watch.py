@@ -6,13 +6,17 @@ them. Each pass costs one listing of the store (:meth:`ApprovalStore.scan_gates`
 names and tags, no record read) and reads only what changed:
 
 * a gate whose ``decision.json`` tag is new since the last pass: its request and decision are
-  read and its Argo node resumed (:meth:`resume_gate`: waits a bounded time for the node,
-  checks the workflow's UID). A resume that failed is tried again next pass; one that came to
-  an outcome (resumed, already resumed, expired, run ended or gone) is not;
+  read and settled (:func:`metaflow_hitl.settle.settle`, the one failure policy after a
+  decision): its Argo node resumed (waiting a bounded time for the node, checking the
+  workflow's UID) and, if its run ended before that, its page told so. Publishing is left to
+  whoever recorded the decision (the Action, the CLI: each settles what it records, and
+  ``sync GATE`` repairs); the loop may hold no GitHub token. A resume that failed is tried
+  again next pass; one that came to an outcome (resumed, already resumed or expired, run
+  ended) is not, and a failed page reply is reported once with its repair command;
 * every ``probe_every`` seconds, each pending Argo gate opened within ``--since``: if its run
   ended (stopped, failed, deleted...), the gate is closed
-  (:func:`metaflow_hitl.argo.run_end.close_if_run_ended`) and, when it has a review page,
-  the page says so.
+  (:func:`metaflow_hitl.argo.run_end.close_if_run_ended`) and that decision, which this loop
+  recorded, is settled like any other: published, so the page says the run ended.
 
 Nothing here decides a gate for a person: the loop only carries recorded decisions to Argo.
 """
@@ -29,7 +33,8 @@ from metaflow._vendor import click
 from metaflow_hitl.argo.run_end import close_if_run_ended
 from metaflow_hitl.errors import HitlError
 from metaflow_hitl.gate_id import GateId
-from metaflow_hitl.records import Request
+from metaflow_hitl.records import Decision, Request
+from metaflow_hitl.settle import Settled, settle
 from metaflow_hitl.timestamps import utc_now
 
 __all__ = ["WatchState", "watch", "watch_pass"]
@@ -89,14 +94,17 @@ def watch_pass(
             decision = ctx.store.get_decision(gate_id)
             if decision is None:  # pragma: no cover - records are never deleted
                 continue
-            result = ctx.resumer.resume_gate(request, decision)
-            state.acted[gate_id] = tag
-            if result is not None:
-                state.outcomes.append((str(gate_id), result.outcome.value))
-                echo(f"{gate_id}: {result.outcome.value} ({decision.summary()})")
         except HitlError as exc:
             problems += 1
             echo(f"Failed: {gate_id}: {exc.message}")
+            continue
+        if request.runtime != "argo-workflows":  # a local gate: its task reads the store
+            state.acted[gate_id] = tag
+            continue
+        settled = _settle(request, decision, ctx, publish=False)
+        if "resume" not in dict(settled.failures):  # an outcome: not tried again
+            state.acted[gate_id] = tag
+        problems += _report(state, settled, echo)
     if monotonic() - state.last_probe >= probe_every:
         state.last_probe = monotonic()
         problems += _close_ended(ctx, state, pending, since_seconds=since_seconds, echo=echo)
@@ -111,8 +119,6 @@ def _close_ended(
     since_seconds: float,
     echo: Callable[[str], None],
 ) -> int:
-    from metaflow_hitl.review.publish import publish_decision
-
     problems = 0
     now = utc_now()
     for gate_id in pending:
@@ -123,15 +129,52 @@ def _close_ended(
             if (now - request.created_at).total_seconds() > since_seconds:
                 continue
             closed = close_if_run_ended(ctx.store, request, ctx.resumer)
-            if closed is None:
-                continue
-            state.outcomes.append((str(gate_id), "closed"))
-            echo(f"{gate_id}: {closed.summary()}")
-            publish_decision(request, closed, store=ctx.store)
         except HitlError as exc:
             problems += 1
             echo(f"Failed: {gate_id}: {exc.message}")
+            continue
+        if closed is None:
+            continue
+        problems += _report(state, _settle(request, closed, ctx, publish=True), echo)
     return problems
+
+
+def _settle(request: Request, decision: Decision, ctx: Any, *, publish: bool) -> Settled:
+    """:func:`settle` as the loop uses it: resume (a no-op for a run-ended decision), tell the
+    page of a run that ended, and publish only the decisions this loop recorded."""
+    from metaflow_hitl.review.publish import announce_run_ended, publish_decision
+
+    def publish_here(request: Request, decision: Decision) -> dict[str, str | None]:
+        return publish_decision(request, decision, store=ctx.store)
+
+    return settle(
+        request,
+        decision,
+        publish=publish_here if publish else None,
+        resumer=ctx.resumer,
+        announce=announce_run_ended,
+    )
+
+
+def _report(state: WatchState, settled: Settled, echo: Callable[[str], None]) -> int:
+    """Log what settling came to (one line, and one per failure); returns the failures."""
+    gate, decision = str(settled.request.gate_id), settled.decision
+    if decision.run_ended is not None:
+        outcome = "closed"
+    elif settled.run_ended is not None:
+        outcome = settled.run_ended.outcome
+    elif settled.resumed:
+        outcome = "resumed"
+    elif "resume" in dict(settled.failures):
+        outcome = "failed"
+    else:
+        outcome = "unchanged"  # resumed already, or expired: nothing to write
+    state.outcomes.append((gate, outcome))
+    echo(settled.notice() or f"{gate}: {outcome} ({decision.summary()})")
+    if settled.failures:
+        error = settled.error()
+        echo(f"Failed: {error.message} {error.hint}")
+    return len(settled.failures)
 
 
 def watch(

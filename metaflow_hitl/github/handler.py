@@ -44,9 +44,11 @@ implemented by :class:`~metaflow_hitl.github.review_backend.GitHubReviewBackend`
 6. **Then** the decision is settled (:func:`metaflow_hitl.settle.settle`): published
    (commit, merge/close, one reply) and the run resumed, both attempted even if one fails;
    a failure fails the job (:class:`~metaflow_hitl.errors.SettleIncomplete`, naming
-   ``metaflow-hitl sync GATE``) while the decision stands. An event that finds the gate decided
-   (or expired) changes nothing: it settles again idempotently and replies once per event,
-   never on a re-delivery.
+   ``metaflow-hitl sync GATE``) while the decision stands. An Argo run that ended before it
+   could be resumed is not a failure (nothing can resume it): the page gets one reply saying
+   so, the job prints :meth:`~metaflow_hitl.settle.Settled.notice` and exits 0. An event that
+   finds the gate decided (or expired) changes nothing: it settles again idempotently and
+   replies once per event, never on a re-delivery.
 
 Refusals (who, what input, which gate) get a reply saying why and what would work.
 """
@@ -92,7 +94,7 @@ from metaflow_hitl.records import (
     Vote,
 )
 from metaflow_hitl.render.documents import branch_for, render_reply
-from metaflow_hitl.settle import Publish, settle
+from metaflow_hitl.settle import Announce, Publish, Settled, settle
 from metaflow_hitl.slash_commands import Command, Ignore, Reply, parse_comment
 from metaflow_hitl.timestamps import format_ts, parse_ts, utc_now
 from metaflow_hitl.trust import channel_refusal
@@ -607,10 +609,19 @@ class _Handler:
         )
 
     # -- 6. deciding ----------------------------------------------------------------------------
-    def already(self, decision: Decision, why: str, publish: Publish, resumer: Resumer) -> Outcome:
+    def already(
+        self,
+        decision: Decision,
+        why: str,
+        publish: Publish,
+        resumer: Resumer,
+        announce: Announce | None,
+    ) -> Outcome:
         assert self.request is not None
         # Idempotent: heals a run that failed to publish or resume (the policy: settle.py).
-        settled = settle(self.request, decision, publish=publish, resumer=resumer)
+        settled = settle(
+            self.request, decision, publish=publish, resumer=resumer, announce=announce
+        )
         replied = False
         if self.event.kind != "review" or self.event.review_state == "approved":
             text = render_reply(self.request, decision)
@@ -621,8 +632,14 @@ class _Handler:
             decision=decision.outcome,
             ignored_reason=why,
             replied=replied,
-            message=f"{why} ({decision.summary()})",
+            message=_with_notice(f"{why} ({decision.summary()})", settled),
         )
+
+
+def _with_notice(message: str, settled: Settled) -> str:
+    """``message``, then the line saying the run ended (if it did)."""
+    notice = settled.notice()
+    return f"{message}\n{notice}" if notice else message
 
 
 def handle_event(
@@ -634,6 +651,7 @@ def handle_event(
     settings: HandlerSettings | None = None,
     clock: Clock = utc_now,
     publish: Publish | None = None,
+    announce: Announce | None = None,
 ) -> Outcome:
     """Decide what one GitHub event means for its gate, record it, publish and resume.
 
@@ -654,6 +672,9 @@ def handle_event(
     publish
         Records the decision in the review repo; default
         :func:`metaflow_hitl.review.publish.publish_decision`.
+    announce
+        Tells the gate's page that its run ended before it was resumed; default
+        :func:`metaflow_hitl.review.publish.announce_run_ended`.
 
     Returns
     -------
@@ -669,6 +690,11 @@ def handle_event(
 
         def publish(request: Request, decision: Decision) -> dict[str, str | None]:
             return publish_decision(request, decision, store=store)
+
+    if announce is None:
+        from metaflow_hitl.review.publish import announce_run_ended
+
+        announce = announce_run_ended
 
     h = _Handler(event, store, github, settings or HandlerSettings(), clock)
     reason = h.prefilter()
@@ -715,7 +741,7 @@ def handle_event(
             if existing.outcome == "timed_out"
             else f"gate {gate_id} was already decided; the first decision wins"
         )
-        return h.already(existing, why, publish, resumer)
+        return h.already(existing, why, publish, resumer, announce)
     if act.intent == "approve" and _held_for_merge(h, act):
         return h.refuse(
             "this review repository requires merging: an approval counts once the pull "
@@ -768,7 +794,7 @@ def handle_event(
                 f"gate {gate_id} was decided by earlier reviews and comments; {act.login}'s "
                 f"{act.intent} came after them and was not counted"
             )
-        return h.already(exc.decision, why, publish, resumer)
+        return h.already(exc.decision, why, publish, resumer, announce)
     except InvalidInput as exc:  # its hint names the CLI; the reply shows the fields instead
         return h.refuse(exc.message, "Fix the input and comment again.", show_fields=True)
     except DecisionRefused as exc:
@@ -784,9 +810,13 @@ def handle_event(
         log.info("gate %s: %s", gate_id, msg)
         return Outcome(gate_id=str(gate_id), replied=replied, message=msg)
     decision = result.decision
-    settle(request, decision, publish=publish, resumer=resumer).raise_if_incomplete()
+    settled = settle(request, decision, publish=publish, resumer=resumer, announce=announce)
+    settled.raise_if_incomplete()
     return Outcome(
-        gate_id=str(gate_id), decision=decision.outcome, replied=True, message=decision.summary()
+        gate_id=str(gate_id),
+        decision=decision.outcome,
+        replied=True,
+        message=_with_notice(decision.summary(), settled),
     )
 
 

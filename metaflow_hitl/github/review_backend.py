@@ -54,9 +54,16 @@ from urllib.parse import quote
 
 from metaflow_hitl.errors import ConfigError, RecordError, ReviewConflict, StoreError
 from metaflow_hitl.github.page_check import page_problems
-from metaflow_hitl.markers import decision_reply_tag, is_bot_reply, parse_markers, reminder_tag
+from metaflow_hitl.markers import (
+    decision_reply_tag,
+    is_bot_reply,
+    parse_markers,
+    reminder_tag,
+    reply_event_tag,
+)
 from metaflow_hitl.records import Decision, Publication, Reminder, Request, decode_record
 from metaflow_hitl.render.documents import (
+    RUN_ENDED_EVENT,
     approval_path,
     branch_for,
     decision_path,
@@ -66,6 +73,7 @@ from metaflow_hitl.render.documents import (
     render_pr_title,
     render_reminder_comment,
     render_reply,
+    render_run_ended_comment,
 )
 from metaflow_hitl.review.authorship import commit_author
 from metaflow_hitl.review.config import GITHUB_TOKEN_ENVS, github_api_url
@@ -614,6 +622,26 @@ class GitHubReviewBackend:
             return None
         tag = reminder_tag(request.gate_id, reminder.number)
         posted = self.comment_once(item["number"], render_reminder_comment(request, reminder), tag)
+        return self._refs(number=item["number"], url=item["html_url"], posted=posted)
+
+    def post_run_ended(
+        self, request: Request, decision: Decision, why: str
+    ) -> dict[str, str | None] | None:
+        """Comment on the gate's pull request or issue (open or not) that its run ended before
+        it was resumed, once per gate (found again by the ``run-ended`` reply tag among this
+        token's comments). Returns ``number``, ``url`` and ``posted``; ``None`` when the gate
+        has no page."""
+        self._waited = 0.0
+        self._comments.clear()  # a new operation reads the page anew
+        if self.mode == "issue":
+            item = self._find_issue(request)
+        else:
+            item = self._find_pull(branch_for(request.gate_id))
+        if item is None:
+            return None
+        tag = reply_event_tag(request.gate_id, RUN_ENDED_EVENT)
+        text = render_run_ended_comment(request, decision, why)
+        posted = self.comment_once(item["number"], text, tag)
         return self._refs(number=item["number"], url=item["html_url"], posted=posted)
 
     # -- ReviewBackend ----------------------------------------------------------------------

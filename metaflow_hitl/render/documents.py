@@ -42,7 +42,12 @@ from metaflow_hitl.durations import format_duration
 from metaflow_hitl.errors import ConfigError, DecisionRefused, GateRefError, InvalidInput
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.input_schema import example_input
-from metaflow_hitl.markers import reminder_tag, render_marker, render_reply_marker
+from metaflow_hitl.markers import (
+    reminder_tag,
+    render_marker,
+    render_reply_marker,
+    reply_event_tag,
+)
 from metaflow_hitl.records import Decision, Reminder, Request, encode_record
 from metaflow_hitl.render.markdown import (
     MarkdownText,
@@ -69,6 +74,7 @@ __all__ = [
     "render_pr_title",
     "render_reminder_comment",
     "render_reply",
+    "render_run_ended_comment",
     "summarize_artifacts",
     "summarize_value",
     "template_environment",
@@ -746,3 +752,28 @@ def render_reminder_comment(
         f"{render_reply_marker(request.gate_id)}\n{body}\n"
         f"{reminder_tag(request.gate_id, reminder.number)}\n"
     )
+
+
+#: The event key of the one "run ended" comment a gate's page gets (its hidden tag).
+RUN_ENDED_EVENT = "run-ended"
+
+
+def render_run_ended_comment(
+    request: Request,
+    decision: Decision,
+    why: str,
+    *,
+    templates_dir: str | os.PathLike[str] | None = None,
+) -> str:
+    """The comment telling a decided gate's page that its run ended before it was resumed
+    (``run_ended.md.j2``). It starts with the reply tag of the ``run-ended`` event
+    (:func:`~metaflow_hitl.markers.reply_event_tag`), so the Action never reads it as a
+    command and it is posted once per gate."""
+    context = {
+        "request": request,
+        "gate_id": str(request.gate_id),
+        "summary": decision.summary(),
+        "why": why,
+    }
+    body = _render("run_ended.md.j2", context, templates_dir)
+    return f"{reply_event_tag(request.gate_id, RUN_ENDED_EVENT)}\n{body}"

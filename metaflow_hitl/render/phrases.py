@@ -6,7 +6,7 @@ from typing import Any
 
 from metaflow_hitl.records import Request
 
-__all__ = ["after_timeout", "starter_line"]
+__all__ = ["after_timeout", "run_ended_notice", "starter_line"]
 
 
 def after_timeout(request: Request) -> str:
@@ -30,3 +30,13 @@ def starter_line(starter: dict[str, Any]) -> str:
     who = starter.get("metaflow") or "nobody known"
     github = f", GitHub {starter['github']}" if starter.get("github") else ""
     return f"{kind}: {who}{github}{source}"
+
+
+def run_ended_notice(why: str, summary: str) -> str:
+    """The line every front end (the CLI, ``sync``, ``sync --watch``, the Action) prints when a
+    decided gate's Argo run ended before it could be resumed: not a failure, nothing to retry.
+    ``why`` is the resumer's message (it names the gate and what the run came to)."""
+    return (
+        f"Not resumed: {why.rstrip('.')}. Its run ended, so nothing was resumed; the decision "
+        f"is recorded and stands ({summary}), and there is nothing to retry."
+    )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from metaflow_hitl.errors import RunEnded
 from metaflow_hitl.github.page_check import publication_for
 from metaflow_hitl.ports import ApprovalStore
 from metaflow_hitl.records import Decision, Request
 from metaflow_hitl.review.config import backend_for_request
 from metaflow_hitl.timestamps import utc_now
 
-__all__ = ["open_review", "publish_decision"]
+__all__ = ["announce_run_ended", "open_review", "publish_decision"]
 
 
 def open_review(
@@ -45,3 +46,16 @@ def publish_decision(
     return backend.record_decision(
         request, decision, publication=store.get_publication(request.gate_id)
     )
+
+
+def announce_run_ended(
+    request: Request, decision: Decision, ended: RunEnded
+) -> dict[str, str | None]:
+    """Tell the gate's page that its run ended before it was resumed (idempotent: one comment
+    per gate); ``{}`` when the gate has no page (no review repo, a git repo, or no pull
+    request or issue)."""
+    backend = backend_for_request(request)
+    post = getattr(backend, "post_run_ended", None)
+    if post is None:
+        return {}
+    return post(request, decision, ended.message) or {}

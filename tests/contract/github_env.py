@@ -58,15 +58,20 @@ class Env:
         *,
         mode: str = "pr",
         started_by: str = "dave",
+        run: str = "1732",
+        origin: dict[str, str] | None = None,
         **options: Any,
     ) -> tuple[Request, int]:
+        """Open a gate reviewed on a page of the fake; with ``origin`` (``workflow``,
+        ``namespace``) it is an Argo gate, as a run on Argo records it."""
         options.setdefault("input_schema", {"target": "str"})
         spec = GateSpec.from_options(message="Deploy model v3?", **options)
         request = spec.request_for(
-            GateId("TrainFlow", "1732", step),
+            GateId("TrainFlow", run, step),
             message="Deploy model v3?",
             started_by=started_by,
-            runtime="local",
+            runtime="argo-workflows" if origin else "local",
+            origin=origin,
             now=utc_now(),
             store=self.store.location,
             review={"backend": "github", "repo": REPO, "mode": mode, "api_url": self.gh.url},

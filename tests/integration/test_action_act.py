@@ -105,7 +105,7 @@ runs:
         echo "cache stand-in: saved $CACHE_KEY"
 """
 #: The example workflows' OIDC step; skipped without a role (a local store), stood in so
-#: act stays offline, and failing if it ever runs here.
+#: act stays offline, and failing if it ever runs there. The OIDC test runs the real one.
 AWS_REF = "aws-actions/configure-aws-credentials@e6de054238d6b7531b4efff3b6587d9aade6a06c"
 AWS_STANDIN = SETUP_PYTHON_STANDIN.replace("setup-python", "configure-aws-credentials").replace(
     "python-version is empty", "no role is set"
@@ -298,10 +298,15 @@ def _run_act(
     *,
     cache_dir: Path | None = None,
     run: str = "",
+    actions: dict[str, Path] | None = None,
+    extra: tuple[str, ...] = (),
 ):
+    """Run the workflow under act; ``actions`` replaces stand-ins by real actions (ref ->
+    directory), ``extra`` adds act arguments (``--var``, ``--env``)."""
     source = _copy_checkout(tmp_path / f"action-src{run}")
     repo = _review_repo(tmp_path / f"review-repo{run}", "hitl-comments.yml")
     standins = _standins(tmp_path / f"standins{run}", cache_dir or tmp_path / "actions-cache")
+    standins.update(actions or {})
     event_file = tmp_path / "event.json"
     event_file.write_text(json.dumps(event))
     env = {
@@ -340,6 +345,7 @@ def _run_act(
         f"METAFLOW_HITL_GITHUB_TOKEN={gh.token}",
         "--secret",
         "GITHUB_TOKEN=ghs_unused_by_this_test",
+        *extra,
     ]
     done = subprocess.run(
         command,
@@ -430,3 +436,128 @@ def test_act_second_run_uses_the_cached_environment(tmp_path, gh, monkeypatch):
     assert "metaflow-hitl: using the cached environment" in warm_log, warm_log[-4000:]
     assert "cache stand-in: saved" not in warm_log
     print(f"\nACTION-TIMING cold={cold_s:.1f}s warm={warm_s:.1f}s")
+
+
+#: Where the real aws-actions/configure-aws-credentials is found: a git directory (or a
+#: checkout) holding the commit the example workflows pin. Not vendored (never copy another
+#: project's code into the repo); without it the OIDC test skips.
+AWS_ACTION_GIT = Path(
+    os.environ.get(
+        "HITL_TEST_CONFIGURE_AWS_CREDENTIALS_GIT",
+        "/work/.mirror/aws-actions+configure-aws-credentials/repo",
+    )
+)
+ROLE_ARN = "arn:aws:iam::123456789012:role/metaflow-hitl-store"
+
+
+def _real_aws_action(dest: Path) -> Path | None:
+    """The pinned configure-aws-credentials commit, exported with ``git archive``."""
+    sha = AWS_REF.split("@")[1]
+    if not AWS_ACTION_GIT.exists():
+        return None
+    listed = subprocess.run(
+        ["git", "--git-dir", str(AWS_ACTION_GIT), "cat-file", "-t", sha],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    git_dir = AWS_ACTION_GIT
+    if listed.returncode != 0 and (AWS_ACTION_GIT / ".git").exists():
+        git_dir = AWS_ACTION_GIT / ".git"
+    dest.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "--git-dir", str(git_dir), "archive", "--format=tar", sha],
+        capture_output=True,
+        check=False,
+    )
+    if archive.returncode != 0:
+        return None
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return dest
+
+
+def test_act_runs_the_oidc_step_against_a_local_token_endpoint_and_sts(tmp_path, gh, monkeypatch):
+    """The example workflow's ``aws-actions/configure-aws-credentials`` step really runs (the
+    pinned commit, ``dist/index.js`` on this machine's node) once ``METAFLOW_HITL_AWS_ROLE_ARN``
+    is set, against stand-ins for the two services it calls:
+
+    * the runner's OIDC token endpoint: ``core.getIDToken(audience)`` (``src/index.ts`` l.182)
+      GETs ``$ACTIONS_ID_TOKEN_REQUEST_URL&audience=sts.amazonaws.com`` with
+      ``Authorization: Bearer $ACTIONS_ID_TOKEN_REQUEST_TOKEN`` and reads ``value``
+      (``@actions/core`` ``OidcClient``); here a loopback server checks both and answers a JWT;
+    * STS ``AssumeRoleWithWebIdentity`` (unsigned) then ``GetCallerIdentity`` with the session
+      (``validateCredentials``, ``src/index.ts`` l.270), sent to moto's server through
+      ``AWS_ENDPOINT_URL_STS``, which the bundled SDK reads (``dist/index.js``,
+      ``getEndpointUrlConfig``: ``AWS_ENDPOINT_URL_<SERVICE>``, then ``AWS_ENDPOINT_URL``).
+
+    The job then decides the gate as in the first test: the credentials step neither needs nor
+    leaves static keys (none is set anywhere), and the token is never printed."""
+    from tests.fakes.json_http import serve_json
+    from tests.fakes.moto_s3 import serialised_moto_server
+
+    pytest.importorskip("moto")
+    action = _real_aws_action(tmp_path / "configure-aws-credentials")
+    if action is None:
+        pytest.skip(f"configure-aws-credentials at {AWS_REF} not found in {AWS_ACTION_GIT}")
+    request_token = "oidc-request-token-abc123"
+    header = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9"  # {"alg":"RS256","typ":"JWT"}
+    claims = json.dumps(
+        {
+            "iss": "https://token.actions.githubusercontent.com",
+            "aud": "sts.amazonaws.com",
+            "sub": f"repo:{REPO}:ref:refs/heads/main",
+        }
+    ).encode()
+    import base64
+
+    jwt = ".".join([header, base64.urlsafe_b64encode(claims).decode().rstrip("="), "c2lnbmF0dXJl"])
+    asked: list[tuple[str, str]] = []
+
+    def token_endpoint(method: str, path: str, headers: Any, body: bytes) -> tuple[int, Any]:
+        asked.append((path, headers.get("Authorization", "")))
+        if headers.get("Authorization") != f"Bearer {request_token}":
+            return 401, {"message": "bad request token"}
+        if "audience=sts.amazonaws.com" not in path:
+            return 400, {"message": "no audience"}
+        return 200, {"value": jwt}
+
+    store_dir = tmp_path / "store"
+    number = _open_gate(gh, store_dir, monkeypatch)
+    comment_id = gh.add_comment(REPO, number, "reviewer", "/approve")
+    event = _comment_event(gh, number, comment_id)
+    with serve_json(token_endpoint) as oidc, serialised_moto_server() as sts:
+        done = _run_act(
+            tmp_path,
+            gh,
+            event,
+            store_dir,
+            actions={AWS_REF: action},
+            extra=(
+                "--var",
+                f"METAFLOW_HITL_AWS_ROLE_ARN={ROLE_ARN}",
+                "--var",
+                "METAFLOW_HITL_AWS_REGION=us-east-1",
+                "--env",
+                f"ACTIONS_ID_TOKEN_REQUEST_URL={oidc}/token?api-version=2.0",
+                "--env",
+                f"ACTIONS_ID_TOKEN_REQUEST_TOKEN={request_token}",
+                "--env",
+                f"AWS_ENDPOINT_URL_STS={sts}",
+            ),
+        )
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-6000:]
+    assert "no role is set" not in log  # the stand-in never ran: the real action did
+    assert asked, log[-6000:]
+    path, auth = asked[0]
+    assert path.startswith("/token?api-version=2.0&audience=sts.amazonaws.com"), path
+    assert auth == f"Bearer {request_token}"
+    assert "Authenticated as assumedRoleId" in log, log[-6000:]
+    # the session is exported to the later steps (masked), as on GitHub
+    assert "::set-env:: AWS_ACCESS_KEY_ID=***" in log, log[-6000:]
+    assert "::set-env:: AWS_SESSION_TOKEN=***" in log, log[-6000:]
+    assert jwt not in log
+    assert f"gate={GATE} decision=approved ignored=no" in log, log[-6000:]
+    decision = LocalApprovalStore(store_dir).get_decision(GATE)
+    assert decision is not None
+    assert decision.outcome == "approved"

@@ -11,7 +11,6 @@ Where Metaflow writes these fields: ``metaflow/plugins/argo/argo_workflows.py``
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from metaflow_hitl.argo.notify_pod import NotifyPlacement, place_notify_pod
 from metaflow_hitl.errors import ConfigError
 from tests.integration.argo_pods import compile_flow
 from tests.integration.test_argo_inject import FLOWS, drop_nulls, strict_schema
+from tests.support.argo_expr import evaluate, substitute
 
 
 def _template(compiled: dict[str, Any], name: str) -> dict[str, Any]:
@@ -134,12 +134,9 @@ def test_a_pod_spec_patch_that_is_not_an_object_is_refused():
 
 
 def _substituted(expression: str, decision: str) -> bool:
-    """Evaluate the gate's retry expression as Argo would after substituting the input: the
-    expression is a disjunction of string equalities (expr-lang's ``||`` and ``==``)."""
-    text = expression.replace("{{inputs.parameters.hitl-decision}}", decision)
-    terms = [t.strip() for t in text.split("||")]
-    assert all(re.fullmatch(r"'[a-z_]+' == '[a-z_]+'", t) for t in terms), terms
-    return any(a == b for a, b in (t.split(" == ") for t in terms))
+    """Whether Argo retries the gated step after its suspend node output ``decision``
+    (:mod:`tests.support.argo_expr`: tag substitution, then the boolean that is left)."""
+    return evaluate(expression, {"hitl-decision": decision})
 
 
 def test_a_rejected_gate_is_final_under_retry(gpu_templates):
@@ -167,6 +164,43 @@ def test_a_rejected_gate_is_final_under_retry(gpu_templates):
     assert _substituted(approve_on_timeout, "timeout") is True
     assert _substituted(approve_on_timeout, "timed_out") is True
     assert _substituted(approve_on_timeout, "rejected") is False
+
+
+HOSTILE_DECISIONS = [
+    "approved' || true || 'x",  # closes the old '...' literal and makes it true
+    "x' == 'x' || 'approved",
+    "'",  # a lone quote: the old expression did not even compile
+    '" || true || "',
+    "approved\\' || true || '",
+    "`approved`",
+    "{{workflow.name}}",
+    "{{=true}}",
+    "approved\n",
+    " approved",
+    "APPROVED",
+]
+
+
+@pytest.mark.parametrize("decision", HOSTILE_DECISIONS)
+def test_a_hostile_decision_output_cannot_rewrite_the_retry_expression(gpu_templates, decision):
+    """The suspend node's ``decision`` output is set by our resumers, but anyone allowed to
+    update the Workflow can set it to any text (``argo node set --output-parameter``, the UI).
+    Pasted into a quoted literal, as a simple tag is (``strconv.Quote`` escapes for JSON only:
+    ``util/template/simple_template.go`` v4.1.2 l.72), a quote rewrote the expression; compared
+    inside one expression tag (``{{=...}}``, evaluated with the value as a variable:
+    ``expression_template.go`` v4.1.2 l.205-279), it cannot: nothing of the value is left in
+    what ``processNodeRetries`` evaluates, and only the exact word ``approved`` retries. The
+    compiled template is valid for Argo's schema (v3.7.18 and v4.1.2, strict)."""
+    gated, _placed, _plain = gpu_templates
+    for version in ("v3.7.18", "v4.1.2"):
+        problems = [e.message for e in strict_schema(version).iter_errors(drop_nulls(gated))]
+        assert problems == [], (version, problems[:3])
+    expression = _template(gated, "train")["retryStrategy"]["expression"]
+    assert "{{inputs." not in expression  # no simple tag: nothing is pasted in as text
+    left = substitute(expression, {"hitl-decision": decision})
+    assert left in ("true", "false"), left
+    assert _substituted(expression, decision) is False
+    assert _substituted(decision_retry_expression("approve"), decision) is False
 
 
 def test_timeout_shorter_than_the_gate_is_allowed_on_argo(gpu_templates, s3_env, tmp_path):

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from metaflow_hitl.errors import HitlError, SettleIncomplete, StoreError
+from metaflow_hitl.errors import HitlError, RunEnded, SettleIncomplete, StoreError
 from metaflow_hitl.records import Decision, Request
 from metaflow_hitl.settle import repair_command, settle
 from tests.support.builders import T0, actor, build_request
@@ -136,3 +136,84 @@ def test_the_repair_command_quotes_what_it_names() -> None:
     assert repair_command(replace(request, store="")) == (
         "metaflow-hitl sync TrainAndDeploy/1732/gate"
     )
+
+
+def _ended(request: Request) -> RunEnded:
+    return RunEnded(
+        f"gate {request.gate_id} cannot be resumed: workflow ml/wf was not found (deleted).",
+        outcome="run_gone",
+        run_state="deleted",
+    )
+
+
+def test_a_run_that_ended_is_an_outcome_not_a_failure() -> None:
+    """Nothing can resume an ended run and no repair would change that: settle() records it in
+    ``run_ended``, tells the page once (``announce``) and stays complete, so no front end
+    fails for it (the Action used to exit 1 where ``sync`` exited 0)."""
+    request = build_request()
+    published, publish = _publisher()
+    told: list[RunEnded] = []
+
+    def announce(request: Request, decision: Decision, ended: RunEnded) -> dict[str, str | None]:
+        told.append(ended)
+        return {"number": "7"}
+
+    ended = _ended(request)
+    settled = settle(
+        request, _decision(request), publish=publish, resumer=Resumer(ended), announce=announce
+    )
+    assert settled.complete
+    settled.raise_if_incomplete()  # does not raise
+    assert settled.run_ended is ended
+    assert told == [ended]
+    assert len(published) == 1
+    assert not settled.resumed
+    notice = settled.notice()
+    assert notice is not None
+    assert notice.startswith(f"Not resumed: gate {request.gate_id} cannot be resumed")
+    assert "nothing was resumed" in notice
+    assert "approved by alice" in notice
+
+
+def test_a_failed_announcement_is_a_failure_with_the_repair_command() -> None:
+    request = build_request()
+
+    def announce(request: Request, decision: Decision, ended: RunEnded) -> dict[str, str | None]:
+        raise StoreError("github.com unreachable")
+
+    settled = settle(
+        request,
+        _decision(request),
+        publish=None,
+        resumer=Resumer(_ended(request)),
+        announce=announce,
+    )
+    assert [step for step, _ in settled.failures] == ["announce"]
+    assert settled.run_ended is not None
+    exc = settled.error()
+    assert "its page was not told that the run ended: github.com unreachable" in exc.message
+    assert f"sync {request.gate_id}" in str(exc.hint)
+
+
+def test_nothing_is_announced_for_a_live_run() -> None:
+    request = build_request()
+    told: list[RunEnded] = []
+    settle(
+        request,
+        _decision(request),
+        publish=None,
+        resumer=Resumer(),
+        announce=lambda r, d, e: told.append(e) or {},
+    )
+    assert told == []
+
+
+def test_a_gate_closed_because_its_run_ended_is_not_resumed() -> None:
+    """A ``run-ended`` decision (Decision.run_ended) has nothing left to resume."""
+    request = build_request()
+    resumer = Resumer()
+    closed = replace(_decision(request), outcome="rejected", proceed=False, run_ended="stopped")
+    settled = settle(request, closed, publish=None, resumer=resumer)
+    assert resumer.calls == []
+    assert settled.complete
+    assert settled.run_ended is None

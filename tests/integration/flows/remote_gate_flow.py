@@ -1,12 +1,15 @@
 import os
 
-from metaflow import FlowSpec, hitl, kubernetes, retry, step
+from metaflow import FlowSpec, batch, hitl, kubernetes, retry, step
 
 
 def _on_kubernetes(func):
-    """@kubernetes on the gated step unless the run adds it with --with kubernetes."""
-    if os.environ.get("GATE_COMPUTE") == "with":
+    """@kubernetes on the gated step (@batch with GATE_COMPUTE=batch) unless the run adds it
+    with --with."""
+    if os.environ.get("GATE_COMPUTE") in ("with", "with-batch"):
         return func
+    if os.environ.get("GATE_COMPUTE") == "batch":
+        return batch(cpu=1, memory=512, image="python:3.11")(func)
     return kubernetes(cpu=1, image="python:3.11")(func)
 
 
