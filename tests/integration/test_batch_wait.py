@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -29,9 +28,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.moto_s3 import MOTO_CREDENTIALS, metaflow_s3_env
-
-FLOWS = Path(__file__).parent / "flows"
+from tests.fakes.moto_s3 import MOTO_CREDENTIALS
+from tests.support.flow_run import FlowRun, s3_run_env
 
 
 class Moto:
@@ -133,68 +131,19 @@ def _start_recording(moto: Moto) -> None:
         urllib.request.urlopen(req).close()
 
 
-class Run:
-    def __init__(self, tmp: Path, moto: Moto, queue: str, role: str, compute: str) -> None:
-        (tmp / "remote_gate_flow.py").write_text((FLOWS / "remote_gate_flow.py").read_text())
-        self.tmp = tmp
-        self.env = {
-            **os.environ,
-            **metaflow_s3_env(moto.url, "bucket"),
-            "AWS_ENDPOINT_URL_BATCH": moto.url,
-            "METAFLOW_BATCH_JOB_QUEUE": queue,
-            "METAFLOW_ECS_S3_ACCESS_IAM_ROLE": role,
-            "METAFLOW_HOME": str(tmp / "mfhome"),
-            "METAFLOW_DEFAULT_METADATA": "local",
-            "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(tmp),
-            "METAFLOW_HITL_REVIEW": "none",
-            "GATE_COMPUTE": compute,
-            "PYTHONUNBUFFERED": "1",
-        }
-        for name in ("METAFLOW_HITL_ACTOR", "METAFLOW_USER", "METAFLOW_HITL_STORE"):
-            self.env.pop(name, None)
-        self.log = tmp / "run.log"
-        self.proc: subprocess.Popen[str] | None = None
-
-    def command(self, *args: str) -> list[str]:
-        return [sys.executable, "remote_gate_flow.py", "--no-pylint", "--datastore=s3", *args]
-
-    def start(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            self.command("run", *args),
-            cwd=self.tmp,
-            env=self.env,
-            stdout=self.log.open("w"),
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-
-    def output(self) -> str:
-        return self.log.read_text()
-
-    def wait_for(self, text: str, timeout: float = 180) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.output():
-            assert self.proc is not None
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"never printed {text!r}:\n{self.output()}")
-            time.sleep(0.1)
-
-    def hitl(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            self.command("hitl", *args),
-            cwd=self.tmp,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+def _run(tmp: Path, moto: Moto, queue: str, role: str) -> FlowRun:
+    return FlowRun(
+        tmp,
+        "remote_gate_flow.py",
+        s3_run_env(
+            tmp,
+            moto.url,
+            AWS_ENDPOINT_URL_BATCH=moto.url,
+            METAFLOW_BATCH_JOB_QUEUE=queue,
+            METAFLOW_ECS_S3_ACCESS_IAM_ROLE=role,
+            GATE_COMPUTE="batch",
+        ),
+    )
 
 
 def _gate(out: str) -> str:
@@ -208,7 +157,7 @@ def test_no_batch_request_until_approved_then_the_job(moto, tmp_path):
     which goes through the same ``runtime_step_cli`` path)."""
     server, queue, role = moto
     _start_recording(server)
-    r = Run(tmp_path, server, queue, role, "batch")
+    r = _run(tmp_path, server, queue, role)
     try:
         r.start()
         r.wait_for("is waiting for approval")
@@ -230,14 +179,13 @@ def test_no_batch_request_until_approved_then_the_job(moto, tmp_path):
 def test_a_rejected_batch_gate_submits_nothing(moto, tmp_path):
     server, queue, role = moto
     _start_recording(server)
-    r = Run(tmp_path, server, queue, role, "batch")
+    r = _run(tmp_path, server, queue, role)
     try:
         r.start()
         r.wait_for("is waiting for approval")
         done = r.hitl("reject", _gate(r.output()), "--as", "bob", "--reason", "no GPU today")
         assert done.returncode == 0, done.stderr
-        assert r.proc is not None
-        code = r.proc.wait(timeout=180)
+        code = r.finish(timeout=180)
         out = r.output()
         assert code != 0, out
         assert "The step was not launched." in out

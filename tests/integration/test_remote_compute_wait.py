@@ -17,9 +17,6 @@ The fake schedules no pod, so after the Job is created the test ends the run.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,10 +26,10 @@ import pytest
 
 from metaflow_hitl.gate_id import GateId
 from tests.fakes.k8s_api import FakeKubernetesJobs, LocalKubelet, serve_jobs
-from tests.fakes.moto_s3 import metaflow_s3_env, moto_server
+from tests.fakes.moto_s3 import moto_server
 from tests.integration.kube_argo import _kubeconfig
+from tests.support.flow_run import FlowRun, s3_run_env
 
-FLOWS = Path(__file__).parent / "flows"
 STORE = "s3://bucket/metaflow/_hitl"
 JOBS = "/apis/batch/v1/namespaces/default/jobs"
 
@@ -50,77 +47,17 @@ def kube(tmp_path: Path) -> Iterator[tuple[FakeKubernetesJobs, Path]]:
         yield fake, _kubeconfig(tmp_path, url)
 
 
-class Run:
-    """``python remote_gate_flow.py run`` in ``tmp_path``, its output in a log file."""
+class Run(FlowRun):
+    """``python remote_gate_flow.py run``; its pods (on the fake's kubelet) get its environment."""
 
     def __init__(
         self, tmp: Path, s3: str, kube: FakeKubernetesJobs, kubeconfig: Path, **env: str
     ) -> None:
-        (tmp / "remote_gate_flow.py").write_text((FLOWS / "remote_gate_flow.py").read_text())
-        self.tmp = tmp
-        self.env = {
-            **os.environ,
-            **metaflow_s3_env(s3, "bucket"),
-            "METAFLOW_HOME": str(tmp / "mfhome"),
-            "METAFLOW_DEFAULT_METADATA": "local",
-            "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(tmp),
-            "METAFLOW_HITL_REVIEW": "none",
-            "KUBECONFIG": str(kubeconfig),
-            "PYTHONUNBUFFERED": "1",
-            **env,
-        }
-        for name in ("METAFLOW_HITL_ACTOR", "METAFLOW_USER", "METAFLOW_HITL_STORE"):
-            self.env.pop(name, None)
+        super().__init__(
+            tmp, "remote_gate_flow.py", s3_run_env(tmp, s3, KUBECONFIG=str(kubeconfig), **env)
+        )
         assert kube.kubelet is not None  # the pods run with this environment
         kube.kubelet.base_env = {**self.env, "METAFLOW_SKIP_INSTALL_DEPENDENCIES": "1"}
-        self.log = tmp / "run.log"
-        self.proc: subprocess.Popen[str] | None = None
-
-    def command(self, *args: str) -> list[str]:
-        return [sys.executable, "remote_gate_flow.py", "--no-pylint", "--datastore=s3", *args]
-
-    def start(self, *args: str, command: str = "run") -> None:
-        self.log = self.tmp / f"{command}.log"
-        self.proc = subprocess.Popen(
-            self.command(command, *args),
-            cwd=self.tmp,
-            env=self.env,
-            stdout=self.log.open("w"),
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-
-    def output(self) -> str:
-        return self.log.read_text()
-
-    def wait_for(self, text: str, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.output():
-            assert self.proc is not None
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"never printed {text!r}:\n{self.output()}")
-            time.sleep(0.1)
-
-    def hitl(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            self.command("hitl", *args),
-            cwd=self.tmp,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-    def finish(self, timeout: float = 120) -> int:
-        assert self.proc is not None
-        return self.proc.wait(timeout=timeout)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, 9)
-            self.proc.wait()
 
 
 @pytest.fixture
