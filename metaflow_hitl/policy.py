@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from metaflow_hitl.records import Intent, Request, Vote
+from metaflow_hitl.run_starter import has_human_starter
 
 __all__ = [
     "PERMISSION_LEVELS",
@@ -124,6 +125,8 @@ def check_decider(
     # the starter's GitHub login too, from the identity map (recorded in the request)
     starters = {starter, normalize_login(str((request.starter or {}).get("github") or ""))}
     starters.discard("")
+    if not has_human_starter(request.starter):
+        starters = set()  # a scheduled or event-triggered run: no human starter to refuse
     if not who:
         return Refusal("no_identity", "no identity was given", "Pass --as LOGIN.")
     if is_bot(login):

@@ -22,6 +22,7 @@ from metaflow_hitl.errors import (
 from metaflow_hitl.gates import GateStatus, gate_status
 from metaflow_hitl.input_schema import example_input
 from metaflow_hitl.plugin.metaflow_internals import click
+from metaflow_hitl.render.phrases import starter_line
 from metaflow_hitl.render.tables import ago, render_table, state_text, truncate
 from metaflow_hitl.timestamps import format_ts, utc_now
 from metaflow_hitl.trust import identity_note
@@ -121,6 +122,7 @@ def show_cmd(ctx: CliContext, gate: str | None, latest: bool, as_json: bool) -> 
         *_waiting_lines(status),
         f"Message:     {r.message}",
         f"Started by:  {r.started_by}",
+        *([f"Starter:     {starter_line(r.starter)}"] if r.starter else []),
         f"Created:     {format_ts(r.created_at)}",
         f"Expires:     {format_ts(r.expires_at)} (then {r.on_timeout})",
         f"Approvers:   {', '.join(r.approvers) or 'anyone'}"

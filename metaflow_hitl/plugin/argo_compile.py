@@ -22,12 +22,15 @@ from metaflow_hitl.argo.inject import ArgoGate, inject_gates
 from metaflow_hitl.argo.notify_pod import PLACEMENT_SETTINGS, NotifyPlacement
 from metaflow_hitl.errors import HitlError, InjectionError
 from metaflow_hitl.plugin.metaflow_internals import argo_workflows_class, gated_steps, unsupported
+from metaflow_hitl.run_starter import ANNOTATIONS_ENV, LABELS_ENV
 from metaflow_hitl.spec import GateSpec
 
 __all__ = [
     "NOTIFY_RESOURCES",
+    "RUN_METADATA_ENV",
     "WORKFLOW_UID_ENV",
     "add_gates",
+    "bind_run_metadata",
     "bind_workflow_uid",
     "gates_of",
     "install_compile_hook",
@@ -129,6 +132,7 @@ def notify_container(
     env += [{"name": k, "value": v} for k, v in sorted((settings or {}).items())]
     container["env"] = env
     bind_workflow_uid(container)
+    bind_run_metadata(container)
     container["resources"] = {k: dict(v) for k, v in NOTIFY_RESOURCES.items()}
     return container
 
@@ -143,6 +147,23 @@ def bind_workflow_uid(container: dict[str, Any]) -> None:
     """Give ``container`` the workflow's UID (``{{workflow.uid}}``) as an environment variable."""
     env = [e for e in container.get("env") or [] if e.get("name") != WORKFLOW_UID_ENV]
     env.append({"name": WORKFLOW_UID_ENV, "value": "{{workflow.uid}}"})
+    container["env"] = env
+
+
+#: Argo global variables that always resolve (``json.Marshal`` of the workflow's maps, "null"
+#: when empty; ``workflow/controller/operator.go`` ``setGlobalParameters``, v3.7.18 lines
+#: 688-697, v4.1.2 lines 743-752; listed in ``docs/variables.md`` of both): the notify task
+#: reads who started the run from them (:mod:`metaflow_hitl.run_starter`).
+RUN_METADATA_ENV = {
+    LABELS_ENV: "{{workflow.labels.json}}",
+    ANNOTATIONS_ENV: "{{workflow.annotations.json}}",
+}
+
+
+def bind_run_metadata(container: dict[str, Any]) -> None:
+    """Give ``container`` the workflow's labels and annotations as JSON environment variables."""
+    env = [e for e in container.get("env") or [] if e.get("name") not in RUN_METADATA_ENV]
+    env += [{"name": k, "value": v} for k, v in RUN_METADATA_ENV.items()]
     container["env"] = env
 
 

@@ -14,12 +14,19 @@ import sys
 from typing import Any
 
 from metaflow_hitl.cli.group import fail
+from metaflow_hitl.content import reuse_origin_gate
 from metaflow_hitl.errors import ConfigError, GateBelongsToAnotherWorkflow, HitlError
 from metaflow_hitl.gate_id import GateId
-from metaflow_hitl.identity_map import starter_record
 from metaflow_hitl.plugin.argo_compile import WORKFLOW_UID_ENV
 from metaflow_hitl.plugin.content_digest import content_of
 from metaflow_hitl.plugin.metaflow_internals import click, decompress_list
+from metaflow_hitl.run_starter import (
+    ANNOTATIONS_ENV,
+    LABELS_ENV,
+    argo_starter,
+    resubmitted_from,
+    started_by_of,
+)
 
 __all__ = [
     "argo_origin",
@@ -146,6 +153,19 @@ def _notify(ctx: Any, step_name: str, run_id: str, task_id: str, options: dict[s
     if existing is not None:
         check_same_workflow(existing, "this notify task")
     message = deco._render(flow, graph, step_name, inputs)
+    # METAFLOW_OWNER is who deployed the workflow; the workflow's labels and annotations say
+    # who (or what: a CronWorkflow, an event) triggered this run
+    deployer = os.environ.get("METAFLOW_OWNER") or None
+    starter = argo_starter(
+        os.environ.get(LABELS_ENV),
+        os.environ.get(ANNOTATIONS_ENV),
+        deployer=deployer,
+        mapping=getattr(deco, "_identity_map", {}),
+    )
+    content = content_of(
+        inputs, join=graph[step_name].type == "join", flow_file=sys.argv[0], message=message
+    )
+    notes, links = _resubmit_notes(ctx.store, gate_id, content)
     request, created, refs, _decision = deco.open_request(
         ctx.store,
         gate_id,
@@ -153,21 +173,38 @@ def _notify(ctx: Any, step_name: str, run_id: str, task_id: str, options: dict[s
         graph=graph,
         inputs=inputs,
         runtime="argo-workflows",
-        started_by=os.environ.get("METAFLOW_OWNER") or "argo-workflows",
-        origin=argo_origin(flow.name, run_id, step_name, task_id),
+        started_by=started_by_of(starter, deployer),
+        origin={**argo_origin(flow.name, run_id, step_name, task_id), **notes},
         message=message,
-        content=content_of(
-            inputs, join=graph[step_name].type == "join", flow_file=sys.argv[0], message=message
-        ),
-        # METAFLOW_OWNER is who deployed the workflow, not necessarily who triggered this run
-        starter=starter_record(
-            os.environ.get("METAFLOW_OWNER"),
-            getattr(deco, "_identity_map", {}),
-            kind="unknown",
-            source="METAFLOW_OWNER (the deployer)",
-        ),
+        content=content,
+        links=links,
+        starter=starter,
     )
     if created:
         print_waiting(request, flow_file=os.path.basename(flow.script_name), review=refs)
     else:
         click.echo(f"[@hitl] Gate {gate_id} was already open (a retried notify task); unchanged.")
+
+
+def _resubmit_notes(
+    store: Any, gate_id: GateId, content: Any
+) -> tuple[dict[str, str | None], dict[str, str] | None]:
+    """On a resubmitted workflow: what the new gate says about the earlier workflow's gate.
+
+    A resubmit is a new workflow (new name, so a new gate id) with a fresh suspend node; the
+    earlier gate's approval never carries over. Other content: the new gate names the earlier
+    one and what changed (as a local ``resume`` does, :func:`reuse_origin_gate`). Same content:
+    the gate still asks again (the fresh suspend node needs its own resume), and says so.
+    """
+    earlier = resubmitted_from(os.environ.get(LABELS_ENV))
+    if not earlier:
+        return {}, None
+    reuse = reuse_origin_gate(store, gate_id, f"argo-{earlier}", content)
+    if reuse.gate_id == gate_id:
+        return dict(reuse.origin), dict(reuse.links) or None
+    click.echo(
+        f"[@hitl] This workflow was resubmitted from {earlier}, whose gate {reuse.gate_id} "
+        "asked about the same content; a resubmitted workflow has its own suspend node, so "
+        "this gate asks again."
+    )
+    return {}, None

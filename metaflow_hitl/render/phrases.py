@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from metaflow_hitl.records import Request
 
-__all__ = ["after_timeout", "run_ended_notice"]
+__all__ = ["after_timeout", "run_ended_notice", "starter_line"]
 
 
 def after_timeout(request: Request) -> str:
@@ -16,6 +18,18 @@ def after_timeout(request: Request) -> str:
     if request.on_reject == "continue":
         return "it counts as rejected; the step continues without approval (on_reject=continue)"
     return "it counts as rejected, and the gated step fails"
+
+
+def starter_line(starter: dict[str, Any]) -> str:
+    """Who started the run, from a request's ``starter``: ``hitl show`` prints it."""
+    kind = starter.get("kind") or "unknown"
+    source = f" ({starter['source']})" if starter.get("source") else ""
+    if kind in ("scheduled", "event"):
+        what = "a schedule" if kind == "scheduled" else "an event"
+        return f"{kind}: started by {what}, no human starter{source}"
+    who = starter.get("metaflow") or "nobody known"
+    github = f", GitHub {starter['github']}" if starter.get("github") else ""
+    return f"{kind}: {who}{github}{source}"
 
 
 def run_ended_notice(why: str, summary: str) -> str:

@@ -12,6 +12,7 @@ pod): :func:`pods_supported` says whether this machine lets us create it.
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import re
@@ -62,6 +63,10 @@ class Workflow:
     uid: str = "6b1f0c2e-0000-4000-8000-000000000001"
     #: The pod image's interpreter (its directory goes first on PATH); default: this one.
     python: Path | None = None
+    #: The workflow's labels and annotations (``{{workflow.labels.json}}`` and
+    #: ``{{workflow.annotations.json}}``: Go's ``json.Marshal`` of the maps).
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
 
     def _template(self, name: str) -> dict[str, Any]:
         for t in self.template["spec"]["templates"]:
@@ -84,6 +89,8 @@ class Workflow:
             "{{workflow.name}}": self.name,
             "{{workflow.creationTimestamp}}": self.created,
             "{{workflow.uid}}": self.uid,
+            "{{workflow.labels.json}}": json.dumps(self.labels or {}, sort_keys=True),
+            "{{workflow.annotations.json}}": json.dumps(self.annotations or {}, sort_keys=True),
             "{{inputs.parameters.input-paths}}": inputs,
             "{{retries}}": str(retries),
             "/tmp/mf-input-paths": str(paths_file),
@@ -117,20 +124,24 @@ class Workflow:
         env["METAFLOW_SKIP_INSTALL_DEPENDENCIES"] = "1"  # the venv has boto3 and requests
         env.update(extra_env or {})
         task_file = OUT_DIR / "task_id"
-        task_file.unlink(missing_ok=True)
         command = spec["command"]
         assert command[:2] == ["bash", "-c"], command
         script = self._fill(command[2], inputs, retries, paths_file)
-        done = subprocess.run(
-            ["bash", "-c", script],
-            cwd=workdir,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        task_id = task_file.read_text().strip() if task_file.exists() else None
+        # Metaflow's Argo decorator writes the fixed path /mnt/out/task_id (a per-pod emptyDir
+        # on Kubernetes, one directory here): one pod at a time across xdist workers.
+        with (OUT_DIR / ".pods.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            task_file.unlink(missing_ok=True)
+            done = subprocess.run(
+                ["bash", "-c", script],
+                cwd=workdir,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+            task_id = task_file.read_text().strip() if task_file.exists() else None
         return PodResult(done.returncode, done.stdout, done.stderr, task_id)
 
     def path(self, step: str, task_id: str) -> str:

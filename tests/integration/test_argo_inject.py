@@ -173,7 +173,17 @@ def test_compiled_flows_get_notify_and_suspend_tasks(s3_env, tmp_path, name, flo
         ours = [e for e in notify["container"]["env"] if e["name"].startswith("METAFLOW_HITL_")]
         theirs = [e for e in notify["container"]["env"] if e not in ours]
         assert theirs == original["container"]["env"]  # secrets, code package, identity
-        assert ours == [{"name": "METAFLOW_HITL_WORKFLOW_UID", "value": "{{workflow.uid}}"}]
+        # who started the run (issue 14): Argo's always-set globals, docs/variables.md of
+        # v3.7.18 and v4.1.2 ("workflow.labels.json", "workflow.annotations.json"); the
+        # notify task reads them with metaflow_hitl.run_starter.argo_starter
+        assert ours == [
+            {"name": "METAFLOW_HITL_WORKFLOW_UID", "value": "{{workflow.uid}}"},
+            {"name": "METAFLOW_HITL_WORKFLOW_LABELS", "value": "{{workflow.labels.json}}"},
+            {
+                "name": "METAFLOW_HITL_WORKFLOW_ANNOTATIONS",
+                "value": "{{workflow.annotations.json}}",
+            },
+        ]
         assert notify["container"].get("envFrom") == original["container"].get("envFrom")
         assert "outputs" not in notify
         script = notify["container"]["command"][2]
