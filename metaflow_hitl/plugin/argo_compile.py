@@ -53,7 +53,12 @@ FORWARDED_SETTINGS = (
     "METAFLOW_HITL_REVIEW",
     "METAFLOW_HITL_GITHUB_API_URL",
     "METAFLOW_HITL_ARGO_UI_URL",
+    "METAFLOW_HITL_TRUSTED_CHANNELS",
 )
+#: Of those, what the gated step itself needs: the deployment's trusted channels, which the
+#: step re-reads in its ``step_init`` to decide which decisions count. Without it the pod would
+#: see no deployment-wide limit, and a gate would trust more than the deployment allows.
+GATED_STEP_SETTINGS = ("METAFLOW_HITL_TRUSTED_CHANNELS",)
 
 
 def gates_of(graph: Any) -> list[ArgoGate]:
@@ -193,7 +198,20 @@ def add_gates(
         for entry in gated["spec"]["templates"]:
             if entry.get("name") == task and "container" in entry:
                 bind_workflow_uid(entry["container"])
+                bind_settings(
+                    entry["container"],
+                    {k: v for k, v in settings.items() if k in GATED_STEP_SETTINGS},
+                )
     return gated
+
+
+def bind_settings(container: dict[str, Any], settings: dict[str, str]) -> None:
+    """Set ``settings`` as environment variables of ``container`` (replacing same names)."""
+    if not settings:
+        return
+    env = [e for e in container.get("env") or [] if e.get("name") not in settings]
+    env += [{"name": k, "value": v} for k, v in sorted(settings.items())]
+    container["env"] = env
 
 
 def install_compile_hook() -> None:

@@ -285,3 +285,26 @@ def test_a_step_command_of_another_shape_is_refused(container, message):
     """If Metaflow's container script changes shape, no notify task is guessed at."""
     with pytest.raises(InjectionError, match=message):
         real_notify_container("gate", container, settings={})
+
+
+def test_the_deployments_trusted_channels_reach_the_notify_and_gated_pods(s3_env, tmp_path):
+    """``METAFLOW_HITL_TRUSTED_CHANNELS`` is read in ``step_init`` of the notify task and of
+    the gated step, inside their pods, where Metaflow forwards none of an extension's
+    settings: without it there a gate would trust every channel its review offers, wider than
+    the deployment allows. ``argo-workflows create`` copies it into both containers."""
+    env = {**s3_env, "METAFLOW_HITL_TRUSTED_CHANNELS": "github"}
+    result = compile_flow(env, tmp_path, "deploy_flow.py", gated=True)
+    templates = {t["name"]: t for t in result["spec"]["templates"]}
+    for name in ("hitl-notify-gate", "gate"):
+        values = {e["name"]: e.get("value") for e in templates[name]["container"]["env"]}
+        assert values.get("METAFLOW_HITL_TRUSTED_CHANNELS") == "github", name
+    for version in ("v3.7.18", "v4.1.2"):
+        assert not list(strict_schema(version).iter_errors(drop_nulls(result)))
+    plain = compile_flow(s3_env, tmp_path, "deploy_flow.py", gated=True)
+    gate_env = [
+        e["name"]
+        for e in next(t for t in plain["spec"]["templates"] if t["name"] == "gate")["container"][
+            "env"
+        ]
+    ]
+    assert "METAFLOW_HITL_TRUSTED_CHANNELS" not in gate_env  # unset: nothing invented
