@@ -39,7 +39,7 @@ from metaflow_hitl.errors import (
 from metaflow_hitl.gate_id import GateId
 from metaflow_hitl.records import FORMAT_VERSION, Actor, Decision, Request, Vote
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "FORMAT_VERSION",

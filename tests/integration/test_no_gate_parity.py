@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 
 FLOWS = Path(__file__).parent / "flows"
 FLOW = "parity_flow.py"
-#: ``metaflow_version`` as Metaflow reports it with the extension: ``2.19.39+hitl(0.1.0)``.
+#: ``metaflow_version`` as Metaflow reports it with the extension: ``2.19.39+hitl(0.2.0)``.
 BANNER = re.compile(r"(\d+\.\d+\.\d+[\w.]*)\+hitl\([^)]*\)")
 
 DUMP = """

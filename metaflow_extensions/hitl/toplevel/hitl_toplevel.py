@@ -8,7 +8,7 @@ nothing.
 
 __mf_extensions__ = "hitl"
 #: The metaflow-hitl release this glue belongs to (the deployer's, inside a code package).
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def hitl_version() -> str:
