@@ -73,16 +73,7 @@ def heartbeat(
             return
         started = started or now
         try:
-            store.put_waiter(
-                Waiter(
-                    gate_id=request.gate_id,
-                    host=host,
-                    pid=pid,
-                    started_at=started,
-                    beat_at=now,
-                    lease_seconds=lease_seconds,
-                )
-            )
+            store.put_waiter(_waiter(request, host, pid, started, now, lease_seconds))
         except HitlError as exc:
             if echo is not None and not warned:
                 echo(f"[@hitl] Could not record that this task is waiting: {exc.message}")
@@ -130,14 +121,25 @@ def record_stop(
     must not hide the original failure, so a write error is swallowed here (the task's own
     error is what gets reported)."""
     with contextlib.suppress(HitlError):
-        store.put_waiter(
-            Waiter(
-                gate_id=request.gate_id,
-                host=host,
-                pid=pid,
-                started_at=now,
-                beat_at=now,
-                lease_seconds=1,
-                stopped=why[:2000],
-            )
-        )
+        store.put_waiter(_waiter(request, host, pid, now, now, 1, stopped=why[:2000]))
+
+
+def _waiter(
+    request: Request,
+    host: str,
+    pid: int,
+    started: datetime,
+    now: datetime,
+    lease_seconds: int,
+    *,
+    stopped: str | None = None,
+) -> Waiter:
+    return Waiter(
+        gate_id=request.gate_id,
+        host=host,
+        pid=pid,
+        started_at=started,
+        beat_at=now,
+        lease_seconds=lease_seconds,
+        stopped=stopped,
+    )
