@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,18 +15,7 @@ from metaflow_hitl.gates import expire_gate, open_gate
 from metaflow_hitl.spec import GateSpec
 from metaflow_hitl.stores import LocalApprovalStore
 from metaflow_hitl.timestamps import utc_now
-
-EXE = Path(sys.executable).with_name("metaflow-hitl")
-
-
-def cli(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(EXE), "--store", str(store), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from tests.support.console import EXE, cli, console
 
 
 def test_help_lists_user_commands_and_hides_internal_ones(tmp_path: Path) -> None:
@@ -145,13 +133,7 @@ def test_store_works_before_or_after_the_subcommand(tmp_path: Path) -> None:
     )
     open_gate(store, request)
     before = cli(store.root, "list", "--json")
-    after = subprocess.run(
-        [str(EXE), "list", "--json", "--store", str(store.root)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    after = console("list", "--json", "--store", str(store.root))
     assert after.returncode == 0, after.stderr
     assert json.loads(after.stdout) == json.loads(before.stdout) != []
 
@@ -172,12 +154,6 @@ def test_a_value_that_looks_like_store_stays_a_value() -> None:
 
 
 def test_two_different_stores_are_refused(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [str(EXE), "--store", str(tmp_path / "a"), "list", "--store", str(tmp_path / "b")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = console("--store", str(tmp_path / "a"), "list", "--store", str(tmp_path / "b"))
     assert done.returncode == 2
     assert "--store given twice with different paths" in done.stderr

@@ -14,8 +14,6 @@ import importlib
 import json
 import pkgutil
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,8 +27,8 @@ from metaflow_hitl.plugin.metaflow_internals import click
 from metaflow_hitl.stores import LocalApprovalStore
 from metaflow_hitl.timestamps import utc_now
 from tests.support.builders import build_request
+from tests.support.console import cli
 
-EXE = Path(sys.executable).with_name("metaflow-hitl")
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
@@ -86,16 +84,6 @@ def test_click_usage_errors_share_the_usage_status() -> None:
     assert click.exceptions.UsageError.exit_code == errors.ConfigError.exit_code == 2
 
 
-def _cli(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(EXE), "--store", str(store), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
     local = LocalApprovalStore(tmp_path / "store")
@@ -128,10 +116,10 @@ def store(tmp_path: Path) -> Path:
 def test_each_family_exits_with_its_status(
     store: Path, args: tuple[str, ...], code: int, family: str | None
 ) -> None:
-    done = _cli(store, *args)
+    done = cli(store, *args)
     assert done.returncode == code, (done.stdout, done.stderr)
     if family:
-        error = json.loads(_cli(store, *args, "--json").stderr)["error"]
+        error = json.loads(cli(store, *args, "--json").stderr)["error"]
         assert (error["type"], error["exit_code"]) == (family, code)
     assert not list(store.rglob("decision.json"))  # nothing was decided
 
@@ -143,5 +131,5 @@ def test_an_unreadable_store_exits_with_the_store_status(tmp_path: Path) -> None
     open_gate(local, build_request(gate=gate))
     request_file = next(local.root.rglob("request.json"))
     request_file.write_text("{not json")
-    done = _cli(local.root, "show", str(gate))
+    done = cli(local.root, "show", str(gate))
     assert done.returncode == 6, (done.stdout, done.stderr)
